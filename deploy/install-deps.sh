@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package rtda needs to build, test, run and plot.
+# Idempotent: packages already present are skipped, so running it twice is cheap.
+# Usage: deploy/install-deps.sh [--no-hip]   (as root, or with sudo available)
+set -euo pipefail
+
+with_hip=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-hip) with_hip=0 ;;
+    -h|--help) sed -n '2,4p' "$0"; exit 0 ;;
+    *) echo "install-deps.sh: unknown option '$arg' (expected --no-hip)" >&2; exit 2 ;;
+  esac
+done
+[ "${RTDA_NO_HIP:-0}" = "1" ] && with_hip=0
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git ca-certificates clang-format
+  # wire protocol and transport
+  libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler
+  # parallelism
+  libopenmpi-dev openmpi-bin
+  # numerics
+  libeigen3-dev libfftw3-dev librandom123-dev
+  # files
+  libhdf5-dev
+  # command line, configuration, logging
+  libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # python side: file-compatibility tests, the reference client, plots
+  python3 python3-h5py python3-netcdf4 python3-xarray python3-numpy python3-matplotlib
+  python3-zmq python3-protobuf
+)
+if [ "$with_hip" = "1" ]; then
+  packages+=(hipcc libamdhip64-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${#missing[@]} package(s): ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists only when they are missing or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null | head -n1)" ]; then
+  $SUDO apt-get update -q
+fi
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

@@ -1,0 +1,423 @@
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+
+namespace rtda::config {
+
+std::string_view to_string(Precision p) {
+  return p == Precision::kFloat32 ? "float32" : "float64";
+}
+
+namespace {
+
+// One configuration key: how to read it from a TOML node into the struct, how to print its
+// current value, and what it means. The registry below is the single list of keys.
+struct Key {
+  std::string name;
+  std::string type;
+  std::string doc;
+  std::function<void(Config&, const toml::node&, const std::string& where)> set;
+  std::function<std::string(const Config&)> show;
+};
+
+std::string node_repr(const toml::node& n) {
+  std::ostringstream s;
+  if (auto t = n.as_string()) {
+    s << '"' << t->get() << '"';
+  } else {
+    n.visit([&](auto&& v) { s << v; });
+  }
+  return s.str();
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& key, const toml::node& n,
+                       const std::string& expected) {
+  throw ConfigError(where + key + " = " + node_repr(n) + ": expected " + expected);
+}
+
+std::string fmt_double(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  std::string r = s.str();
+  if (r.find_first_of(".eEn") == std::string::npos) r += ".0";
+  return r;
+}
+
+template <typename Field>
+Key real_key(std::string name, Field field, std::string doc) {
+  Key k{name, "float", std::move(doc), nullptr, nullptr};
+  k.set = [name, field](Config& c, const toml::node& n, const std::string& where) {
+    std::optional<double> v = n.value<double>();  // integers convert too
+    if (!v || std::isnan(*v)) fail(where, name, n, "a number");
+    field(c) = *v;
+  };
+  k.show = [field](const Config& c) { return fmt_double(field(const_cast<Config&>(c))); };
+  return k;
+}
+
+template <typename Field>
+Key int_key(std::string name, Field field, std::string doc) {
+  Key k{name, "integer", std::move(doc), nullptr, nullptr};
+  k.set = [name, field](Config& c, const toml::node& n, const std::string& where) {
+    if (!n.is_integer()) fail(where, name, n, "an integer");
+    using T = std::remove_reference_t<decltype(field(c))>;
+    const auto v = n.as_integer()->get();
+    if (v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+        static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) {
+      fail(where, name, n, "an integer in range");
+    }
+    field(c) = static_cast<T>(v);
+  };
+  k.show = [field](const Config& c) { return std::to_string(field(const_cast<Config&>(c))); };
+  return k;
+}
+
+template <typename Field>
+Key bool_key(std::string name, Field field, std::string doc) {
+  Key k{name, "boolean", std::move(doc), nullptr, nullptr};
+  k.set = [name, field](Config& c, const toml::node& n, const std::string& where) {
+    if (!n.is_boolean()) fail(where, name, n, "true or false");
+    field(c) = n.as_boolean()->get();
+  };
+  k.show = [field](const Config& c) { return field(const_cast<Config&>(c)) ? "true" : "false"; };
+  return k;
+}
+
+// A string key with a fixed set of spellings mapped to enum values.
+template <typename Field, typename Enum>
+Key choice_key(std::string name, Field field, std::vector<std::pair<std::string, Enum>> choices,
+               std::string doc) {
+  std::string spellings;
+  for (auto& [s, e] : choices)
+    spellings += (spellings.empty() ? "\"" : " | \"") + s + "\"";
+  Key k{name, "string: " + spellings, std::move(doc), nullptr, nullptr};
+  k.set = [name, field, choices, spellings](Config& c, const toml::node& n,
+                                            const std::string& where) {
+    if (auto s = n.as_string()) {
+      for (auto& [text, e] : choices) {
+        if (s->get() == text) {
+          field(c) = e;
+          return;
+        }
+      }
+    }
+    fail(where, name, n, "one of " + spellings);
+  };
+  k.show = [field, choices](const Config& c) {
+    for (auto& [text, e] : choices) {
+      if (field(const_cast<Config&>(c)) == e) return "\"" + text + "\"";
+    }
+    return std::string("?");
+  };
+  return k;
+}
+
+const std::vector<Key>& registry() {
+  static const std::vector<Key> keys = [] {
+    std::vector<Key> r;
+    auto& m = r;
+    // [model]
+    m.push_back(choice_key(
+        "model.preset", [](Config& c) -> std::string& { return c.model.preset; },
+        std::vector<std::pair<std::string, std::string>>{{"N32", "N32"},
+                                                         {"N64", "N64"},
+                                                         {"N128", "N128"},
+                                                         {"N256", "N256"},
+                                                         {"N512", "N512"},
+                                                         {"N1024", "N1024"}},
+        "Reference configuration of science.md §1 (sets N, dt_s, diff_efold_s); applied "
+        "before every other key. Without it, setting model.N picks the matching preset."));
+    m.push_back(int_key(
+        "model.N", [](Config& c) -> int& { return c.model.sqg.N; },
+        "Grid points per direction (even; divisible by 4 with dealiasing)."));
+    m.push_back(real_key(
+        "model.L_m", [](Config& c) -> double& { return c.model.sqg.L_m; },
+        "Domain side length in metres."));
+    m.push_back(real_key(
+        "model.H_m", [](Config& c) -> double& { return c.model.sqg.H_m; },
+        "Lid height in metres."));
+    m.push_back(real_key(
+        "model.U_ms", [](Config& c) -> double& { return c.model.sqg.U_ms; },
+        "Jet speed in m/s (eq. 3)."));
+    m.push_back(real_key(
+        "model.f_per_s", [](Config& c) -> double& { return c.model.sqg.f_per_s; },
+        "Coriolis parameter f in 1/s."));
+    m.push_back(real_key(
+        "model.nsq_per_s2", [](Config& c) -> double& { return c.model.sqg.nsq_per_s2; },
+        "Brunt-Vaisala frequency squared in 1/s^2."));
+    m.push_back(real_key(
+        "model.g_ms2", [](Config& c) -> double& { return c.model.sqg.g_ms2; },
+        "Gravity in m/s^2 (only converts q to kelvin)."));
+    m.push_back(real_key(
+        "model.theta0_K", [](Config& c) -> double& { return c.model.sqg.theta0_K; },
+        "Reference potential temperature in K (only converts q to kelvin)."));
+    m.push_back(real_key(
+        "model.tdiab_s", [](Config& c) -> double& { return c.model.sqg.tdiab_s; },
+        "Thermal relaxation time toward the jet in s (eq. 2); inf = none."));
+    m.push_back(real_key(
+        "model.ekman_r_ms", [](Config& c) -> double& { return c.model.sqg.ekman_r_ms; },
+        "Ekman damping rate in m/s (eq. 4); 0 = off (paper setting)."));
+    m.push_back(int_key(
+        "model.diff_order", [](Config& c) -> int& { return c.model.sqg.diff_order; },
+        "Hyperdiffusion order (eq. 5)."));
+    m.push_back(real_key(
+        "model.diff_efold_s", [](Config& c) -> double& { return c.model.sqg.diff_efold_s; },
+        "Hyperdiffusion e-folding time at K_c = pi N / L, in s; inf = none."));
+    m.push_back(real_key(
+        "model.dt_s", [](Config& c) -> double& { return c.model.sqg.dt_s; },
+        "Model time step in s."));
+    m.push_back(bool_key(
+        "model.symmetric", [](Config& c) -> bool& { return c.model.sqg.symmetric; },
+        "Symmetric jet (true) or no flow at the surface (false), eq. 3."));
+    m.push_back(bool_key(
+        "model.dealias", [](Config& c) -> bool& { return c.model.sqg.dealias; },
+        "3/2-rule dealiasing of the Jacobian (eq. 6)."));
+    m.push_back(bool_key(
+        "model.advection", [](Config& c) -> bool& { return c.model.sqg.advection; },
+        "Include the advection J(psi, q); false leaves only the linear terms."));
+    m.push_back(choice_key(
+        "model.dynamics", [](Config& c) -> sqg::Dynamics& { return c.model.sqg.dynamics; },
+        std::vector<std::pair<std::string, sqg::Dynamics>>{{"sqgturb", sqg::Dynamics::kSqgturb},
+                                                           {"exact", sqg::Dynamics::kExact}},
+        "\"sqgturb\": the community benchmark's conventions (Jacobian 2.25x, float32 "
+        "derivative factors), comparable with published numbers. \"exact\": physically "
+        "normalised advection, double-precision wavenumbers."));
+    m.push_back(choice_key(
+        "model.precision", [](Config& c) -> Precision& { return c.model.precision; },
+        std::vector<std::pair<std::string, Precision>>{{"float64", Precision::kFloat64},
+                                                       {"float32", Precision::kFloat32}},
+        "Arithmetic of the forecast model. Files are always float64."));
+    m.push_back(choice_key(
+        "model.fft_planning", [](Config& c) -> sqg::FftPlanning& { return c.model.fft_planning; },
+        std::vector<std::pair<std::string, sqg::FftPlanning>>{
+            {"estimate", sqg::FftPlanning::kEstimate}, {"measure", sqg::FftPlanning::kMeasure}},
+        "FFTW planning. \"estimate\" is bitwise reproducible across processes; \"measure\" "
+        "may be faster but can pick different algorithms in different processes."));
+    m.push_back(int_key(
+        "model.threads", [](Config& c) -> int& { return c.model.threads; },
+        "Threads stepping ensemble members; 0 = OMP_NUM_THREADS or all cores."));
+    // [nature]
+    m.push_back(int_key(
+        "nature.seed", [](Config& c) -> std::uint64_t& { return c.nature.seed; },
+        "Seed of the initial noise."));
+    m.push_back(real_key(
+        "nature.noise_sd_ms", [](Config& c) -> double& { return c.nature.noise_sd_ms; },
+        "Standard deviation of the initial noise on both levels, m/s."));
+    m.push_back(real_key(
+        "nature.bump_amplitude_ms", [](Config& c) -> double& { return c.nature.bump_amplitude_ms; },
+        "Amplitude of the isolated lid bump, m/s."));
+    m.push_back(real_key(
+        "nature.spinup_days", [](Config& c) -> double& { return c.nature.spinup_days; },
+        "Integration before the first kept state, days."));
+    m.push_back(int_key(
+        "nature.states", [](Config& c) -> int& { return c.nature.states; },
+        "Number of states kept (the first at the end of the spin-up)."));
+    m.push_back(real_key(
+        "nature.interval_hours", [](Config& c) -> double& { return c.nature.interval_hours; },
+        "Time between kept states, hours (a multiple of model.dt_s)."));
+    // [observe]
+    m.push_back(int_key(
+        "observe.seed", [](Config& c) -> std::uint64_t& { return c.observe.seed; },
+        "Seed of observation errors, shock schedule and fields, networks."));
+    {
+      Key k{"observe.error_sd", "float",
+            "Observation error standard deviation; unset = the experiment's (1 K for "
+            "linear_K, 0.01 for arctan).",
+            nullptr, nullptr};
+      k.set = [](Config& c, const toml::node& n, const std::string& where) {
+        auto v = n.value<double>();
+        if (!v || !(*v > 0) || !std::isfinite(*v))
+          fail(where, "observe.error_sd", n, "a number > 0");
+        c.observe.error_sd = *v;
+      };
+      k.show = [](const Config& c) {
+        return c.observe.error_sd ? fmt_double(*c.observe.error_sd) : std::string("(experiment)");
+      };
+      m.push_back(k);
+    }
+    m.push_back(int_key(
+        "observe.cycles", [](Config& c) -> int& { return c.observe.cycles; },
+        "Cycles to observe; 0 = one per nature state."));
+    return r;
+  }();
+  return keys;
+}
+
+const Key* find_key(const std::string& name) {
+  for (const auto& k : registry()) {
+    if (k.name == name) return &k;
+  }
+  return nullptr;
+}
+
+// Flattens a TOML table into "section.key" -> node, rejecting anything not in the registry.
+void collect(const toml::table& t, const std::string& prefix,
+             std::vector<std::pair<std::string, const toml::node*>>& out,
+             const std::string& where) {
+  for (auto&& [k, v] : t) {
+    const std::string name =
+        prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (const auto* sub = v.as_table()) {
+      collect(*sub, name, out, where);
+      continue;
+    }
+    if (!find_key(name)) {
+      std::string known;
+      const std::string section = name.substr(0, name.find('.'));
+      for (const auto& key : registry()) {
+        if (key.name.rfind(section + ".", 0) == 0) known += (known.empty() ? "" : ", ") + key.name;
+      }
+      throw ConfigError(where + "unknown key '" + name + "'" +
+                        (known.empty() ? std::string(" (no such section)")
+                                       : " (keys in [" + section + "]: " + known + ")"));
+    }
+    out.emplace_back(name, &v);
+  }
+}
+
+void apply_preset(Config& c, const std::string& where) {
+  const std::string& p = c.model.preset;
+  int n = 0;
+  if (p.size() > 1 && p[0] == 'N') n = std::atoi(p.c_str() + 1);
+  try {
+    const sqg::SqgParams ref = sqg::reference_preset(n);
+    c.model.sqg.N = ref.N;
+    c.model.sqg.dt_s = ref.dt_s;
+    c.model.sqg.diff_efold_s = ref.diff_efold_s;
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(where + "model.preset = \"" + p + "\": " + e.what());
+  }
+}
+
+}  // namespace
+
+Config load(const std::optional<std::string>& toml_path,
+            const std::vector<std::string>& overrides) {
+  Config c;
+  // Parse everything first so the preset can be applied before the other keys.
+  std::vector<std::pair<std::string, const toml::node*>> entries;
+  std::vector<std::string> entry_where;
+  toml::table file_table;
+  if (toml_path) {
+    try {
+      file_table = toml::parse_file(*toml_path);
+    } catch (const toml::parse_error& e) {
+      std::ostringstream m;
+      m << *toml_path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+        << e.description();
+      throw ConfigError(m.str());
+    }
+    std::vector<std::pair<std::string, const toml::node*>> found;
+    collect(file_table, "", found, *toml_path + ": ");
+    for (auto& f : found) {
+      entries.push_back(f);
+      entry_where.push_back(*toml_path + ": ");
+    }
+  }
+  // Each override is parsed as a TOML value; a bare word that is not valid TOML is a string
+  // (so --set model.dynamics=exact needs no quotes).
+  std::vector<toml::table> override_tables;
+  override_tables.reserve(overrides.size());
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw ConfigError("--set " + o + ": expected section.key=value");
+    }
+    const std::string key = o.substr(0, eq);
+    const std::string value = o.substr(eq + 1);
+    if (!find_key(key)) {
+      throw ConfigError("--set " + o + ": unknown key '" + key + "' (see `rtda config --list`)");
+    }
+    toml::table t;
+    try {
+      t = toml::parse("v = " + value);
+    } catch (const toml::parse_error&) {
+      t.insert("v", value);
+    }
+    override_tables.push_back(std::move(t));
+    entries.emplace_back(key, override_tables.back().get("v"));
+    entry_where.push_back("--set ");
+  }
+
+  // Preset: explicit model.preset wins; else model.N selects its reference configuration.
+  bool preset_given = false;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].first == "model.preset") {
+      find_key("model.preset")->set(c, *entries[i].second, entry_where[i]);
+      preset_given = true;
+    }
+  }
+  if (!preset_given) {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      if (entries[i].first != "model.N") continue;
+      if (auto v = entries[i].second->value<std::int64_t>()) {
+        const auto res = sqg::reference_preset_resolutions();
+        if (std::find(res.begin(), res.end(), *v) != res.end()) {
+          c.model.preset = "N" + std::to_string(*v);
+        }
+      }
+    }
+  }
+  apply_preset(c, "");
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].first == "model.preset") continue;
+    find_key(entries[i].first)->set(c, *entries[i].second, entry_where[i]);
+  }
+  try {
+    c.model.sqg.validate();
+    c.nature.validate(c.model.sqg);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError((toml_path ? *toml_path + ": " : std::string()) + e.what());
+  }
+  if (c.model.threads < 0)
+    throw ConfigError("model.threads = " + std::to_string(c.model.threads) + ": expected >= 0");
+  if (c.observe.cycles < 0)
+    throw ConfigError("observe.cycles = " + std::to_string(c.observe.cycles) + ": expected >= 0");
+  return c;
+}
+
+std::string to_toml(const Config& c) {
+  std::ostringstream out;
+  std::string section;
+  for (const auto& k : registry()) {
+    const auto dot = k.name.find('.');
+    const std::string sec = k.name.substr(0, dot);
+    if (sec != section) {
+      out << (section.empty() ? "" : "\n") << "[" << sec << "]\n";
+      section = sec;
+    }
+    const std::string v = k.show(c);
+    if (v.front() == '(') {
+      out << "# " << k.name.substr(dot + 1) << " unset " << v << "\n";
+    } else {
+      out << k.name.substr(dot + 1) << " = " << v << "\n";
+    }
+  }
+  return out.str();
+}
+
+std::string reference_markdown() {
+  const Config defaults;
+  std::ostringstream out;
+  std::string section;
+  for (const auto& k : registry()) {
+    const std::string sec = k.name.substr(0, k.name.find('.'));
+    if (sec != section) {
+      out << "\n## [" << sec << "]\n\n| key | type | default | meaning |\n|---|---|---|---|\n";
+      section = sec;
+    }
+    out << "| `" << k.name << "` | " << k.type << " | `" << k.show(defaults) << "` | " << k.doc
+        << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace rtda::config

@@ -1,0 +1,60 @@
+// rtda's configuration: one typed struct, defaults in one place, read from TOML and `--set`
+// overrides (architecture.md §7). Every key is declared once in config.cpp's registry, which
+// also produces the reference documentation (`rtda config --markdown`).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sqg/nature_run.hpp"
+#include "sqg/sqg_model.hpp"
+#include "sqg/sqg_params.hpp"
+
+namespace rtda::config {
+
+enum class Precision { kFloat64, kFloat32 };
+
+struct ModelConfig {
+  // Named reference configuration (science.md §1) applied before the explicit keys: "N32",
+  // "N64", "N128", "N256", "N512", "N1024".
+  std::string preset = "N64";
+  sqg::SqgParams sqg;  // physics and numerics, keys model.<field>
+  Precision precision = Precision::kFloat64;
+  sqg::FftPlanning fft_planning = sqg::FftPlanning::kEstimate;
+  int threads = 0;  // threads for ensemble steps; 0 = OMP_NUM_THREADS / all cores
+};
+
+struct ObserveConfig {
+  std::uint64_t seed = 1;          // keys observation errors, shocks and networks
+  std::optional<double> error_sd;  // unset: the experiment's (1 K linear, 0.01 arctan)
+  int cycles = 0;                  // 0: one cycle per nature state
+};
+
+struct Config {
+  ModelConfig model;
+  sqg::NatureSettings nature;
+  ObserveConfig observe;
+};
+
+// Thrown for any configuration problem; the message names the key, the value and what was
+// expected (and the file, when one was read).
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Defaults, then the TOML file (if any), then each "section.key=value" override in order.
+// Unknown sections or keys, wrong types and invalid values throw ConfigError.
+Config load(const std::optional<std::string>& toml_path,
+            const std::vector<std::string>& overrides = {});
+
+// The whole effective configuration as TOML (recorded in output files for provenance).
+std::string to_toml(const Config& c);
+
+// Markdown reference of every key: name, type, default, meaning.
+std::string reference_markdown();
+
+std::string_view to_string(Precision p);
+
+}  // namespace rtda::config
