@@ -299,9 +299,9 @@ void apply_preset(Config& c, const std::string& where) {
 
 }  // namespace
 
-Config load(const std::optional<std::string>& toml_path,
-            const std::vector<std::string>& overrides) {
-  Config c;
+Config load(const std::optional<std::string>& toml_path, const std::vector<std::string>& overrides,
+            const Config* base) {
+  Config c = base ? *base : Config{};
   // Parse everything first so the preset can be applied before the other keys.
   std::vector<std::pair<std::string, const toml::node*>> entries;
   std::vector<std::string> entry_where;
@@ -349,6 +349,7 @@ Config load(const std::optional<std::string>& toml_path,
 
   // Preset: explicit model.preset wins; else model.N selects its reference configuration.
   bool preset_given = false;
+  bool n_given = false;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].first == "model.preset") {
       find_key("model.preset")->set(c, *entries[i].second, entry_where[i]);
@@ -358,6 +359,7 @@ Config load(const std::optional<std::string>& toml_path,
   if (!preset_given) {
     for (std::size_t i = 0; i < entries.size(); ++i) {
       if (entries[i].first != "model.N") continue;
+      n_given = true;
       if (auto v = entries[i].second->value<std::int64_t>()) {
         const auto res = sqg::reference_preset_resolutions();
         if (std::find(res.begin(), res.end(), *v) != res.end()) {
@@ -366,7 +368,7 @@ Config load(const std::optional<std::string>& toml_path,
       }
     }
   }
-  apply_preset(c, "");
+  if (!base || preset_given || n_given) apply_preset(c, "");
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].first == "model.preset") continue;
     find_key(entries[i].first)->set(c, *entries[i].second, entry_where[i]);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "obs/experiments.hpp"
 #include "sqg/nature_run.hpp"
 #include "sqg/sqg_model.hpp"
 #include "sqg/sqg_params.hpp"
@@ -35,7 +36,7 @@ struct ObserveConfig {
 struct Config {
   ModelConfig model;
   sqg::NatureSettings nature;
-  ObserveConfig observe;
+  obs::ObserveSettings observe;
 };
 
 // Thrown for any configuration problem; the message names the key, the value and what was
@@ -46,8 +47,10 @@ struct ConfigError : std::runtime_error {
 
 // Defaults, then the TOML file (if any), then each "section.key=value" override in order.
 // Unknown sections or keys, wrong types and invalid values throw ConfigError.
+// With `base`, start from it instead of the defaults (e.g. the configuration recorded in an
+// input file); its preset is then not re-applied unless model.preset or model.N is given.
 Config load(const std::optional<std::string>& toml_path,
-            const std::vector<std::string>& overrides = {});
+            const std::vector<std::string>& overrides = {}, const Config* base = nullptr);
 
 // The whole effective configuration as TOML (recorded in output files for provenance).
 std::string to_toml(const Config& c);

@@ -44,6 +44,16 @@ struct Fftw<double> {
   static void exec_c2r(Plan p, std::complex<double>* in, double* out) {
     fftw_execute_dft_c2r(p, reinterpret_cast<Cplx*>(in), out);
   }
+  // In-place or out-of-place complex transforms over arbitrary strides (FFTW's guru API).
+  static Plan guru_dft(int rank, const fftw_iodim* dims, int howmany_rank,
+                       const fftw_iodim* howmany, std::complex<double>* in,
+                       std::complex<double>* out, int sign, unsigned flags) {
+    return fftw_plan_guru_dft(rank, dims, howmany_rank, howmany, reinterpret_cast<Cplx*>(in),
+                              reinterpret_cast<Cplx*>(out), sign, flags);
+  }
+  static void exec_dft(Plan p, std::complex<double>* in, std::complex<double>* out) {
+    fftw_execute_dft(p, reinterpret_cast<Cplx*>(in), reinterpret_cast<Cplx*>(out));
+  }
   static void destroy(Plan p) { fftw_destroy_plan(p); }
 };
 
@@ -68,6 +78,15 @@ struct Fftw<float> {
   }
   static void exec_c2r(Plan p, std::complex<float>* in, float* out) {
     fftwf_execute_dft_c2r(p, reinterpret_cast<Cplx*>(in), out);
+  }
+  static Plan guru_dft(int rank, const fftw_iodim* dims, int howmany_rank,
+                       const fftw_iodim* howmany, std::complex<float>* in, std::complex<float>* out,
+                       int sign, unsigned flags) {
+    return fftwf_plan_guru_dft(rank, dims, howmany_rank, howmany, reinterpret_cast<Cplx*>(in),
+                               reinterpret_cast<Cplx*>(out), sign, flags);
+  }
+  static void exec_dft(Plan p, std::complex<float>* in, std::complex<float>* out) {
+    fftwf_execute_dft(p, reinterpret_cast<Cplx*>(in), reinterpret_cast<Cplx*>(out));
   }
   static void destroy(Plan p) { fftwf_destroy_plan(p); }
 };

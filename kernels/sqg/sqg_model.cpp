@@ -150,11 +150,31 @@ void SqgModel<Real>::make_plans(FftPlanning planning) {
       F::many_r2c(2, n2, 2, grid.data(), n_ * n_, ws.grid_spec.data(), n_ * nk_, flags);
   plan_grid_c2r_ =
       F::many_c2r(2, n2, 2, ws.grid_spec.data(), n_ * nk_, grid.data(), n_ * n_, flags);
-  plan_deriv_c2r_ =
-      F::many_c2r(2, m2, 8, ws.deriv_spec.data(), m_ * mk_, ws.deriv_grid.data(), m_ * m_, flags);
-  plan_adv_r2c_ =
-      F::many_r2c(2, m2, 2, ws.adv_grid.data(), m_ * m_, ws.adv_spec.data(), m_ * mk_, flags);
-  if (!plan_grid_r2c_ || !plan_grid_c2r_ || !plan_deriv_c2r_ || !plan_adv_r2c_) {
+  const int ms = m_ * mk_;
+  if (!params_.dealias) {
+    plan_deriv_c2r_ =
+        F::many_c2r(2, m2, 8, ws.deriv_spec.data(), ms, ws.deriv_grid.data(), m_ * m_, flags);
+    plan_adv_r2c_ =
+        F::many_r2c(2, m2, 2, ws.adv_grid.data(), m_ * m_, ws.adv_spec.data(), ms, flags);
+  } else {
+    const int m1[1] = {m_};
+    // Columns 0..N/2 of the 8 padded derivative spectra, inverse along l, in place.
+    const fftw_iodim col{m_, mk_, mk_};
+    const fftw_iodim inv_many[2] = {{nk_, 1, 1}, {8, ms, ms}};
+    plan_col_inverse_ = F::guru_dft(1, &col, 2, inv_many, ws.deriv_spec.data(),
+                                    ws.deriv_spec.data(), FFTW_BACKWARD, flags);
+    plan_row_c2r_ =
+        F::many_c2r(1, m1, 8 * m_, ws.deriv_spec.data(), mk_, ws.deriv_grid.data(), m_, flags);
+    plan_row_r2c_ =
+        F::many_r2c(1, m1, 2 * m_, ws.adv_grid.data(), m_, ws.adv_spec.data(), mk_, flags);
+    // Only the columns kept by the truncation (0..N/2-1), forward along l, in place.
+    const fftw_iodim fwd_many[2] = {{n_ / 2, 1, 1}, {2, ms, ms}};
+    plan_col_forward_ = F::guru_dft(1, &col, 2, fwd_many, ws.adv_spec.data(), ws.adv_spec.data(),
+                                    FFTW_FORWARD, flags);
+  }
+  const bool split_ok = plan_col_inverse_ && plan_row_c2r_ && plan_row_r2c_ && plan_col_forward_;
+  const bool whole_ok = plan_deriv_c2r_ && plan_adv_r2c_;
+  if (!plan_grid_r2c_ || !plan_grid_c2r_ || !(params_.dealias ? split_ok : whole_ok)) {
     throw std::runtime_error("FFTW could not create plans for N = " + std::to_string(n_));
   }
 }
@@ -163,7 +183,8 @@ template <typename Real>
 SqgModel<Real>::~SqgModel() {
   using F = detail::Fftw<Real>;
   std::lock_guard<std::mutex> lock(detail::fftw_planner_mutex());
-  for (auto p : {plan_grid_r2c_, plan_grid_c2r_, plan_deriv_c2r_, plan_adv_r2c_}) {
+  for (auto p : {plan_grid_r2c_, plan_grid_c2r_, plan_deriv_c2r_, plan_adv_r2c_, plan_col_inverse_,
+                 plan_row_c2r_, plan_row_r2c_, plan_col_forward_}) {
     if (p) F::destroy(p);
   }
 }
@@ -247,7 +268,17 @@ void SqgModel<Real>::differentiate_padded(std::span<const Complex> psi, std::spa
   const std::size_t ms = static_cast<std::size_t>(m_) * mk_;
   const int half = n_ / 2;
   const Real pad_scale = Real(2.25);  // (M/N)^2: keeps grid values under the larger inverse
-  std::fill(ws.deriv_spec.begin(), ws.deriv_spec.end(), Complex(0));
+  for (int f = 0; f < 8; ++f) {
+    Complex* d = ws.deriv_spec.data() + f * ms;
+    // Rows N/2..M-N/2-1 are zero; so are columns N/2+1.. of every row. The row pass (c2r)
+    // may overwrite its input, so these are re-zeroed on every call.
+    std::fill(d + static_cast<std::size_t>(half) * mk_,
+              d + static_cast<std::size_t>(m_ - half) * mk_, Complex(0));
+    for (int jp = 0; jp < m_; ++jp) {
+      std::fill(d + static_cast<std::size_t>(jp) * mk_ + half + 1,
+                d + static_cast<std::size_t>(jp + 1) * mk_, Complex(0));
+    }
+  }
   for (int lev = 0; lev < 2; ++lev) {
     const Complex* ps = psi.data() + lev * ns;
     const Complex* qs = q.data() + lev * ns;
@@ -277,8 +308,6 @@ void SqgModel<Real>::differentiate_padded(std::span<const Complex> psi, std::spa
       }
     }
   }
-  for (int f = 0; f < 8; ++f)
-    make_column_hermitian(ws.deriv_spec.data() + f * ms, m_, mk_, 0);
 }
 
 template <typename Real>
@@ -316,12 +345,22 @@ template <typename Real>
 void SqgModel<Real>::jacobian(std::span<const Complex> psi, std::span<const Complex> q,
                               std::span<Complex> adv, Workspace& ws) const {
   using F = detail::Fftw<Real>;
+  const std::size_t ms = static_cast<std::size_t>(m_) * mk_;
   if (params_.dealias) {
     differentiate_padded(psi, q, ws);
+    F::exec_dft(plan_col_inverse_, ws.deriv_spec.data(), ws.deriv_spec.data());
+    // The k = 0 column's real part is the inverse of its Hermitian-symmetrised version
+    // (science.md §1: what numpy does implicitly); drop the imaginary part explicitly.
+    for (int f = 0; f < 8; ++f) {
+      Complex* d = ws.deriv_spec.data() + f * ms;
+      for (int jp = 0; jp < m_; ++jp)
+        d[jp * mk_] = Complex(d[jp * mk_].real(), 0);
+    }
+    F::exec_c2r(plan_row_c2r_, ws.deriv_spec.data(), ws.deriv_grid.data());
   } else {
     differentiate_unpadded(psi, q, ws);
+    F::exec_c2r(plan_deriv_c2r_, ws.deriv_spec.data(), ws.deriv_grid.data());
   }
-  F::exec_c2r(plan_deriv_c2r_, ws.deriv_spec.data(), ws.deriv_grid.data());
   const std::size_t mg = static_cast<std::size_t>(m_) * m_;
   // FFTW's inverse is unnormalised; numpy's divides by M^2 (each field, before the product).
   const Real norm = Real(1) / (Real(m_) * Real(m_));
@@ -335,10 +374,14 @@ void SqgModel<Real>::jacobian(std::span<const Complex> psi, std::span<const Comp
       a[p] = (u[p] * norm) * (qx[p] * norm) + (v[p] * norm) * (qy[p] * norm);
     }
   }
-  F::exec_r2c(plan_adv_r2c_, ws.adv_grid.data(), ws.adv_spec.data());
+  if (params_.dealias) {
+    F::exec_r2c(plan_row_r2c_, ws.adv_grid.data(), ws.adv_spec.data());
+    F::exec_dft(plan_col_forward_, ws.adv_spec.data(), ws.adv_spec.data());
+  } else {
+    F::exec_r2c(plan_adv_r2c_, ws.adv_grid.data(), ws.adv_spec.data());
+  }
 
   const std::size_t ns = static_cast<std::size_t>(n_) * nk_;
-  const std::size_t ms = static_cast<std::size_t>(m_) * mk_;
   const int half = n_ / 2;
   for (int lev = 0; lev < 2; ++lev) {
     const Complex* src = ws.adv_spec.data() + lev * ms;

@@ -111,8 +111,16 @@ class SqgModel {
   // FFTW plans (shared, executed concurrently on per-thread buffers).
   typename detail::Fftw<Real>::Plan plan_grid_r2c_{};
   typename detail::Fftw<Real>::Plan plan_grid_c2r_{};
+  // Without dealiasing: whole 2-D transforms on the N grid.
   typename detail::Fftw<Real>::Plan plan_deriv_c2r_{};
   typename detail::Fftw<Real>::Plan plan_adv_r2c_{};
+  // With dealiasing: the 2-D transforms split into column and row passes, so the column
+  // passes skip the padded grid's all-zero columns (inverse) and the columns truncation
+  // drops (forward): a third fewer column transforms.
+  typename detail::Fftw<Real>::Plan plan_col_inverse_{};
+  typename detail::Fftw<Real>::Plan plan_row_c2r_{};
+  typename detail::Fftw<Real>::Plan plan_row_r2c_{};
+  typename detail::Fftw<Real>::Plan plan_col_forward_{};
 };
 
 // Advances many members at once: members are independent, so they are spread over threads,

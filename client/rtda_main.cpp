@@ -1,0 +1,38 @@
+// rtda: the command-line tool (architecture.md §1).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <map>
+
+#include "commands.hpp"
+
+namespace rtda::cli {
+void set_command_line(const std::string& s);
+}
+
+int main(int argc, char** argv) {
+  using namespace rtda::cli;
+  CLI::App app{"rtda: real-time ensemble data assimilation (SQG turbulence, EnSF, LETKF)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "rtda " RTDA_VERSION);
+  std::map<CLI::App*, Runner> runners;
+  auto reg = [&](Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
+  reg(add_nature_command(app));
+  reg(add_forecast_command(app));
+  reg(add_observe_command(app));
+  reg(add_config_command(app));
+  reg(add_demo_command(app));
+  CLI11_PARSE(app, argc, argv);
+  set_command_line(command_line_of(argc, argv));
+  try {
+    for (auto* sub : app.get_subcommands())
+      return runners.at(sub)();
+  } catch (const rtda::config::ConfigError& e) {
+    std::fprintf(stderr, "rtda: configuration error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rtda: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

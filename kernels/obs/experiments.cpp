@@ -1,0 +1,172 @@
+#include "obs/experiments.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "core/random.hpp"
+
+namespace rtda::obs {
+
+std::string_view to_string(Experiment e) {
+  switch (e) {
+    case Experiment::kLinear:
+      return "linear";
+    case Experiment::kLinearShocks:
+      return "linear-shocks";
+    case Experiment::kArctan:
+      return "arctan";
+    case Experiment::kSparseArctanShocks:
+      return "sparse-arctan-shocks";
+  }
+  return "?";
+}
+
+Experiment experiment_from_string(std::string_view s) {
+  for (auto e : {Experiment::kLinear, Experiment::kLinearShocks, Experiment::kArctan,
+                 Experiment::kSparseArctanShocks}) {
+    if (s == to_string(e)) return e;
+  }
+  throw std::invalid_argument("experiment \"" + std::string(s) +
+                              "\": expected linear, linear-shocks, arctan or "
+                              "sparse-arctan-shocks");
+}
+
+double apply_operator(io::ObsOperator op, double q_ms, double kelvin_per_pv) {
+  switch (op) {
+    case io::ObsOperator::kLinearK:
+      return kelvin_per_pv * q_ms;
+    case io::ObsOperator::kArctan:
+      return std::atan(kelvin_per_pv * q_ms);
+    case io::ObsOperator::kIdentity:
+      return q_ms;
+  }
+  throw std::invalid_argument("unknown observation operator code " +
+                              std::to_string(static_cast<int>(op)));
+}
+
+ExperimentDefinition definition(Experiment e) {
+  switch (e) {
+    case Experiment::kLinear:
+    case Experiment::kLinearShocks:
+      return {io::ObsOperator::kLinearK, 1.0, false};
+    case Experiment::kArctan:
+      return {io::ObsOperator::kArctan, 0.01, false};
+    case Experiment::kSparseArctanShocks:
+      return {io::ObsOperator::kArctan, 0.01, true};
+  }
+  throw std::invalid_argument("unknown experiment");
+}
+
+double shock_sd(Experiment e, std::uint64_t seed, std::uint64_t cycle) {
+  if (cycle == 0) return 0.0;  // the first cycle is never shocked
+  const double u = RandomStream(seed, RandomPurpose::kShockSchedule, cycle).uniform(0);
+  switch (e) {
+    case Experiment::kLinearShocks:
+      if (u <= 0.5) return 0.0;
+      if (u <= 0.7) return 600.0;
+      if (u <= 0.85) return 900.0;
+      if (u <= 0.95) return 1200.0;
+      return 1500.0;
+    case Experiment::kSparseArctanShocks:
+      return u <= 0.1 ? 900.0 : 0.0;
+    default:
+      return 0.0;
+  }
+}
+
+void shock_field(Experiment e, std::uint64_t seed, std::uint64_t cycle, double sd,
+                 std::span<double> out) {
+  // Exp 4 applies one fixed field; exp 2 draws a fresh field each shocked cycle.
+  const std::uint64_t key_cycle = e == Experiment::kSparseArctanShocks ? 0 : cycle;
+  RandomStream(seed, RandomPurpose::kShockField, key_cycle).fill_normal(out, 0.0, sd);
+}
+
+io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
+                                     const ObserveSettings& settings) {
+  const sqg::SqgParams& p = nature.params;
+  const int n = p.N;
+  const std::size_t nn = static_cast<std::size_t>(n) * n;
+  const std::size_t cycles =
+      settings.cycles > 0 ? static_cast<std::size_t>(settings.cycles) : nature.size();
+  if (cycles > nature.size()) {
+    throw std::invalid_argument("observe.cycles = " + std::to_string(settings.cycles) +
+                                ": the nature run has only " + std::to_string(nature.size()) +
+                                " states");
+  }
+  const ExperimentDefinition def = definition(e);
+  const double sigma = settings.error_sd.value_or(def.error_sd);
+  if (!(sigma > 0) || !std::isfinite(sigma)) {
+    throw std::invalid_argument("observe.error_sd = " + std::to_string(sigma) +
+                                ": expected a positive number");
+  }
+  const double s = p.kelvin_per_pv();
+  const bool has_shocks = e == Experiment::kLinearShocks || e == Experiment::kSparseArctanShocks;
+
+  io::ObservationSet set;
+  set.experiment = std::string(to_string(e));
+  set.seed = settings.seed;
+  const std::size_t per_cycle = def.sparse ? nn : 2 * nn;
+  const std::size_t total = per_cycle * cycles;
+  for (auto* v : {&set.time_seconds, &set.x_m, &set.y_m, &set.value, &set.error_sd}) {
+    v->reserve(total);
+  }
+  set.level.reserve(total);
+  set.op.reserve(total);
+  set.id.reserve(total);
+  if (has_shocks) set.shock.assign(cycles * 2 * nn, 0.0);
+
+  std::vector<double> truth(2 * nn);
+  std::vector<double> errors(2 * nn);
+  std::vector<std::uint32_t> points(nn);
+  for (std::size_t c = 0; c < cycles; ++c) {
+    const double t = nature.times_seconds[c];
+    set.cycle_time_seconds.push_back(t);
+    const auto state = nature.state(c);
+    std::copy(state.begin(), state.end(), truth.begin());
+    const double sd = has_shocks ? shock_sd(e, settings.seed, c) : 0.0;
+    set.shock_sd.push_back(sd);
+    if (sd > 0) {
+      std::span<double> shock(set.shock.data() + c * 2 * nn, 2 * nn);
+      shock_field(e, settings.seed, c, sd, shock);
+      for (std::size_t k = 0; k < 2 * nn; ++k)
+        truth[k] += shock[k];
+    }
+    RandomStream(settings.seed, RandomPurpose::kObservationError, c).fill_normal(errors);
+    for (int lev = 0; lev < 2; ++lev) {
+      std::iota(points.begin(), points.end(), 0u);
+      std::size_t count = nn;
+      if (def.sparse) {
+        // A random half of the points of this level: partial Fisher–Yates shuffle.
+        count = nn / 2;
+        RandomStream pick(settings.seed, RandomPurpose::kObservationNetwork, c, lev);
+        for (std::size_t k = 0; k < count; ++k) {
+          const double u = pick.uniform(k);  // (0, 1]
+          std::size_t r = k + static_cast<std::size_t>((1.0 - u) * static_cast<double>(nn - k));
+          if (r >= nn) r = nn - 1;
+          std::swap(points[k], points[r]);
+        }
+        std::sort(points.begin(), points.begin() + static_cast<std::ptrdiff_t>(count));
+      }
+      for (std::size_t k = 0; k < count; ++k) {
+        const std::size_t g = points[k];
+        const std::size_t idx = lev * nn + g;
+        const int j = static_cast<int>(g / n);
+        const int i = static_cast<int>(g % n);
+        set.time_seconds.push_back(t);
+        set.level.push_back(lev);
+        set.x_m.push_back(i * p.L_m / n);
+        set.y_m.push_back(j * p.L_m / n);
+        set.value.push_back(apply_operator(def.op, truth[idx], s) + sigma * errors[idx]);
+        set.error_sd.push_back(sigma);
+        set.op.push_back(def.op);
+        set.id.push_back(static_cast<std::uint64_t>(c) * 2 * nn + idx);
+      }
+    }
+  }
+  return set;
+}
+
+}  // namespace rtda::obs

@@ -1,0 +1,55 @@
+// The observation experiments of docs/science.md §2: perfect-model twin observations of a
+// nature run, with the published networks, operators, errors and shock schedules.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "io/fields.hpp"
+#include "io/observations_file.hpp"
+
+namespace rtda::obs {
+
+enum class Experiment {
+  kLinear,              // exp 1: all points, s*q, sigma 1 K
+  kLinearShocks,        // exp 2: exp 1 plus random shocks of std 600..1500
+  kArctan,              // exp 3: all points, arctan(s*q), sigma 0.01
+  kSparseArctanShocks,  // exp 4: half the points per level, arctan, one fixed shock
+};
+
+std::string_view to_string(Experiment e);
+// Accepts "linear", "linear-shocks", "arctan", "sparse-arctan-shocks"; throws naming the value.
+Experiment experiment_from_string(std::string_view s);
+
+// What a run of `rtda observe` may change; everything else is the experiment's definition.
+struct ObserveSettings {
+  std::uint64_t seed = 1;          // keys errors, shock schedule and fields, networks
+  std::optional<double> error_sd;  // unset: the experiment's (1 K linear_K, 0.01 arctan)
+  int cycles = 0;                  // 0: one cycle per nature state
+};
+
+// h(q) for one value of q (m/s); s = f*theta0/g converts to kelvin.
+double apply_operator(io::ObsOperator op, double q_ms, double kelvin_per_pv);
+
+// The observation operator, default error and network density of an experiment.
+struct ExperimentDefinition {
+  io::ObsOperator op;
+  double error_sd;
+  bool sparse;  // 50 % of points per level, redrawn each cycle
+};
+ExperimentDefinition definition(Experiment e);
+
+// Standard deviation (m/s) of the shock applied at `cycle`, 0 for none, and the shock field
+// itself (2 N^2 values); both are pure functions of (seed, cycle).
+double shock_sd(Experiment e, std::uint64_t seed, std::uint64_t cycle);
+void shock_field(Experiment e, std::uint64_t seed, std::uint64_t cycle, double sd,
+                 std::span<double> out);
+
+// Observations of cycles 0..C-1, cycle c observing nature state c (plus its shock) at that
+// state's time. Observation ids are c * 2N^2 + level * N^2 + j * N + i (the grid point seen).
+io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
+                                     const ObserveSettings& settings);
+
+}  // namespace rtda::obs
