@@ -23,6 +23,17 @@ struct ConfigOptions {
 
 using Runner = std::function<int()>;
 
+// Shares FFTW wisdom through model.fft_wisdom_file: imported on construction (before any
+// model is planned), saved by planned() once the models exist.
+class ModelPlanning {
+ public:
+  explicit ModelPlanning(const config::Config& cfg);
+  void planned() const;
+
+ private:
+  std::string path_;
+};
+
 Runner add_nature_command(CLI::App& app);
 Runner add_forecast_command(CLI::App& app);
 Runner add_observe_command(CLI::App& app);

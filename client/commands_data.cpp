@@ -9,6 +9,7 @@
 #include "io/observations_file.hpp"
 #include "obs/experiments.hpp"
 #include "progress.hpp"
+#include "sqg/fft_wisdom.hpp"
 #include "sqg/nature_run.hpp"
 #include "sqg/sqg_model.hpp"
 
@@ -49,12 +50,24 @@ config::Config config_from_file_params(const sqg::SqgParams& p) {
 
 }  // namespace
 
+ModelPlanning::ModelPlanning(const config::Config& cfg) : path_(cfg.model.fft_wisdom_file) {
+  if (!path_.empty() && sqg::load_fft_wisdom_file(path_)) {
+    std::fprintf(stderr, "FFTW wisdom: imported %s\n", path_.c_str());
+  }
+}
+
+void ModelPlanning::planned() const {
+  if (!path_.empty()) sqg::save_fft_wisdom_file(path_);
+}
+
 std::array<double, 2> run_nature_to_file(const config::Config& cfg, const std::string& out,
                                          const std::string& command_line) {
   g_command_line = command_line;
   const auto& p = cfg.model.sqg;
   const auto& ns = cfg.nature;
+  const ModelPlanning planning(cfg);
   sqg::SqgModel<double> model(p, cfg.model.fft_planning);
+  planning.planned();
   const double s = p.kelvin_per_pv();
   std::printf("nature run: N = %d, dt = %g s, dynamics = %s, seed = %llu\n", p.N, p.dt_s,
               std::string(sqg::to_string(p.dynamics)).c_str(),
@@ -116,7 +129,9 @@ namespace {
 
 template <typename Real>
 void advance_fields(const config::Config& cfg, std::vector<double>& q, int members, int steps) {
+  const ModelPlanning planning(cfg);
   sqg::SqgModel<Real> model(cfg.model.sqg, cfg.model.fft_planning);
+  planning.planned();
   sqg::EnsembleStepper<Real> stepper(model, cfg.model.threads);
   std::vector<Real> grid(q.begin(), q.end());
   Progress bar("forecast", static_cast<long>(steps) * members);

@@ -137,7 +137,7 @@ const std::vector<Key>& registry() {
         "before every other key. Without it, setting model.N picks the matching preset."));
     m.push_back(int_key(
         "model.N", [](Config& c) -> int& { return c.model.sqg.N; },
-        "Grid points per direction (even; divisible by 4 with dealiasing)."));
+        "Grid points per direction (even)."));
     m.push_back(real_key(
         "model.L_m", [](Config& c) -> double& { return c.model.sqg.L_m; },
         "Domain side length in metres."));
@@ -199,8 +199,22 @@ const std::vector<Key>& registry() {
         "model.fft_planning", [](Config& c) -> sqg::FftPlanning& { return c.model.fft_planning; },
         std::vector<std::pair<std::string, sqg::FftPlanning>>{
             {"estimate", sqg::FftPlanning::kEstimate}, {"measure", sqg::FftPlanning::kMeasure}},
-        "FFTW planning. \"estimate\" is bitwise reproducible across processes; \"measure\" "
-        "may be faster but can pick different algorithms in different processes."));
+        "FFTW planning. \"measure\" times candidate algorithms (about 1.7x faster steps at "
+        "N = 64) but may pick different ones in different processes, which changes round-off; "
+        "\"estimate\" picks the same everywhere. For bitwise agreement between processes use "
+        "\"estimate\" or a shared model.fft_wisdom_file."));
+    {
+      Key k{"model.fft_wisdom_file", "string",
+            "FFTW wisdom file: imported before planning if it exists, written after. Runs that "
+            "share it measure once and then use identical algorithms. \"\" = none.",
+            nullptr, nullptr};
+      k.set = [](Config& c, const toml::node& n, const std::string& where) {
+        if (!n.is_string()) fail(where, "model.fft_wisdom_file", n, "a path string");
+        c.model.fft_wisdom_file = n.as_string()->get();
+      };
+      k.show = [](const Config& c) { return "\"" + c.model.fft_wisdom_file + "\""; };
+      m.push_back(k);
+    }
     m.push_back(int_key(
         "model.threads", [](Config& c) -> int& { return c.model.threads; },
         "Threads stepping ensemble members; 0 = OMP_NUM_THREADS or all cores."));

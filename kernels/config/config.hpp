@@ -23,7 +23,9 @@ struct ModelConfig {
   std::string preset = "N64";
   sqg::SqgParams sqg;  // physics and numerics, keys model.<field>
   Precision precision = Precision::kFloat64;
-  sqg::FftPlanning fft_planning = sqg::FftPlanning::kEstimate;
+  sqg::FftPlanning fft_planning = sqg::FftPlanning::kMeasure;
+  // FFTW wisdom shared by processes that must agree bitwise; "" = none (see fft_wisdom.hpp).
+  std::string fft_wisdom_file;
   int threads = 0;  // threads for ensemble steps; 0 = OMP_NUM_THREADS / all cores
 };
 

@@ -11,14 +11,12 @@
 namespace rtda::sqg {
 namespace {
 
-// Signed FFT-order index of row j (l) on a grid of size n: 0..n/2-1, then -n/2..-1.
-int row_index(int j, int n) {
-  return j < n / 2 ? j : j - n;
-}
-// Signed index of column i (k = 0..n/2) of a real FFT; the Nyquist column is -n/2 (science.md).
-int col_index(int i, int n) {
-  return i < n / 2 ? i : -n / 2;
-}
+// Signed FFT-order index of row j (l) on a grid of size n (numpy's fftfreq order): 0, 1, ...,
+// then the negative half. For even n, row n/2 is -n/2.
+int row_index(int j, int n) { return j <= (n - 1) / 2 ? j : j - n; }
+// Signed index of column i (k = 0..n/2) of a real FFT. For even n the last (Nyquist) column
+// is -n/2 (science.md); for odd n (the padded grid of N = 2 mod 4) every column is positive.
+int col_index(int i, int n) { return (n % 2 == 0 && i == n / 2) ? -n / 2 : i; }
 
 double round_to_float(double x) {
   return static_cast<double>(static_cast<float>(x));
@@ -28,16 +26,18 @@ double round_to_float(double x) {
 template <typename Complex>
 void make_column_hermitian(Complex* block, int n, int nk, int col) {
   block[col] = Complex(block[col].real(), 0);
-  for (int j = 1; j < n / 2; ++j) {
+  for (int j = 1; j <= (n - 1) / 2; ++j) {
     Complex& a = block[j * nk + col];
     Complex& b = block[(n - j) * nk + col];
     const Complex avg = (a + std::conj(b)) * typename Complex::value_type(0.5);
     a = avg;
     b = std::conj(avg);
   }
-  // Row n/2 is its own mirror (l = -n/2): keep only its real part.
-  Complex& mid = block[(n / 2) * nk + col];
-  mid = Complex(mid.real(), 0);
+  if (n % 2 == 0) {
+    // Row n/2 is its own mirror (l = -n/2): keep only its real part.
+    Complex& mid = block[(n / 2) * nk + col];
+    mid = Complex(mid.real(), 0);
+  }
 }
 
 }  // namespace
@@ -49,11 +49,6 @@ SqgModel<Real>::SqgModel(const SqgParams& params, FftPlanning planning) : params
   nk_ = n_ / 2 + 1;
   m_ = params_.dealias ? 3 * n_ / 2 : n_;
   mk_ = m_ / 2 + 1;
-  if (params_.dealias && n_ % 4 != 0) {
-    // 3N/2 must be even for the padded real transform's layout.
-    throw std::invalid_argument("model.N = " + std::to_string(n_) +
-                                ": dealiasing needs N divisible by 4");
-  }
   const bool exact = params_.dynamics == Dynamics::kExact;
   jacobian_scale_ = (exact && params_.dealias) ? Real(1.0 / 2.25) : Real(1);
 
