@@ -32,6 +32,7 @@ class ModelPlanning {
 
  private:
   std::string path_;
+  bool automatic_;
 };
 
 Runner add_nature_command(CLI::App& app);

@@ -1,6 +1,9 @@
 // rtda nature | forecast | observe | config: the offline data tools.
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -50,14 +53,50 @@ config::Config config_from_file_params(const sqg::SqgParams& p) {
 
 }  // namespace
 
-ModelPlanning::ModelPlanning(const config::Config& cfg) : path_(cfg.model.fft_wisdom_file) {
-  if (!path_.empty() && sqg::load_fft_wisdom_file(path_)) {
-    std::fprintf(stderr, "FFTW wisdom: imported %s\n", path_.c_str());
+namespace {
+// "auto": one wisdom file per machine in the user's cache directory ("" when there is none).
+std::string resolve_wisdom_path(const std::string& setting) {
+  if (setting != "auto") return setting;
+  std::filesystem::path dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    dir = std::filesystem::path(xdg) / "rtda";
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    dir = std::filesystem::path(home) / ".cache" / "rtda";
+  } else {
+    return "";
+  }
+  char host[256] = "host";
+  gethostname(host, sizeof host - 1);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return "";
+  return (dir / ("fftw-wisdom-" + std::string(host) + ".txt")).string();
+}
+}  // namespace
+
+ModelPlanning::ModelPlanning(const config::Config& cfg)
+    : path_(cfg.model.fft_planning == sqg::FftPlanning::kMeasure
+                ? resolve_wisdom_path(cfg.model.fft_wisdom_file)
+                : std::string()),
+      automatic_(cfg.model.fft_wisdom_file == "auto") {
+  if (path_.empty()) return;
+  try {
+    sqg::load_fft_wisdom_file(path_);
+  } catch (const std::runtime_error& e) {
+    if (!automatic_) throw;
+    // A cache from another FFTW build: measure afresh and overwrite it.
+    std::fprintf(stderr, "rtda: ignoring FFTW wisdom cache (%s)\n", e.what());
   }
 }
 
 void ModelPlanning::planned() const {
-  if (!path_.empty()) sqg::save_fft_wisdom_file(path_);
+  if (path_.empty()) return;
+  try {
+    sqg::save_fft_wisdom_file(path_);
+  } catch (const std::exception& e) {
+    if (!automatic_) throw;
+    std::fprintf(stderr, "rtda: could not save FFTW wisdom cache (%s)\n", e.what());
+  }
 }
 
 std::array<double, 2> run_nature_to_file(const config::Config& cfg, const std::string& out,
@@ -129,6 +168,7 @@ namespace {
 
 template <typename Real>
 void advance_fields(const config::Config& cfg, std::vector<double>& q, int members, int steps) {
+  if (steps == 0) return;  // leave the input bit for bit (a grid round trip would not)
   const ModelPlanning planning(cfg);
   sqg::SqgModel<Real> model(cfg.model.sqg, cfg.model.fft_planning);
   planning.planned();

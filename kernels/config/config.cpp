@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <charconv>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -41,12 +42,12 @@ std::string node_repr(const toml::node& n) {
   throw ConfigError(where + key + " = " + node_repr(n) + ": expected " + expected);
 }
 
+// Shortest text that reads back as the same double (9.8, not 9.8000000000000007).
 std::string fmt_double(double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  std::string r = s.str();
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  std::string r(buf, res.ptr);
   if (r.find_first_of(".eEn") == std::string::npos) r += ".0";
   return r;
 }
@@ -200,13 +201,14 @@ const std::vector<Key>& registry() {
         std::vector<std::pair<std::string, sqg::FftPlanning>>{
             {"estimate", sqg::FftPlanning::kEstimate}, {"measure", sqg::FftPlanning::kMeasure}},
         "FFTW planning. \"measure\" times candidate algorithms (about 1.7x faster steps at "
-        "N = 64) but may pick different ones in different processes, which changes round-off; "
-        "\"estimate\" picks the same everywhere. For bitwise agreement between processes use "
-        "\"estimate\" or a shared model.fft_wisdom_file."));
+        "N = 64); which ones win can differ between processes and changes round-off, so the "
+        "choice is recorded in model.fft_wisdom_file and reused. \"estimate\" picks the same "
+        "algorithms everywhere without a record."));
     {
       Key k{"model.fft_wisdom_file", "string",
-            "FFTW wisdom file: imported before planning if it exists, written after. Runs that "
-            "share it measure once and then use identical algorithms. \"\" = none.",
+            "FFTW wisdom file: imported before planning if it exists, written after, so runs "
+            "that share it use identical algorithms and give bit-identical results. \"auto\" "
+            "= $XDG_CACHE_HOME/rtda (or ~/.cache/rtda)/fftw-wisdom-HOST.txt; \"\" = none.",
             nullptr, nullptr};
       k.set = [](Config& c, const toml::node& n, const std::string& where) {
         if (!n.is_string()) fail(where, "model.fft_wisdom_file", n, "a path string");
@@ -348,7 +350,8 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
     const std::string key = o.substr(0, eq);
     const std::string value = o.substr(eq + 1);
     if (!find_key(key)) {
-      throw ConfigError("--set " + o + ": unknown key '" + key + "' (see `rtda config --list`)");
+      throw ConfigError("--set " + o + ": unknown key '" + key +
+                        "' (see `rtda config --markdown`)");
     }
     toml::table t;
     try {

@@ -24,8 +24,9 @@ struct ModelConfig {
   sqg::SqgParams sqg;  // physics and numerics, keys model.<field>
   Precision precision = Precision::kFloat64;
   sqg::FftPlanning fft_planning = sqg::FftPlanning::kMeasure;
-  // FFTW wisdom shared by processes that must agree bitwise; "" = none (see fft_wisdom.hpp).
-  std::string fft_wisdom_file;
+  // FFTW wisdom shared by processes that must agree bitwise (see fft_wisdom.hpp): a path,
+  // "auto" (a per-machine file in the user's cache directory) or "" (none).
+  std::string fft_wisdom_file = "auto";
   int threads = 0;  // threads for ensemble steps; 0 = OMP_NUM_THREADS / all cores
 };
 

@@ -13,10 +13,14 @@ namespace {
 
 // Signed FFT-order index of row j (l) on a grid of size n (numpy's fftfreq order): 0, 1, ...,
 // then the negative half. For even n, row n/2 is -n/2.
-int row_index(int j, int n) { return j <= (n - 1) / 2 ? j : j - n; }
+int row_index(int j, int n) {
+  return j <= (n - 1) / 2 ? j : j - n;
+}
 // Signed index of column i (k = 0..n/2) of a real FFT. For even n the last (Nyquist) column
 // is -n/2 (science.md); for odd n (the padded grid of N = 2 mod 4) every column is positive.
-int col_index(int i, int n) { return (n % 2 == 0 && i == n / 2) ? -n / 2 : i; }
+int col_index(int i, int n) {
+  return (n % 2 == 0 && i == n / 2) ? -n / 2 : i;
+}
 
 double round_to_float(double x) {
   return static_cast<double>(static_cast<float>(x));
@@ -494,6 +498,7 @@ void EnsembleStepper<Real>::advance_grid(std::span<Real> grid, int members, int 
     throw std::invalid_argument("EnsembleStepper::advance_grid: expected " +
                                 std::to_string(members) + " grid states");
   }
+  if (steps == 0) return;  // no grid round trip: zero steps leave the fields bit for bit
   spec_.resize(ns * members);
   const int nthreads = threads();
 #pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)

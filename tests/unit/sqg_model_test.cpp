@@ -404,3 +404,26 @@ TEST(FftWisdom, ExportedWisdomImportsAndGarbageIsRejected) {
 
 }  // namespace
 }  // namespace rtda::sqg
+
+namespace rtda::sqg {
+namespace {
+
+TEST(SqgModel, EveryReferencePresetStepsAndStaysFinite) {
+  for (int n : reference_preset_resolutions()) {
+    if (n > 512) continue;  // N = 1024 works the same way; it only costs more memory and time
+    const SqgParams p = reference_preset(n);
+    SqgModel<double> m(p, FftPlanning::kEstimate);
+    auto ws = m.make_workspace();
+    const auto q = nature_initial_state(p, NatureSettings{});
+    SqgModel<double>::SpectralVector s(m.spectral_size());
+    m.to_spectral(q, s, ws);
+    m.advance(s, 2, ws);
+    std::vector<double> g(m.grid_size());
+    m.to_grid(s, g, ws);
+    for (double v : g)
+      ASSERT_TRUE(std::isfinite(v)) << "N = " << n;
+  }
+}
+
+}  // namespace
+}  // namespace rtda::sqg
