@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/random.hpp"
+#include "obs/observation_space.hpp"
 
 namespace rtda::obs {
 
@@ -35,16 +36,7 @@ Experiment experiment_from_string(std::string_view s) {
 }
 
 double apply_operator(io::ObsOperator op, double q_ms, double kelvin_per_pv) {
-  switch (op) {
-    case io::ObsOperator::kLinearK:
-      return kelvin_per_pv * q_ms;
-    case io::ObsOperator::kArctan:
-      return std::atan(kelvin_per_pv * q_ms);
-    case io::ObsOperator::kIdentity:
-      return q_ms;
-  }
-  throw std::invalid_argument("unknown observation operator code " +
-                              std::to_string(static_cast<int>(op)));
+  return operator_value(op, q_ms, kelvin_per_pv);
 }
 
 ExperimentDefinition definition(Experiment e) {

@@ -1,0 +1,82 @@
+// The observations of one analysis, validated and ready for the filters (science.md §2–4).
+//
+// Positions are physical (metres on the periodic plane, level 0 = surface, 1 = lid). An
+// observation exactly at a grid point reads that point; elsewhere it is interpolated
+// bilinearly on the periodic grid (architecture.md §7). Each observation keeps its
+// interpolation stencil (up to four state indices and weights into the [level][y][x] state).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "io/observations_file.hpp"
+#include "sqg/sqg_params.hpp"
+
+namespace rtda::obs {
+
+// Why one observation of a batch was refused; the rest of the batch still counts.
+struct Rejection {
+  std::size_t index;  // position in the submitted batch
+  std::uint64_t id;
+  std::string reason;  // names the field and the value, e.g. "x_m = 2.1e7: outside [0, L)"
+};
+
+class ObservationSpace {
+ public:
+  struct Stencil {
+    std::array<std::uint32_t, 4> index;  // into the 2 N^2 state, [level][y][x]
+    std::array<double, 4> weight;        // bilinear weights, summing to 1
+    int count;                           // 1 at a grid point, else 4
+  };
+
+  ObservationSpace() = default;
+  // Validates rows [begin, end) of `set` (all rows by default): finite value and position,
+  // error_sd > 0 and finite, known operator, level 0 or 1, 0 <= x, y < L. Refused rows go to
+  // `rejections` (if given) with a reason; the accepted rows keep their order.
+  ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
+                   std::vector<Rejection>* rejections = nullptr, std::size_t begin = 0,
+                   std::size_t end = static_cast<std::size_t>(-1));
+
+  std::size_t size() const { return value_.size(); }
+  int grid_n() const { return n_; }
+  double domain_m() const { return l_m_; }
+  double kelvin_per_pv() const { return s_; }
+
+  // Per-observation columns (accepted observations only).
+  std::span<const double> x_m() const { return x_m_; }
+  std::span<const double> y_m() const { return y_m_; }
+  std::span<const std::int32_t> level() const { return level_; }
+  std::span<const double> value() const { return value_; }
+  std::span<const double> error_sd() const { return error_sd_; }
+  std::span<const io::ObsOperator> op() const { return op_; }
+  std::span<const std::uint64_t> id() const { return id_; }
+  const Stencil& stencil(std::size_t i) const { return stencil_[i]; }
+  // True when every observation sits exactly on a grid point.
+  bool all_at_grid_points() const { return all_at_grid_points_; }
+
+  // h(state) for every observation: out.size() == size(); state is one member (2 N^2).
+  void apply(std::span<const double> state, std::span<double> out) const;
+  // d/dstate of log p(y | state) for Gaussian errors (eq. 14):
+  //   -H^T [ (h(x) - y) / sigma^2 * h'(Hx) ],  accumulated into grad (2 N^2, zeroed first).
+  void log_likelihood_gradient(std::span<const double> state, std::span<double> grad) const;
+
+ private:
+  int n_ = 0;
+  double l_m_ = 0;
+  double s_ = 0;
+  bool all_at_grid_points_ = true;
+  std::vector<double> x_m_, y_m_, value_, error_sd_;
+  std::vector<std::int32_t> level_;
+  std::vector<io::ObsOperator> op_;
+  std::vector<std::uint64_t> id_;
+  std::vector<Stencil> stencil_;
+};
+
+// The scalar operator and its derivative with respect to q (m/s), for one interpolated q.
+double operator_value(io::ObsOperator op, double q_ms, double kelvin_per_pv);
+double operator_derivative(io::ObsOperator op, double q_ms, double kelvin_per_pv);
+
+}  // namespace rtda::obs
