@@ -161,4 +161,21 @@ io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
   return set;
 }
 
+std::vector<double> initial_ensemble(std::span<const double> climatological_state, int members,
+                                     double noise_sd_ms, std::uint64_t seed) {
+  if (members < 2) {
+    throw std::invalid_argument("ensemble members = " + std::to_string(members) +
+                                ": expected at least 2");
+  }
+  const std::size_t n = climatological_state.size();
+  std::vector<double> ens(n * static_cast<std::size_t>(members));
+  for (int m = 0; m < members; ++m) {
+    std::span<double> member(ens.data() + m * n, n);
+    RandomStream(seed, RandomPurpose::kInitialEnsemble, 0, static_cast<std::uint64_t>(m))
+        .fill_normal(member, 0.0, noise_sd_ms);
+    for (std::size_t k = 0; k < n; ++k) member[k] += climatological_state[k];
+  }
+  return ens;
+}
+
 }  // namespace rtda::obs

@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
@@ -51,5 +52,10 @@ void shock_field(Experiment e, std::uint64_t seed, std::uint64_t cycle, double s
 // state's time. Observation ids are c * 2N^2 + level * N^2 + j * N + i (the grid point seen).
 io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
                                      const ObserveSettings& settings);
+
+// The initial ensemble of science.md §2: member m = climatological state + N(0, sd^2) noise
+// (PV units), the noise keyed by (seed, kInitialEnsemble, member). Returns members x 2N^2.
+std::vector<double> initial_ensemble(std::span<const double> climatological_state, int members,
+                                     double noise_sd_ms, std::uint64_t seed);
 
 }  // namespace rtda::obs

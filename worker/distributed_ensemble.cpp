@@ -1,0 +1,154 @@
+#include "distributed_ensemble.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace rtda::worker {
+
+std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, int index) {
+  const std::size_t p = static_cast<std::size_t>(parts), i = static_cast<std::size_t>(index);
+  const std::size_t base = total / p, extra = total % p;
+  const std::size_t begin = i * base + std::min(i, extra);
+  return {begin, begin + base + (i < extra ? 1 : 0)};
+}
+
+namespace {
+void check(int err, const char* what) {
+  if (err != MPI_SUCCESS) throw std::runtime_error(std::string("MPI error in ") + what);
+}
+}  // namespace
+
+DistributedEnsemble::DistributedEnsemble(MPI_Comm comm, int members, int grid_n)
+    : comm_(comm), members_(members), n_(grid_n) {
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+  if (members < size_) {
+    throw std::invalid_argument("ensemble.members = " + std::to_string(members) +
+                                ": fewer members than MPI ranks (" + std::to_string(size_) + ")");
+  }
+  members_range_ = block_range(static_cast<std::size_t>(members), size_, rank_);
+  columns_range_ = block_range(columns_total(), size_, rank_);
+  states_.assign(static_cast<std::size_t>(local_members()) * state_size(), 0.0);
+}
+
+void DistributedEnsemble::to_columns(std::vector<double>& cols) const {
+  const std::size_t nn = columns_total();
+  const int my_k = local_members();
+  // Send to rank d: for each local member and level, d's column range (contiguous).
+  std::vector<int> send_counts(size_), send_displs(size_), recv_counts(size_), recv_displs(size_);
+  std::vector<double> send;
+  send.reserve(states_.size());
+  for (int d = 0; d < size_; ++d) {
+    const auto [c0, c1] = block_range(nn, size_, d);
+    send_displs[d] = static_cast<int>(send.size());
+    for (int m = 0; m < my_k; ++m) {
+      for (int lev = 0; lev < 2; ++lev) {
+        const double* src = states_.data() + m * state_size() + lev * nn;
+        send.insert(send.end(), src + c0, src + c1);
+      }
+    }
+    send_counts[d] = static_cast<int>(send.size()) - send_displs[d];
+  }
+  // Receive from rank s: its members (a contiguous block of the member order), my columns.
+  const std::size_t my_cols = local_columns();
+  int offset = 0;
+  for (int s = 0; s < size_; ++s) {
+    const auto [m0, m1] = block_range(static_cast<std::size_t>(members_), size_, s);
+    recv_displs[s] = offset;
+    recv_counts[s] = static_cast<int>((m1 - m0) * 2 * my_cols);
+    offset += recv_counts[s];
+  }
+  cols.assign(static_cast<std::size_t>(offset), 0.0);
+  check(MPI_Alltoallv(send.data(), send_counts.data(), send_displs.data(), MPI_DOUBLE, cols.data(),
+                      recv_counts.data(), recv_displs.data(), MPI_DOUBLE, comm_),
+        "to_columns");
+}
+
+void DistributedEnsemble::from_columns(std::span<const double> cols) {
+  const std::size_t nn = columns_total();
+  const std::size_t my_cols = local_columns();
+  if (cols.size() != static_cast<std::size_t>(members_) * 2 * my_cols) {
+    throw std::invalid_argument("DistributedEnsemble::from_columns: size mismatch");
+  }
+  std::vector<int> send_counts(size_), send_displs(size_), recv_counts(size_), recv_displs(size_);
+  // Send to rank d the block of d's members (already contiguous in `cols`).
+  for (int d = 0; d < size_; ++d) {
+    const auto [m0, m1] = block_range(static_cast<std::size_t>(members_), size_, d);
+    send_displs[d] = static_cast<int>(m0 * 2 * my_cols);
+    send_counts[d] = static_cast<int>((m1 - m0) * 2 * my_cols);
+  }
+  const int my_k = local_members();
+  int offset = 0;
+  for (int s = 0; s < size_; ++s) {
+    const auto [c0, c1] = block_range(nn, size_, s);
+    recv_displs[s] = offset;
+    recv_counts[s] = static_cast<int>(static_cast<std::size_t>(my_k) * 2 * (c1 - c0));
+    offset += recv_counts[s];
+  }
+  std::vector<double> recv(static_cast<std::size_t>(offset));
+  check(MPI_Alltoallv(cols.data(), send_counts.data(), send_displs.data(), MPI_DOUBLE, recv.data(),
+                      recv_counts.data(), recv_displs.data(), MPI_DOUBLE, comm_),
+        "from_columns");
+  for (int s = 0; s < size_; ++s) {
+    const auto [c0, c1] = block_range(nn, size_, s);
+    const double* src = recv.data() + recv_displs[s];
+    for (int m = 0; m < my_k; ++m) {
+      for (int lev = 0; lev < 2; ++lev) {
+        double* dst = states_.data() + m * state_size() + lev * nn;
+        std::copy(src, src + (c1 - c0), dst + c0);
+        src += c1 - c0;
+      }
+    }
+  }
+}
+
+std::vector<double> DistributedEnsemble::observe_all(const obs::ObservationSpace& space) const {
+  const std::size_t p = space.size();
+  std::vector<double> mine(static_cast<std::size_t>(local_members()) * p);
+  for (int m = 0; m < local_members(); ++m) {
+    space.apply(std::span<const double>(states_).subspan(m * state_size(), state_size()),
+                std::span<double>(mine).subspan(m * p, p));
+  }
+  std::vector<int> counts(size_), displs(size_);
+  for (int s = 0; s < size_; ++s) {
+    const auto [m0, m1] = block_range(static_cast<std::size_t>(members_), size_, s);
+    counts[s] = static_cast<int>((m1 - m0) * p);
+    displs[s] = static_cast<int>(m0 * p);
+  }
+  std::vector<double> all(static_cast<std::size_t>(members_) * p);
+  check(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
+                       counts.data(), displs.data(), MPI_DOUBLE, comm_),
+        "observe_all");
+  return all;
+}
+
+std::vector<double> DistributedEnsemble::gather(int root) const {
+  std::vector<int> counts(size_), displs(size_);
+  for (int s = 0; s < size_; ++s) {
+    const auto [m0, m1] = block_range(static_cast<std::size_t>(members_), size_, s);
+    counts[s] = static_cast<int>((m1 - m0) * state_size());
+    displs[s] = static_cast<int>(m0 * state_size());
+  }
+  std::vector<double> all(rank_ == root ? static_cast<std::size_t>(members_) * state_size() : 0);
+  check(MPI_Gatherv(states_.data(), static_cast<int>(states_.size()), MPI_DOUBLE, all.data(),
+                    counts.data(), displs.data(), MPI_DOUBLE, root, comm_),
+        "gather");
+  return all;
+}
+
+void DistributedEnsemble::scatter(std::span<const double> all, int root) {
+  std::vector<int> counts(size_), displs(size_);
+  for (int s = 0; s < size_; ++s) {
+    const auto [m0, m1] = block_range(static_cast<std::size_t>(members_), size_, s);
+    counts[s] = static_cast<int>((m1 - m0) * state_size());
+    displs[s] = static_cast<int>(m0 * state_size());
+  }
+  if (rank_ == root && all.size() != static_cast<std::size_t>(members_) * state_size()) {
+    throw std::invalid_argument("DistributedEnsemble::scatter: expected the whole ensemble");
+  }
+  check(MPI_Scatterv(all.data(), counts.data(), displs.data(), MPI_DOUBLE, states_.data(),
+                     static_cast<int>(states_.size()), MPI_DOUBLE, root, comm_),
+        "scatter");
+}
+
+}  // namespace rtda::worker

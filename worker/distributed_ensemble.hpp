@@ -1,0 +1,70 @@
+// An ensemble spread over the ranks of an MPI communicator (architecture.md §5).
+//
+// Members are block-distributed for the forecast: rank r holds members [m0_r, m1_r), each a
+// full 2 N^2 state. The analysis works on grid columns (c = j N + i, both levels): rank r
+// owns columns [c0_r, c1_r) of every member. `to_columns` / `from_columns` move between the
+// two layouts with one all-to-all each; nothing about the result depends on the number of
+// ranks, so 1 and R ranks give bitwise identical analyses.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "obs/observation_space.hpp"
+
+namespace rtda::worker {
+
+// [begin, end) of block `index` when `total` items are split into `parts` blocks; the first
+// total % parts blocks get one extra item.
+std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, int index);
+
+class DistributedEnsemble {
+ public:
+  DistributedEnsemble(MPI_Comm comm, int members, int grid_n);
+
+  int rank() const { return rank_; }
+  int ranks() const { return size_; }
+  int members() const { return members_; }
+  int grid_n() const { return n_; }
+  std::size_t state_size() const { return 2 * static_cast<std::size_t>(n_) * n_; }
+  std::size_t columns_total() const { return static_cast<std::size_t>(n_) * n_; }
+
+  // Members held here for the forecast, [first, first + count).
+  int first_member() const { return static_cast<int>(members_range_.first); }
+  int local_members() const {
+    return static_cast<int>(members_range_.second - members_range_.first);
+  }
+  std::span<double> local_states() { return states_; }
+  std::span<const double> local_states() const { return states_; }
+
+  // Columns owned here for the analysis.
+  std::pair<std::size_t, std::size_t> columns() const { return columns_range_; }
+  std::size_t local_columns() const { return columns_range_.second - columns_range_.first; }
+
+  // Member layout -> column layout: cols = [member][level][c - c0] for this rank's columns.
+  void to_columns(std::vector<double>& cols) const;
+  // Column layout -> member layout (the inverse of to_columns).
+  void from_columns(std::span<const double> cols);
+
+  // h(x) of every member for every observation, on every rank: [member][obs].
+  std::vector<double> observe_all(const obs::ObservationSpace& space) const;
+
+  // The whole ensemble ([member][state]) on `root` (empty elsewhere), and back.
+  std::vector<double> gather(int root = 0) const;
+  void scatter(std::span<const double> all, int root = 0);
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+  int members_;
+  int n_;
+  std::pair<std::size_t, std::size_t> members_range_;
+  std::pair<std::size_t, std::size_t> columns_range_;
+  std::vector<double> states_;  // local members, [member][level][y][x]
+};
+
+}  // namespace rtda::worker
