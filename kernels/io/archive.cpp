@@ -1,0 +1,146 @@
+#include "io/archive.hpp"
+
+#include <optional>
+#include <vector>
+
+#include "io/hdf5_file.hpp"
+
+namespace rtda::io {
+
+struct ArchiveWriter::Impl {
+  Impl(const std::filesystem::path& final_path, const sqg::SqgParams& p, int k)
+      : params(p),
+        members(k),
+        staged(final_path, ".partial"),
+        file(File::create(staged.temp_path(), "", /*lock_file=*/false)) {}
+
+  sqg::SqgParams params;
+  int members;
+  StagedPath staged;
+  File file;
+  std::optional<Dataset> cycle, time, mean, spread, q, member_scale;
+  std::optional<GridScales> grid;
+  std::map<std::string, Dataset> diagnostics;
+  std::size_t count = 0;
+  bool closed = false;
+};
+
+ArchiveWriter::ArchiveWriter(const std::filesystem::path& path, const sqg::SqgParams& params,
+                             int members_to_store, const Provenance& provenance)
+    : impl_(std::make_unique<Impl>(path, params, members_to_store)) {
+  impl_->staged.keep_on_abandon(true);
+  File& f = impl_->file;
+  write_file_kind(f, "analysis_archive");
+  write_model_attributes(f, params);
+  write_provenance(f, provenance);
+  impl_->cycle = write_coordinate<double>(f, "cycle", std::span<const double>(), "1",
+                                          "assimilation cycle index", true);
+  impl_->grid = write_grid_coordinates(f, params);
+  const hsize_t n = hsize_t(params.N);
+  DatasetLayout field;
+  field.max_dims = {H5S_UNLIMITED, 2, n, n};
+  field.chunk = {1, 2, n, n};
+  GridScales& g = *impl_->grid;
+  impl_->mean = f.create_dataset<double>("mean", {0, 2, n, n}, field);
+  impl_->mean->set_units(kPvUnits, "analysis ensemble mean of boundary PV");
+  impl_->mean->attach_scales({&*impl_->cycle, &g.level, &g.y, &g.x});
+  impl_->spread = f.create_dataset<double>("spread", {0, 2, n, n}, field);
+  impl_->spread->set_units(kPvUnits, "analysis ensemble standard deviation of boundary PV");
+  impl_->spread->attach_scales({&*impl_->cycle, &g.level, &g.y, &g.x});
+  DatasetLayout series;
+  series.max_dims = {H5S_UNLIMITED};
+  series.chunk = {256};
+  impl_->time = f.create_dataset<double>("time", {0}, series);
+  impl_->time->set_units("s", "analysis valid time since the experiment epoch");
+  impl_->time->attach_scales({&*impl_->cycle});
+  if (members_to_store > 0) {
+    std::vector<double> ids(static_cast<std::size_t>(members_to_store));
+    for (std::size_t m = 0; m < ids.size(); ++m)
+      ids[m] = double(m);
+    impl_->member_scale = write_coordinate<double>(f, "member", ids, "1", "ensemble member");
+    const hsize_t k = hsize_t(members_to_store);
+    DatasetLayout members;
+    members.max_dims = {H5S_UNLIMITED, k, 2, n, n};
+    members.chunk = {1, 1, 2, n, n};
+    impl_->q = f.create_dataset<double>("q", {0, k, 2, n, n}, members);
+    impl_->q->set_units(kPvUnits, "analysis ensemble members of boundary PV");
+    impl_->q->attach_scales({&*impl_->cycle, &*impl_->member_scale, &g.level, &g.y, &g.x});
+  }
+  f.flush();
+}
+
+ArchiveWriter::~ArchiveWriter() = default;
+
+void ArchiveWriter::append(double time_seconds, std::span<const double> mean,
+                           std::span<const double> spread,
+                           const std::map<std::string, Diagnostic>& diagnostics,
+                           std::span<const double> members) {
+  Impl& s = *impl_;
+  if (s.closed) s.file.fail("append after close");
+  const std::size_t state = std::size_t(s.params.state_size());
+  if (mean.size() != state || spread.size() != state) {
+    s.file.fail("archive append: mean/spread must hold 2 N^2 = " + std::to_string(state) +
+                " values");
+  }
+  if (s.q && members.size() != state * std::size_t(s.members)) {
+    s.file.fail("archive append: expected " + std::to_string(s.members) + " members");
+  }
+  if (s.count > 0 && diagnostics.size() != s.diagnostics.size()) {
+    s.file.fail("archive append: the diagnostics differ from the first cycle's");
+  }
+  const hsize_t k = s.count, n = hsize_t(s.params.N);
+  s.mean->extend({k + 1, 2, n, n});
+  s.mean->write_slab<double>({k, 0, 0, 0}, {1, 2, n, n}, mean);
+  s.spread->extend({k + 1, 2, n, n});
+  s.spread->write_slab<double>({k, 0, 0, 0}, {1, 2, n, n}, spread);
+  if (s.q) {
+    const hsize_t km = hsize_t(s.members);
+    s.q->extend({k + 1, km, 2, n, n});
+    s.q->write_slab<double>({k, 0, 0, 0, 0}, {1, km, 2, n, n}, members);
+  }
+  for (const auto& [name, d] : diagnostics) {
+    auto it = s.diagnostics.find(name);
+    if (it == s.diagnostics.end()) {
+      if (s.count > 0) s.file.fail("archive append: new diagnostic '" + name + "'");
+      DatasetLayout series;
+      series.max_dims = {H5S_UNLIMITED};
+      series.chunk = {256};
+      Dataset ds = s.file.create_dataset<double>(name, {0}, series);
+      ds.set_units(d.units, d.long_name);
+      ds.attach_scales({&*s.cycle});
+      it = s.diagnostics.emplace(name, std::move(ds)).first;
+    }
+    it->second.extend({k + 1});
+    it->second.write_slab<double>({k}, {1}, std::span<const double>(&d.value, 1));
+  }
+  s.time->extend({k + 1});
+  s.time->write_slab<double>({k}, {1}, std::span<const double>(&time_seconds, 1));
+  // The coordinate last: readers of a .partial file count complete cycles by it.
+  const double index = double(k);
+  s.cycle->extend({k + 1});
+  s.cycle->write_slab<double>({k}, {1}, std::span<const double>(&index, 1));
+  ++s.count;
+  s.file.flush();
+}
+
+std::size_t ArchiveWriter::cycles() const {
+  return impl_->count;
+}
+
+void ArchiveWriter::close() {
+  Impl& s = *impl_;
+  if (s.closed) return;
+  s.diagnostics.clear();
+  s.q.reset();
+  s.member_scale.reset();
+  s.mean.reset();
+  s.spread.reset();
+  s.time.reset();
+  s.grid.reset();
+  s.cycle.reset();
+  s.file.close();
+  s.staged.commit();
+  s.closed = true;
+}
+
+}  // namespace rtda::io
