@@ -3,12 +3,16 @@
 
 #include <cstdio>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
 
 namespace rtda::cli {
 void set_command_line(const std::string& s);
-}
+// The arguments after the program name, for commands that re-launch themselves.
+std::vector<std::string> g_raw_args;
+}  // namespace rtda::cli
 
 int main(int argc, char** argv) {
   using namespace rtda::cli;
@@ -22,7 +26,9 @@ int main(int argc, char** argv) {
   reg(add_observe_command(app));
   reg(add_config_command(app));
   reg(add_demo_command(app));
+  reg(add_experiment_command(app));
   CLI11_PARSE(app, argc, argv);
+  g_raw_args.assign(argv + 1, argv + argc);
   set_command_line(command_line_of(argc, argv));
   try {
     for (auto* sub : app.get_subcommands())

@@ -262,6 +262,56 @@ const std::vector<Key>& registry() {
     m.push_back(int_key(
         "observe.cycles", [](Config& c) -> int& { return c.observe.cycles; },
         "Cycles to observe; 0 = one per nature state."));
+    // [ensemble]
+    m.push_back(int_key(
+        "ensemble.members", [](Config& c) -> int& { return c.ensemble.members; },
+        "Ensemble size k (at least 2, and at least the number of MPI ranks)."));
+    m.push_back(real_key(
+        "ensemble.initial_noise_sd_ms",
+        [](Config& c) -> double& { return c.ensemble.initial_noise_sd_ms; },
+        "Initial ensemble: climatological state + N(0, sd^2) noise per member, m/s."));
+    m.push_back(int_key(
+        "ensemble.climatology_index",
+        [](Config& c) -> int& { return c.ensemble.climatology_index; },
+        "Nature state used as the climatological state of the initial ensemble; -1 = the last "
+        "(far from the truth of the first cycles)."));
+    // [experiment]
+    m.push_back(choice_key(
+        "experiment.observations",
+        [](Config& c) -> std::string& { return c.experiment.observations; },
+        std::vector<std::pair<std::string, std::string>>{
+            {"linear", "linear"},
+            {"linear-shocks", "linear-shocks"},
+            {"arctan", "arctan"},
+            {"sparse-arctan-shocks", "sparse-arctan-shocks"}},
+        "Observation experiment of science.md §2."));
+    m.push_back(int_key(
+        "experiment.cycles", [](Config& c) -> int& { return c.experiment.cycles; },
+        "Number of analysis cycles."));
+    m.push_back(int_key(
+        "experiment.seed", [](Config& c) -> std::uint64_t& { return c.experiment.seed; },
+        "Seed of the observations, the initial ensemble and the filters' noise."));
+    {
+      Key k{"experiment.nature_file", "string",
+            "Nature run to use; \"\" = run one (nature.* keys) and keep it next to the output.",
+            nullptr, nullptr};
+      k.set = [](Config& c, const toml::node& n, const std::string& where) {
+        if (!n.is_string()) fail(where, "experiment.nature_file", n, "a path string");
+        c.experiment.nature_file = n.as_string()->get();
+      };
+      k.show = [](const Config& c) { return "\"" + c.experiment.nature_file + "\""; };
+      m.push_back(k);
+    }
+    m.push_back(int_key(
+        "experiment.statistics_from_cycle",
+        [](Config& c) -> int& { return c.experiment.statistics_from_cycle; },
+        "Summary statistics average cycles [this, cycles) (science.md: 100-299)."));
+    m.push_back(real_key(
+        "experiment.cycle_hours", [](Config& c) -> double& { return c.experiment.cycle_hours; },
+        "Forecast length between analyses, hours (a multiple of model.dt_s)."));
+    m.push_back(bool_key(
+        "experiment.store_members", [](Config& c) -> bool& { return c.experiment.store_members; },
+        "Also archive every analysis member (cycle, member, level, y, x)."));
     return r;
   }();
   return keys;
@@ -398,6 +448,26 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
   }
   if (c.model.threads < 0)
     throw ConfigError("model.threads = " + std::to_string(c.model.threads) + ": expected >= 0");
+  if (c.ensemble.members < 2) {
+    throw ConfigError("ensemble.members = " + std::to_string(c.ensemble.members) +
+                      ": expected at least 2");
+  }
+  if (!(c.ensemble.initial_noise_sd_ms >= 0)) {
+    throw ConfigError("ensemble.initial_noise_sd_ms = " +
+                      std::to_string(c.ensemble.initial_noise_sd_ms) + ": expected >= 0");
+  }
+  if (c.experiment.cycles < 1) {
+    throw ConfigError("experiment.cycles = " + std::to_string(c.experiment.cycles) +
+                      ": expected at least 1");
+  }
+  {
+    const double steps = c.experiment.cycle_hours * 3600.0 / c.model.sqg.dt_s;
+    if (!(c.experiment.cycle_hours > 0) || std::abs(steps - std::round(steps)) > 1e-9) {
+      throw ConfigError(
+          "experiment.cycle_hours = " + fmt_double(c.experiment.cycle_hours) +
+          ": expected a positive multiple of model.dt_s = " + fmt_double(c.model.sqg.dt_s) + " s");
+    }
+  }
   if (c.observe.cycles < 0)
     throw ConfigError("observe.cycles = " + std::to_string(c.observe.cycles) + ": expected >= 0");
   return c;

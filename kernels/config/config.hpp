@@ -36,10 +36,29 @@ struct ObserveConfig {
   int cycles = 0;                  // 0: one cycle per nature state
 };
 
+// The ensemble and the twin experiment of science.md §2.
+struct EnsembleConfig {
+  int members = 20;
+  double initial_noise_sd_ms = 1000.0;  // member = climatological state + N(0, sd^2)
+  int climatology_index = -1;           // nature state used as the climatological state; -1 = last
+};
+
+struct ExperimentConfig {
+  std::string observations = "linear-shocks";  // one of obs::Experiment's names
+  int cycles = 300;
+  std::uint64_t seed = 1;           // observations, initial ensemble and filter noise
+  std::string nature_file;          // "" = run the nature run (and keep it next to the output)
+  int statistics_from_cycle = 100;  // summary statistics over cycles [this, cycles)
+  double cycle_hours = 12.0;        // forecast length between analyses (a multiple of dt)
+  bool store_members = false;       // also archive every analysis member
+};
+
 struct Config {
   ModelConfig model;
   sqg::NatureSettings nature;
   obs::ObserveSettings observe;
+  EnsembleConfig ensemble;
+  ExperimentConfig experiment;
 };
 
 // Thrown for any configuration problem; the message names the key, the value and what was

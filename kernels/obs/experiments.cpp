@@ -76,11 +76,84 @@ void shock_field(Experiment e, std::uint64_t seed, std::uint64_t cycle, double s
   RandomStream(seed, RandomPurpose::kShockField, key_cycle).fill_normal(out, 0.0, sd);
 }
 
-io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
-                                     const ObserveSettings& settings) {
-  const sqg::SqgParams& p = nature.params;
+namespace {
+double checked_sigma(Experiment e, const ObserveSettings& settings) {
+  const double sigma = settings.error_sd.value_or(definition(e).error_sd);
+  if (!(sigma > 0) || !std::isfinite(sigma)) {
+    throw std::invalid_argument("observe.error_sd = " + std::to_string(sigma) +
+                                ": expected a positive number");
+  }
+  return sigma;
+}
+bool has_shocks(Experiment e) {
+  return e == Experiment::kLinearShocks || e == Experiment::kSparseArctanShocks;
+}
+}  // namespace
+
+void append_cycle_observations(const sqg::SqgParams& p, std::span<const double> state, double t,
+                               std::uint64_t c, Experiment e, const ObserveSettings& settings,
+                               io::ObservationSet& set) {
   const int n = p.N;
   const std::size_t nn = static_cast<std::size_t>(n) * n;
+  if (state.size() != 2 * nn) throw std::invalid_argument("observations: state size mismatch");
+  const ExperimentDefinition def = definition(e);
+  const double sigma = checked_sigma(e, settings);
+  const double s = p.kelvin_per_pv();
+  if (set.experiment.empty()) {
+    set.experiment = std::string(to_string(e));
+    set.seed = settings.seed;
+  }
+  std::vector<double> truth(state.begin(), state.end());
+  set.cycle_time_seconds.push_back(t);
+  const double sd = has_shocks(e) ? shock_sd(e, settings.seed, c) : 0.0;
+  set.shock_sd.push_back(sd);
+  if (has_shocks(e)) {
+    const std::size_t at = set.shock.size();
+    set.shock.resize(at + 2 * nn, 0.0);
+    if (sd > 0) {
+      std::span<double> shock(set.shock.data() + at, 2 * nn);
+      shock_field(e, settings.seed, c, sd, shock);
+      for (std::size_t k = 0; k < 2 * nn; ++k)
+        truth[k] += shock[k];
+    }
+  }
+  std::vector<double> errors(2 * nn);
+  RandomStream(settings.seed, RandomPurpose::kObservationError, c).fill_normal(errors);
+  std::vector<std::uint32_t> points(nn);
+  for (int lev = 0; lev < 2; ++lev) {
+    std::iota(points.begin(), points.end(), 0u);
+    std::size_t count = nn;
+    if (def.sparse) {
+      // A random half of the points of this level: partial Fisher–Yates shuffle.
+      count = nn / 2;
+      RandomStream pick(settings.seed, RandomPurpose::kObservationNetwork, c, lev);
+      for (std::size_t k = 0; k < count; ++k) {
+        const double u = pick.uniform(k);  // (0, 1]
+        std::size_t r = k + static_cast<std::size_t>((1.0 - u) * static_cast<double>(nn - k));
+        if (r >= nn) r = nn - 1;
+        std::swap(points[k], points[r]);
+      }
+      std::sort(points.begin(), points.begin() + static_cast<std::ptrdiff_t>(count));
+    }
+    for (std::size_t k = 0; k < count; ++k) {
+      const std::size_t g = points[k];
+      const std::size_t idx = lev * nn + g;
+      const int j = static_cast<int>(g / n);
+      const int i = static_cast<int>(g % n);
+      set.time_seconds.push_back(t);
+      set.level.push_back(lev);
+      set.x_m.push_back(i * p.L_m / n);
+      set.y_m.push_back(j * p.L_m / n);
+      set.value.push_back(operator_value(def.op, truth[idx], s) + sigma * errors[idx]);
+      set.error_sd.push_back(sigma);
+      set.op.push_back(def.op);
+      set.id.push_back(static_cast<std::uint64_t>(c) * 2 * nn + idx);
+    }
+  }
+}
+
+io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
+                                     const ObserveSettings& settings) {
   const std::size_t cycles =
       settings.cycles > 0 ? static_cast<std::size_t>(settings.cycles) : nature.size();
   if (cycles > nature.size()) {
@@ -88,75 +161,13 @@ io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
                                 ": the nature run has only " + std::to_string(nature.size()) +
                                 " states");
   }
-  const ExperimentDefinition def = definition(e);
-  const double sigma = settings.error_sd.value_or(def.error_sd);
-  if (!(sigma > 0) || !std::isfinite(sigma)) {
-    throw std::invalid_argument("observe.error_sd = " + std::to_string(sigma) +
-                                ": expected a positive number");
-  }
-  const double s = p.kelvin_per_pv();
-  const bool has_shocks = e == Experiment::kLinearShocks || e == Experiment::kSparseArctanShocks;
-
+  checked_sigma(e, settings);
   io::ObservationSet set;
   set.experiment = std::string(to_string(e));
   set.seed = settings.seed;
-  const std::size_t per_cycle = def.sparse ? nn : 2 * nn;
-  const std::size_t total = per_cycle * cycles;
-  for (auto* v : {&set.time_seconds, &set.x_m, &set.y_m, &set.value, &set.error_sd}) {
-    v->reserve(total);
-  }
-  set.level.reserve(total);
-  set.op.reserve(total);
-  set.id.reserve(total);
-  if (has_shocks) set.shock.assign(cycles * 2 * nn, 0.0);
-
-  std::vector<double> truth(2 * nn);
-  std::vector<double> errors(2 * nn);
-  std::vector<std::uint32_t> points(nn);
   for (std::size_t c = 0; c < cycles; ++c) {
-    const double t = nature.times_seconds[c];
-    set.cycle_time_seconds.push_back(t);
-    const auto state = nature.state(c);
-    std::copy(state.begin(), state.end(), truth.begin());
-    const double sd = has_shocks ? shock_sd(e, settings.seed, c) : 0.0;
-    set.shock_sd.push_back(sd);
-    if (sd > 0) {
-      std::span<double> shock(set.shock.data() + c * 2 * nn, 2 * nn);
-      shock_field(e, settings.seed, c, sd, shock);
-      for (std::size_t k = 0; k < 2 * nn; ++k)
-        truth[k] += shock[k];
-    }
-    RandomStream(settings.seed, RandomPurpose::kObservationError, c).fill_normal(errors);
-    for (int lev = 0; lev < 2; ++lev) {
-      std::iota(points.begin(), points.end(), 0u);
-      std::size_t count = nn;
-      if (def.sparse) {
-        // A random half of the points of this level: partial Fisher–Yates shuffle.
-        count = nn / 2;
-        RandomStream pick(settings.seed, RandomPurpose::kObservationNetwork, c, lev);
-        for (std::size_t k = 0; k < count; ++k) {
-          const double u = pick.uniform(k);  // (0, 1]
-          std::size_t r = k + static_cast<std::size_t>((1.0 - u) * static_cast<double>(nn - k));
-          if (r >= nn) r = nn - 1;
-          std::swap(points[k], points[r]);
-        }
-        std::sort(points.begin(), points.begin() + static_cast<std::ptrdiff_t>(count));
-      }
-      for (std::size_t k = 0; k < count; ++k) {
-        const std::size_t g = points[k];
-        const std::size_t idx = lev * nn + g;
-        const int j = static_cast<int>(g / n);
-        const int i = static_cast<int>(g % n);
-        set.time_seconds.push_back(t);
-        set.level.push_back(lev);
-        set.x_m.push_back(i * p.L_m / n);
-        set.y_m.push_back(j * p.L_m / n);
-        set.value.push_back(apply_operator(def.op, truth[idx], s) + sigma * errors[idx]);
-        set.error_sd.push_back(sigma);
-        set.op.push_back(def.op);
-        set.id.push_back(static_cast<std::uint64_t>(c) * 2 * nn + idx);
-      }
-    }
+    append_cycle_observations(nature.params, nature.state(c), nature.times_seconds[c], c, e,
+                              settings, set);
   }
   return set;
 }
@@ -173,7 +184,8 @@ std::vector<double> initial_ensemble(std::span<const double> climatological_stat
     std::span<double> member(ens.data() + m * n, n);
     RandomStream(seed, RandomPurpose::kInitialEnsemble, 0, static_cast<std::uint64_t>(m))
         .fill_normal(member, 0.0, noise_sd_ms);
-    for (std::size_t k = 0; k < n; ++k) member[k] += climatological_state[k];
+    for (std::size_t k = 0; k < n; ++k)
+      member[k] += climatological_state[k];
   }
   return ens;
 }

@@ -48,6 +48,14 @@ double shock_sd(Experiment e, std::uint64_t seed, std::uint64_t cycle);
 void shock_field(Experiment e, std::uint64_t seed, std::uint64_t cycle, double sd,
                  std::span<double> out);
 
+// Appends the observations of cycle `c` of truth `state` (2 N^2, before any shock) valid at
+// `time_seconds` to `set` (cycle columns included; `set.shock` only for experiments with
+// shocks). Every draw is keyed by (settings.seed, purpose, c), so cycles can be made in any
+// order or on any process and agree.
+void append_cycle_observations(const sqg::SqgParams& params, std::span<const double> state,
+                               double time_seconds, std::uint64_t c, Experiment e,
+                               const ObserveSettings& settings, io::ObservationSet& set);
+
 // Observations of cycles 0..C-1, cycle c observing nature state c (plus its shock) at that
 // state's time. Observation ids are c * 2N^2 + level * N^2 + j * N + i (the grid point seen).
 io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,

@@ -1,0 +1,16 @@
+#!/bin/sh
+# rtda experiment on 1 and on 2 MPI ranks gives bitwise identical analyses.
+# Usage: experiment_ranks.sh RTDA PYTHON WORKDIR FILTER [--set k=v ...]
+set -eu
+rtda=$1; py=$2; work=$3; filter=$4; shift 4
+here=$(cd "$(dirname "$0")" && pwd)
+rm -rf "$work"; mkdir -p "$work"; cd "$work"
+common="--set nature.spinup_days=10 --set nature.states=8 --set experiment.cycles=4 \
+  --set experiment.statistics_from_cycle=0 --set model.fft_wisdom_file=$work/wisdom.txt"
+# shellcheck disable=SC2086
+"$rtda" experiment --filter "$filter" --out one.h5 --ranks 1 $common "$@" > one.log 2>&1 \
+  || { cat one.log; exit 1; }
+# shellcheck disable=SC2086
+"$rtda" experiment --filter "$filter" --out two.h5 --ranks 2 $common \
+  --set experiment.nature_file=one-nature.h5 "$@" > two.log 2>&1 || { cat two.log; exit 1; }
+"$py" "$here/compare_archives.py" one.h5 two.h5

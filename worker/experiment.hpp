@@ -1,0 +1,38 @@
+// The twin experiment of science.md §2 on the worker group: nature run, observations,
+// initial ensemble, then cycles of forecast + analysis, with the analysis archive and
+// per-cycle diagnostics written by rank 0. The same code serves 1 and R ranks.
+#pragma once
+
+#include <mpi.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace rtda::worker {
+
+struct CycleRecord {
+  int cycle;
+  double time_seconds;
+  double rmse_background_K, rmse_analysis_K;
+  double spread_background_K, spread_analysis_K;
+  double innovation_mean, innovation_rms, consistency_ratio;
+  double observations_used, observations_rejected;
+  double shock_sd;
+  double seconds_forecast, seconds_analysis;
+};
+
+struct ExperimentResult {
+  std::vector<CycleRecord> cycles;  // on rank 0 only
+  double mean_rmse_analysis_K = 0, mean_spread_analysis_K = 0;
+  double mean_rmse_background_K = 0, mean_spread_background_K = 0;
+};
+
+// Collective over `comm`. `on_cycle` (rank 0) is called after each cycle.
+ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const std::string& filter,
+                                const std::string& out_path,
+                                const std::function<void(const CycleRecord&)>& on_cycle = {});
+
+}  // namespace rtda::worker

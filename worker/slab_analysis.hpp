@@ -1,0 +1,38 @@
+// How the worker group runs a filter: every rank analyses the grid columns it owns
+// (architecture.md §5). Adapters over LETKF and EnSF implement this.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "filters/filter.hpp"
+#include "obs/observation_space.hpp"
+
+namespace rtda::worker {
+
+class SlabAnalysis {
+ public:
+  virtual ~SlabAnalysis() = default;
+  virtual std::string_view name() const = 0;
+  // prior_cols / post_cols: [member][level][c - c0] for columns [c0, c1); hx: [member][obs]
+  // = h(x_b) of every member for every observation. Collective over `comm`: every rank calls
+  // it once per analysis. Filter-specific scalars go to `extra` (same on every rank).
+  virtual void analyse_columns(std::span<const double> prior_cols, std::span<const double> hx,
+                               int members, const obs::ObservationSpace& obs,
+                               const filters::AnalysisContext& ctx, std::size_t c0, std::size_t c1,
+                               std::span<double> post_cols, MPI_Comm comm,
+                               std::map<std::string, double>& extra) = 0;
+};
+
+// "letkf" or "ensf", configured from cfg.letkf / cfg.ensf.
+std::unique_ptr<SlabAnalysis> make_slab_analysis(std::string_view filter,
+                                                 const config::Config& cfg);
+
+}  // namespace rtda::worker
