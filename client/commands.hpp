@@ -41,6 +41,8 @@ Runner add_observe_command(CLI::App& app);
 Runner add_config_command(CLI::App& app);
 Runner add_demo_command(CLI::App& app);
 Runner add_experiment_command(CLI::App& app);
+Runner add_analyze_command(CLI::App& app);
+Runner add_ensemble_command(CLI::App& app);
 
 // Shared by nature and demo: runs the nature-run recipe with a progress bar, writes `out`,
 // prints the climatology; returns the per-level std averaged over the kept states (m/s).

@@ -2,6 +2,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include "experiment.hpp"
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
+#include "obs/experiments.hpp"
 #include "progress.hpp"
 #include "slab_analysis.hpp"
 
@@ -55,6 +57,140 @@ int relaunch_under_mpiexec(int ranks, const std::vector<std::string>& args) {
 }  // namespace
 
 extern std::vector<std::string> g_raw_args;
+
+Runner add_ensemble_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "ensemble", "Make an initial ensemble: a nature state plus N(0, sd^2) noise per member");
+  auto opts = std::make_shared<ConfigOptions>();
+  auto nature = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto index = std::make_shared<int>(-1);
+  cmd->add_option("--nature", *nature, "Nature run file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--index", *index,
+                  "Nature state to perturb (default: ensemble.climatology_index)");
+  cmd->add_option("--out", *out, "Ensemble file q(member, level, y, x)")->required();
+  opts->add_to(*cmd);
+  return [opts, nature, out, index]() {
+    const auto times = io::read_nature_times(*nature);
+    const config::Config cfg = opts->load();
+    const long k = *index >= 0 ? *index : cfg.ensemble.climatology_index;
+    const std::size_t at = k < 0 ? times.size() - 1 : static_cast<std::size_t>(k);
+    if (at >= times.size()) {
+      throw std::runtime_error("--index " + std::to_string(k) + ": " + *nature + " holds " +
+                               std::to_string(times.size()) + " states");
+    }
+    const io::NatureRun run = io::read_nature(*nature, io::IndexRange{at, at + 1});
+    const auto ens = obs::initial_ensemble(run.state(0), cfg.ensemble.members,
+                                           cfg.ensemble.initial_noise_sd_ms, cfg.experiment.seed);
+    io::write_ensemble(*out, run.params, run.times_seconds.front(), cfg.ensemble.members, ens,
+                       {{"created_by", "rtda ensemble"}, {"rtda_config", config::to_toml(cfg)}});
+    std::printf("%d members = nature state %zu (t = %g s) + N(0, %g^2) m/s; wrote %s\n",
+                cfg.ensemble.members, at, run.times_seconds.front(),
+                cfg.ensemble.initial_noise_sd_ms, out->c_str());
+    return 0;
+  };
+}
+
+Runner add_analyze_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("analyze", "One analysis, offline: prior ensemble + observations");
+  auto opts = std::make_shared<ConfigOptions>();
+  auto prior_path = std::make_shared<std::string>();
+  auto obs_path = std::make_shared<std::string>();
+  auto filter = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto ranks = std::make_shared<int>(1);
+  cmd->add_option("--prior", *prior_path, "Prior ensemble file q(member, level, y, x)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--obs", *obs_path, "Observation file (architecture.md §7)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--filter", *filter, "letkf | ensf")
+      ->required()
+      ->check(CLI::IsMember({"letkf", "ensf"}));
+  cmd->add_option("--out", *out, "Posterior ensemble file")->required();
+  cmd->add_option("--ranks", *ranks, "MPI ranks (starts mpiexec when > 1)")
+      ->check(CLI::PositiveNumber);
+  opts->add_to(*cmd);
+  return [opts, prior_path, obs_path, filter, out, ranks]() {
+    if (relaunch_under_mpiexec(*ranks, g_raw_args) >= 0) return 0;
+    MpiSession mpi;
+    io::FieldFile prior = io::read_fields(*prior_path);
+    if (prior.members < 2) {
+      throw std::runtime_error("--prior " + *prior_path +
+                               ": expected an ensemble file q(member, level, y, x) with at "
+                               "least 2 members");
+    }
+    config::Config base;
+    base.model.sqg = prior.params;
+    base.model.preset = "N" + std::to_string(prior.params.N);
+    base.ensemble.members = prior.members;
+    const config::Config cfg = opts->load(&base);
+    const io::ObservationFile of = io::read_observations(*obs_path);
+    if (of.params.N != prior.params.N || of.params.L_m != prior.params.L_m) {
+      throw std::runtime_error("--obs " + *obs_path + ": grid N = " + std::to_string(of.params.N) +
+                               " differs from the prior's " + std::to_string(prior.params.N));
+    }
+    // The window of the prior's valid time t: (t - cycle/2, t + cycle/2] (architecture.md §3).
+    const double half = 0.5 * cfg.experiment.cycle_hours * 3600.0;
+    io::ObservationSet window;
+    for (std::size_t i = 0; i < of.set.size(); ++i) {
+      const double t = of.set.time_seconds[i];
+      if (t > prior.time_seconds - half && t <= prior.time_seconds + half) {
+        window.push_back(of.set.at(i));
+      }
+    }
+    std::vector<obs::Rejection> rejected;
+    const obs::ObservationSpace space(prior.params, window, &rejected);
+    if (mpi.rank == 0) {
+      for (const auto& r : rejected) {
+        std::fprintf(stderr, "observation %llu rejected: %s\n",
+                     static_cast<unsigned long long>(r.id), r.reason.c_str());
+      }
+      if (space.size() == 0) {
+        std::fprintf(stderr,
+                     "warning: no usable observation in (t - %g h, t + %g h] around "
+                     "t = %g s; the posterior equals the prior\n",
+                     half / 3600, half / 3600, prior.time_seconds);
+      }
+    }
+    worker::DistributedEnsemble ens(MPI_COMM_WORLD, prior.members, prior.params.N);
+    if (mpi.rank == 0) {
+      ens.scatter(prior.q, 0);
+    } else {
+      ens.scatter({}, 0);
+    }
+    auto analysis = worker::make_slab_analysis(*filter, cfg);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto hx = ens.observe_all(space);
+    std::vector<double> cols, post;
+    ens.to_columns(cols);
+    post.assign(cols.size(), 0.0);
+    std::map<std::string, double> extra;
+    const auto [c0, c1] = ens.columns();
+    analysis->analyse_columns(cols, hx, prior.members, space, {cfg.experiment.seed, 0}, c0, c1,
+                              post, MPI_COMM_WORLD, extra);
+    ens.from_columns(post);
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto posterior = ens.gather(0);
+    if (mpi.rank == 0) {
+      io::write_ensemble(*out, prior.params, prior.time_seconds, prior.members, posterior,
+                         {{"created_by", "rtda analyze"},
+                          {"filter", *filter},
+                          {"rtda_config", config::to_toml(cfg)}});
+      std::printf(
+          "%s analysis of %d members with %zu observations (%zu rejected) in %.3f s on "
+          "%d rank%s",
+          filter->c_str(), prior.members, space.size(), rejected.size(), secs, mpi.size,
+          mpi.size == 1 ? "" : "s");
+      for (const auto& [k, v] : extra)
+        std::printf(", %s %g", k.c_str(), v);
+      std::printf("\nwrote %s\n", out->c_str());
+    }
+    return 0;
+  };
+}
 
 Runner add_experiment_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(

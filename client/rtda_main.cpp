@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   reg(add_config_command(app));
   reg(add_demo_command(app));
   reg(add_experiment_command(app));
+  reg(add_analyze_command(app));
+  reg(add_ensemble_command(app));
   CLI11_PARSE(app, argc, argv);
   g_raw_args.assign(argv + 1, argv + argc);
   set_command_line(command_line_of(argc, argv));

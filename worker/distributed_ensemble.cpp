@@ -12,6 +12,11 @@ std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, in
   return {begin, begin + base + (i < extra ? 1 : 0)};
 }
 
+std::pair<std::size_t, std::size_t> column_range(int grid_n, int parts, int index) {
+  const auto [r0, r1] = block_range(static_cast<std::size_t>(grid_n), parts, index);
+  return {r0 * static_cast<std::size_t>(grid_n), r1 * static_cast<std::size_t>(grid_n)};
+}
+
 namespace {
 void check(int err, const char* what) {
   if (err != MPI_SUCCESS) throw std::runtime_error(std::string("MPI error in ") + what);
@@ -27,7 +32,7 @@ DistributedEnsemble::DistributedEnsemble(MPI_Comm comm, int members, int grid_n)
                                 ": fewer members than MPI ranks (" + std::to_string(size_) + ")");
   }
   members_range_ = block_range(static_cast<std::size_t>(members), size_, rank_);
-  columns_range_ = block_range(columns_total(), size_, rank_);
+  columns_range_ = column_range(n_, size_, rank_);
   states_.assign(static_cast<std::size_t>(local_members()) * state_size(), 0.0);
 }
 
@@ -39,7 +44,7 @@ void DistributedEnsemble::to_columns(std::vector<double>& cols) const {
   std::vector<double> send;
   send.reserve(states_.size());
   for (int d = 0; d < size_; ++d) {
-    const auto [c0, c1] = block_range(nn, size_, d);
+    const auto [c0, c1] = column_range(n_, size_, d);
     send_displs[d] = static_cast<int>(send.size());
     for (int m = 0; m < my_k; ++m) {
       for (int lev = 0; lev < 2; ++lev) {
@@ -80,7 +85,7 @@ void DistributedEnsemble::from_columns(std::span<const double> cols) {
   const int my_k = local_members();
   int offset = 0;
   for (int s = 0; s < size_; ++s) {
-    const auto [c0, c1] = block_range(nn, size_, s);
+    const auto [c0, c1] = column_range(n_, size_, s);
     recv_displs[s] = offset;
     recv_counts[s] = static_cast<int>(static_cast<std::size_t>(my_k) * 2 * (c1 - c0));
     offset += recv_counts[s];
@@ -90,7 +95,7 @@ void DistributedEnsemble::from_columns(std::span<const double> cols) {
                       recv_counts.data(), recv_displs.data(), MPI_DOUBLE, comm_),
         "from_columns");
   for (int s = 0; s < size_; ++s) {
-    const auto [c0, c1] = block_range(nn, size_, s);
+    const auto [c0, c1] = column_range(n_, size_, s);
     const double* src = recv.data() + recv_displs[s];
     for (int m = 0; m < my_k; ++m) {
       for (int lev = 0; lev < 2; ++lev) {

@@ -3,8 +3,8 @@
 // Members are block-distributed for the forecast: rank r holds members [m0_r, m1_r), each a
 // full 2 N^2 state. The analysis works on grid columns (c = j N + i, both levels): rank r
 // owns columns [c0_r, c1_r) of every member. `to_columns` / `from_columns` move between the
-// two layouts with one all-to-all each; nothing about the result depends on the number of
-// ranks, so 1 and R ranks give bitwise identical analyses.
+// two layouts with one all-to-all each (columns are split by whole grid rows); nothing about the
+// result depends on the number of ranks, so 1 and R ranks give bitwise identical analyses.
 #pragma once
 
 #include <mpi.h>
@@ -21,6 +21,10 @@ namespace rtda::worker {
 // [begin, end) of block `index` when `total` items are split into `parts` blocks; the first
 // total % parts blocks get one extra item.
 std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, int index);
+
+// The grid columns of rank `index`: whole grid rows (EnSF's standard mode sums its member
+// distances per row), so [row0 N, row1 N).
+std::pair<std::size_t, std::size_t> column_range(int grid_n, int parts, int index);
 
 class DistributedEnsemble {
  public:

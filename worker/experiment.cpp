@@ -147,7 +147,7 @@ ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const 
                     io::Provenance{{"created_by", "rtda experiment"},
                                    {"filter", filter},
                                    {"observations", ex.observations},
-                                   {"nature_file", nature_path},
+                                   {"nature_file", std::filesystem::absolute(nature_path).string()},
                                    {"rtda_config", config::to_toml(cfg)}});
   }
 

@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <type_traits>
 
 namespace rtda::config {
 
@@ -71,9 +72,13 @@ Key int_key(std::string name, Field field, std::string doc) {
     if (!n.is_integer()) fail(where, name, n, "an integer");
     using T = std::remove_reference_t<decltype(field(c))>;
     const auto v = n.as_integer()->get();
-    if (v < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
-        static_cast<std::uint64_t>(v) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) {
-      fail(where, name, n, "an integer in range");
+    const bool in_range = std::is_signed_v<T>
+                              ? (v >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                                 v <= static_cast<std::int64_t>(std::numeric_limits<T>::max()))
+                              : v >= 0;  // every non-negative int64 fits a uint64
+    if (!in_range) {
+      fail(where, name, n,
+           std::is_signed_v<T> ? "an integer in range" : "a non-negative integer");
     }
     field(c) = static_cast<T>(v);
   };
@@ -312,6 +317,74 @@ const std::vector<Key>& registry() {
     m.push_back(bool_key(
         "experiment.store_members", [](Config& c) -> bool& { return c.experiment.store_members; },
         "Also archive every analysis member (cycle, member, level, y, x)."));
+    // [letkf]
+    m.push_back(real_key(
+        "letkf.localization_radius_km",
+        [](Config& c) -> double& { return c.letkf.localization_radius_km; },
+        "Gaspari-Cohn cut-off L_h (eq. 7): the taper reaches 0 at this distance, km."));
+    m.push_back(real_key(
+        "letkf.rtps", [](Config& c) -> double& { return c.letkf.rtps; },
+        "Relaxation to prior spread alpha (eq. 10); 0 = off."));
+    m.push_back(real_key(
+        "letkf.vertical_distance_km",
+        [](Config& c) -> double& { return c.letkf.vertical_distance_km; },
+        "L_r: other-level observations are weighted by rho(L_r) (eq. 7), km."));
+    m.push_back(real_key(
+        "letkf.weight_cutoff", [](Config& c) -> double& { return c.letkf.weight_cutoff; },
+        "Observations with localization weight <= this are dropped."));
+    m.push_back(bool_key(
+        "letkf.localize", [](Config& c) -> bool& { return c.letkf.localize; },
+        "false: one global domain, every observation weight 1."));
+    // [ensf]
+    m.push_back(choice_key(
+        "ensf.mode", [](Config& c) -> filters::EnsfMode& { return c.ensf.mode; },
+        std::vector<std::pair<std::string, filters::EnsfMode>>{
+            {"paper", filters::EnsfMode::kPaper}, {"standard", filters::EnsfMode::kStandard}},
+        "\"paper\": what [MWR]/[SC] ran (paired score, normalization, stopping rule); "
+        "\"standard\": the textbook filter (Monte-Carlo score, to t = 0). Sets that mode's "
+        "defaults for every other ensf key before they are read."));
+    m.push_back(int_key(
+        "ensf.steps", [](Config& c) -> int& { return c.ensf.steps; },
+        "Nominal pseudo-time steps, dt = 1/steps (paper 1000, standard 500)."));
+    m.push_back(int_key(
+        "ensf.max_steps", [](Config& c) -> int& { return c.ensf.max_steps; },
+        "Cap on steps taken; 0 = all (to t = 0). Paper 502, standard 0."));
+    m.push_back(real_key(
+        "ensf.eps_alpha", [](Config& c) -> double& { return c.ensf.eps_alpha; },
+        "epsilon_alpha of eq. 11 (paper 0.05, standard 0.5)."));
+    m.push_back(real_key(
+        "ensf.eps_beta", [](Config& c) -> double& { return c.ensf.eps_beta; },
+        "epsilon_beta of eq. 11 (paper 0, standard 0.025)."));
+    m.push_back(bool_key(
+        "ensf.damping", [](Config& c) -> bool& { return c.ensf.damping; },
+        "Damp the likelihood score by h(t) = 1 - t (eq. 14)."));
+    m.push_back(bool_key(
+        "ensf.early_stopping", [](Config& c) -> bool& { return c.ensf.early_stopping; },
+        "The paper's stopping rule on the moving ensemble mean of z."));
+    m.push_back(int_key(
+        "ensf.stop_window", [](Config& c) -> int& { return c.ensf.stop_window; },
+        "W of the stopping rule, steps (paper 200)."));
+    m.push_back(real_key(
+        "ensf.stop_tolerance", [](Config& c) -> double& { return c.ensf.stop_tolerance; },
+        "Per-step tolerance of the stopping rule (threshold tolerance * W)."));
+    m.push_back(real_key(
+        "ensf.arctan_sigma_factor", [](Config& c) -> double& { return c.ensf.arctan_sigma_factor; },
+        "Paper arctan heuristic: sigma' = factor * s_K * sigma_o (5)."));
+    m.push_back(bool_key(
+        "ensf.normalize", [](Config& c) -> bool& { return c.ensf.normalize; },
+        "Work in per-dimension normalized coordinates (prior mean, std)."));
+    m.push_back(choice_key(
+        "ensf.spread_target",
+        [](Config& c) -> filters::EnsfSpreadTarget& { return c.ensf.spread_target; },
+        std::vector<std::pair<std::string, filters::EnsfSpreadTarget>>{
+            {"initial", filters::EnsfSpreadTarget::kInitial},
+            {"prior", filters::EnsfSpreadTarget::kPrior},
+            {"none", filters::EnsfSpreadTarget::kNone}},
+        "Rescale analysis perturbations per dimension to the first cycle's spread "
+        "(\"initial\", what the authors' code does), this cycle's prior spread, or not."));
+    m.push_back(real_key(
+        "ensf.rtps", [](Config& c) -> double& { return c.ensf.rtps; },
+        "Relaxation to prior spread (eq. 10) before the spread target; 0 = off."));
     return r;
   }();
   return keys;
@@ -436,6 +509,13 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
     }
   }
   if (!base || preset_given || n_given) apply_preset(c, "");
+  // ensf.mode picks that mode's defaults for the other ensf keys, like model.preset.
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].first != "ensf.mode") continue;
+    find_key("ensf.mode")->set(c, *entries[i].second, entry_where[i]);
+    c.ensf = c.ensf.mode == filters::EnsfMode::kStandard ? filters::EnsfSettings::standard()
+                                                         : filters::EnsfSettings::paper();
+  }
   for (std::size_t i = 0; i < entries.size(); ++i) {
     if (entries[i].first == "model.preset") continue;
     find_key(entries[i].first)->set(c, *entries[i].second, entry_where[i]);
@@ -443,6 +523,8 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
   try {
     c.model.sqg.validate();
     c.nature.validate(c.model.sqg);
+    c.letkf.validate();
+    c.ensf.validate();
   } catch (const std::invalid_argument& e) {
     throw ConfigError((toml_path ? *toml_path + ": " : std::string()) + e.what());
   }

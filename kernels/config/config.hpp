@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "filters/ensf.hpp"
+#include "filters/letkf.hpp"
 #include "obs/experiments.hpp"
 #include "sqg/nature_run.hpp"
 #include "sqg/sqg_model.hpp"
@@ -59,6 +61,8 @@ struct Config {
   obs::ObserveSettings observe;
   EnsembleConfig ensemble;
   ExperimentConfig experiment;
+  filters::LetkfSettings letkf;
+  filters::EnsfSettings ensf;  // ensf.mode selects that mode's defaults before other keys
 };
 
 // Thrown for any configuration problem; the message names the key, the value and what was

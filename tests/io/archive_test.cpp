@@ -17,6 +17,7 @@ TEST(ArchiveWriter, StreamsCyclesThatXarrayReads) {
   const auto dir = std::filesystem::path(RTDA_TEST_TMP) / "archive";
   std::filesystem::create_directories(dir);
   const auto path = dir / "run.h5";
+  std::filesystem::remove(path);  // a previous run's file
   {
     ArchiveWriter w(path, p, 3, {{"created_by", "archive_test"}});
     for (int c = 0; c < 4; ++c) {

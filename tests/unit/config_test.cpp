@@ -91,3 +91,26 @@ TEST(Config, ReferenceDocumentsEveryKey) {
 
 }  // namespace
 }  // namespace rtda::config
+
+namespace rtda::config {
+namespace {
+
+TEST(Config, EnsfModeSelectsItsDefaultsBeforeExplicitKeys) {
+  const Config paper = load(std::nullopt);
+  EXPECT_EQ(paper.ensf.eps_alpha, 0.05);
+  const Config std_mode = load(std::nullopt, {"ensf.eps_beta=0.1", "ensf.mode=standard"});
+  EXPECT_EQ(std_mode.ensf.mode, filters::EnsfMode::kStandard);
+  EXPECT_EQ(std_mode.ensf.eps_alpha, 0.5);  // the standard mode's default
+  EXPECT_EQ(std_mode.ensf.eps_beta, 0.1);   // explicit key wins, whatever its position
+}
+
+TEST(Config, SignedAndUnsignedIntegersAreRangeChecked) {
+  EXPECT_EQ(load(std::nullopt, {"ensemble.climatology_index=-1"}).ensemble.climatology_index, -1);
+  EXPECT_NE(error_of(std::nullopt, {"nature.seed=-1"}).find("non-negative"), std::string::npos);
+  EXPECT_NE(error_of(std::nullopt, {"letkf.rtps=2"}).find("letkf.rtps"), std::string::npos);
+  EXPECT_NE(error_of(std::nullopt, {"ensemble.members=1"}).find("ensemble.members"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace rtda::config

@@ -1,0 +1,144 @@
+// The ensemble score filter, EnSF (science.md §4, eq. 11–15): a training-free diffusion-model
+// filter. Both modes of science.md §4 live here:
+//   paper     what [MWR]/[SC] ran for SQG: normalized coordinates, the *paired* prior score,
+//             per-dimension likelihood scores (linear_K exact, arctan heuristic), the W-step
+//             stopping rule and the rescaling to a target spread.
+//   standard  the textbook filter: Monte-Carlo prior score over all members (eq. 13), the
+//             general likelihood gradient (eq. 14, any operator, bilinear stencils),
+//             integration to t = 0, optional normalization and RTPS (eq. 10).
+//
+// Randomness: member i draws from NormalBatchStream(ctx.seed, kEnsfNoise, ctx.cycle, i) at
+// (row, global state index): row 0 is z(1), row k + 1 the ξ of pseudo-time step k. The
+// global state index is level·N² + j·N + i, so no result depends on how the state is split
+// over threads or MPI ranks (architecture.md §4–5).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/filter.hpp"
+
+namespace rtda::filters {
+
+enum class EnsfMode { kPaper, kStandard };
+enum class EnsfSpreadTarget {
+  kInitial,  // per-dimension spread of the first prior this instance analysed (kept across cycles)
+  kPrior,    // this cycle's prior spread
+  kNone,     // no rescaling
+};
+
+std::string_view to_string(EnsfMode m);
+std::string_view to_string(EnsfSpreadTarget t);
+// Throw std::invalid_argument naming `ensf.mode` / `ensf.spread_target`, the value and the
+// accepted spellings ("paper" | "standard"; "initial" | "prior" | "none").
+EnsfMode ensf_mode_from_string(std::string_view s);
+EnsfSpreadTarget ensf_spread_target_from_string(std::string_view s);
+
+// Every hyperparameter of science.md §4. The defaults are paper mode; `standard()` gives the
+// textbook defaults of [EnSF]'s Lorenz-96 runs.
+struct EnsfSettings {
+  EnsfMode mode = EnsfMode::kPaper;
+  // Nominal number of pseudo-time steps: Δt = 1 / steps (eq. 15). Paper 1000, standard 500.
+  int steps = 1000;
+  // Hard cap on the steps actually taken; 0 = all `steps` (integrate to t = 0). Paper 502
+  // (t ≈ 0.5), standard 0.
+  int max_steps = 502;
+  // eq. 11: α_t = 1 − (1 − ε_α) t, β_t² = ε_β + (1 − ε_β) t. Paper 0.05 / 0, standard 0.5 / 0.025.
+  double eps_alpha = 0.05;
+  double eps_beta = 0.0;
+  // eq. 14: the likelihood score is damped by h(t) = 1 − t when true, undamped (h = 1) if not.
+  bool damping = true;
+  // Stopping rule (paper): after step k > W stop once max_d |m_k,d − m_{k−W},d| <
+  // stop_tolerance · W, m_k the member mean of z after step k. Paper on, W = 200, 0.005.
+  bool early_stopping = true;
+  int stop_window = 200;
+  double stop_tolerance = 0.005;
+  // Paper arctan heuristic: one σ′ = factor · s_K · σ_o for every dimension.
+  double arctan_sigma_factor = 5.0;
+  // Work in z = (x − μ) / s per dimension (prior mean, n−1 standard deviation). Paper mode
+  // requires it; standard default on (the state is O(1e3) m/s, z(1) ~ N(0, I)).
+  bool normalize = true;
+  // Rescale each dimension's perturbations to this spread after the analysis.
+  EnsfSpreadTarget spread_target = EnsfSpreadTarget::kInitial;
+  // eq. 10 relaxation to prior spread, applied before the spread target; 0 = off.
+  double rtps = 0.0;
+
+  static EnsfSettings paper();
+  static EnsfSettings standard();
+  // Throws std::invalid_argument naming `ensf.<key>` and the value.
+  void validate() const;
+  // Steps taken at most: max_steps, or steps when max_steps is 0.
+  int step_cap() const { return max_steps == 0 ? steps : max_steps; }
+};
+
+// The coefficient functions of eq. 11–12 at pseudo-time t (exposed for tests).
+struct EnsfCoefficients {
+  double alpha;   // α_t
+  double beta2;   // β_t²
+  double drift;   // b(t) = −(1 − ε_α)/α_t
+  double sigma2;  // σ²(t) = dβ_t²/dt − 2 b(t) β_t²
+};
+EnsfCoefficients ensf_coefficients(double t, double eps_alpha, double eps_beta);
+
+// eq. 13 for one particle: the paired score uses prior member `pair` only; the Monte-Carlo
+// estimator uses all members with softmax weights (stable: the largest exponent is
+// subtracted). `prior` is members × dim, member-major. Exposed for tests.
+void ensf_paired_score(std::span<const double> z, std::span<const double> x_pair, double t,
+                       double eps_alpha, double eps_beta, std::span<double> score);
+void ensf_monte_carlo_score(std::span<const double> z, std::span<const double> prior, int members,
+                            double t, double eps_alpha, double eps_beta, std::span<double> score);
+
+// What a slab of the state needs from the other slabs (architecture.md §5). Both act in
+// place on a vector of the same length on every slab. Leave both empty for a single slab.
+struct EnsfReducer {
+  // Element-wise maximum over slabs (paper stopping rule; exact in any order).
+  std::function<void(std::span<double>)> max;
+  // Element-wise sum over slabs. EnSF only passes vectors in which each element has a
+  // non-zero contribution from at most one slab (the rest add +0.0), so every summation
+  // order gives the same bits: MPI_Allreduce(MPI_SUM) is fine.
+  std::function<void(std::span<double>)> sum;
+};
+
+class EnsfAnalysis : public Filter {
+ public:
+  // Throws std::invalid_argument (settings.validate()).
+  explicit EnsfAnalysis(EnsfSettings settings);
+
+  std::string_view name() const override { return "ensf"; }
+  const EnsfSettings& settings() const { return settings_; }
+
+  // Whole domain: equal, bit for bit, to analyse_slab over any split into slabs.
+  // Paper mode refuses observations between grid points (std::invalid_argument naming the
+  // observation): its likelihood formulas are defined per state dimension.
+  AnalysisDiagnostics analyse(ConstEnsembleView prior, const obs::ObservationSpace& obs,
+                              const AnalysisContext& ctx, EnsembleView posterior) override;
+
+  // The state elements of grid columns [col_begin, col_end) (column c = j·N + i), both
+  // levels: prior and posterior are members × 2·(col_end − col_begin), laid out
+  // [member][level][c − col_begin]. `obs` is the full observation set (every slab sees all
+  // of it). Every slab of one analysis must call this together (the reducer is collective
+  // once per pseudo-time step). Standard mode needs whole grid rows per slab (col_begin and
+  // col_end multiples of N): its k×k member distances are summed per grid row and the rows
+  // in ascending order, so the sum has the same bits for any split.
+  // Off-grid observations (standard mode) exchange their stencil values through `sum`.
+  AnalysisDiagnostics analyse_slab(std::size_t col_begin, std::size_t col_end,
+                                   ConstEnsembleView prior, const obs::ObservationSpace& obs,
+                                   const AnalysisContext& ctx, EnsembleView posterior,
+                                   const EnsfReducer& reducer);
+
+  // The per-dimension target spread of spread_target = "initial" over the whole state
+  // (2 N², NaN where not yet seen): save it with a checkpoint and restore it on restart so
+  // a restarted run keeps the spread of the run's first cycle.
+  const std::vector<double>& initial_spread() const { return initial_spread_; }
+  void set_initial_spread(std::vector<double> spread) { initial_spread_ = std::move(spread); }
+
+ private:
+  EnsfSettings settings_;
+  std::vector<double> initial_spread_;
+};
+
+}  // namespace rtda::filters
