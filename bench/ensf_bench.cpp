@@ -11,6 +11,7 @@
 
 #include <vector>
 
+#include "analysis_problem.hpp"
 #include "core/normal_batch.hpp"
 #include "core/random.hpp"
 #include "filters/ensf.hpp"
@@ -21,45 +22,8 @@ namespace {
 
 using namespace rtda;
 
-struct Problem {
-  sqg::SqgParams grid;
-  obs::ObservationSpace obs;
-  std::vector<double> prior;
-};
-
-// Truth and members N(0, 1000²) m/s per element (≈ 3 K spread), every point observed.
-Problem make_problem(int n, int members) {
-  Problem p;
-  p.grid.N = n;
-  const std::size_t dim = p.grid.state_size();
-  std::vector<double> truth(dim);
-  RandomStream(1, RandomPurpose::kTest, 0, 0).fill_normal(truth, 0.0, 1000.0);
-  p.prior.resize(members * dim);
-  for (int m = 0; m < members; ++m) {
-    std::vector<double> noise(dim);
-    RandomStream(1, RandomPurpose::kTest, 1, m).fill_normal(noise, 0.0, 1000.0);
-    for (std::size_t e = 0; e < dim; ++e)
-      p.prior[m * dim + e] = truth[e] + noise[e];
-  }
-  io::ObservationSet set;
-  const double s_k = p.grid.kelvin_per_pv();
-  for (int level = 0; level < 2; ++level)
-    for (int j = 0; j < n; ++j)
-      for (int i = 0; i < n; ++i) {
-        const std::size_t e = (static_cast<std::size_t>(level) * n + j) * n + i;
-        io::Observation o;
-        o.level = level;
-        o.x_m = i * p.grid.dx_m();
-        o.y_m = j * p.grid.dx_m();
-        o.value = s_k * truth[e] + RandomStream(1, RandomPurpose::kTest, 2, 0).normal(e);
-        o.error_sd = 1.0;
-        o.op = io::ObsOperator::kLinearK;
-        o.id = e;
-        set.push_back(o);
-      }
-  p.obs = obs::ObservationSpace(p.grid, set);
-  return p;
-}
+using bench::make_problem;
+using bench::Problem;
 
 void BM_EnsfPaper(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
