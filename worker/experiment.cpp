@@ -133,9 +133,28 @@ ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const 
   auto analysis = make_slab_analysis(filter, cfg);
 
   const std::size_t n = ens.state_size();
+  // Checked on every rank, before any collective, so a bad setting fails everywhere at once.
+  if (cfg.ensemble.initial == "climatology" &&
+      (cfg.ensemble.climatology_stride < 1 ||
+       static_cast<long>(clim) - static_cast<long>(k - 1) * cfg.ensemble.climatology_stride < 0)) {
+    throw config::ConfigError("ensemble.initial = \"climatology\": " + std::to_string(k) +
+                              " members " + std::to_string(cfg.ensemble.climatology_stride) +
+                              " states apart do not fit before nature state " +
+                              std::to_string(clim));
+  }
   if (rank == 0) {
-    const auto initial =
+    auto initial =
         obs::initial_ensemble(nature.state(clim), k, cfg.ensemble.initial_noise_sd_ms, ex.seed);
+    if (cfg.ensemble.initial == "climatology") {
+      // Member m: nature state clim - m * stride instead of the shared state (same noise).
+      const long stride = cfg.ensemble.climatology_stride;
+      const auto shared = nature.state(clim);
+      for (int m = 0; m < k; ++m) {
+        const auto own = nature.state(clim - static_cast<std::size_t>(m * stride));
+        for (std::size_t e = 0; e < n; ++e)
+          initial[m * n + e] += own[e] - shared[e];
+      }
+    }
     ens.scatter(initial, 0);
   } else {
     ens.scatter({}, 0);

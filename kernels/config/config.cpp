@@ -77,8 +77,7 @@ Key int_key(std::string name, Field field, std::string doc) {
                                  v <= static_cast<std::int64_t>(std::numeric_limits<T>::max()))
                               : v >= 0;  // every non-negative int64 fits a uint64
     if (!in_range) {
-      fail(where, name, n,
-           std::is_signed_v<T> ? "an integer in range" : "a non-negative integer");
+      fail(where, name, n, std::is_signed_v<T> ? "an integer in range" : "a non-negative integer");
     }
     field(c) = static_cast<T>(v);
   };
@@ -268,6 +267,17 @@ const std::vector<Key>& registry() {
         "observe.cycles", [](Config& c) -> int& { return c.observe.cycles; },
         "Cycles to observe; 0 = one per nature state."));
     // [ensemble]
+    m.push_back(choice_key(
+        "ensemble.initial", [](Config& c) -> std::string& { return c.ensemble.initial; },
+        std::vector<std::pair<std::string, std::string>>{{"perturbed-state", "perturbed-state"},
+                                                         {"climatology", "climatology"}},
+        "Initial ensemble: one climatological state plus noise per member (science.md §2), or "
+        "distinct nature states (climatology_index, then every climatology_stride-th state "
+        "before it) plus noise."));
+    m.push_back(int_key(
+        "ensemble.climatology_stride",
+        [](Config& c) -> int& { return c.ensemble.climatology_stride; },
+        "Nature states between the members of a \"climatology\" initial ensemble."));
     m.push_back(int_key(
         "ensemble.members", [](Config& c) -> int& { return c.ensemble.members; },
         "Ensemble size k (at least 2, and at least the number of MPI ranks)."));

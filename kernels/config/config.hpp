@@ -40,6 +40,11 @@ struct ObserveConfig {
 
 // The ensemble and the twin experiment of science.md §2.
 struct EnsembleConfig {
+  // "perturbed-state": every member is one climatological state plus noise (science.md §2);
+  // "climatology": member m is nature state (climatology_index - m * climatology_stride) plus
+  // noise, i.e. a sample of the climate with realistic, flow-shaped differences.
+  std::string initial = "perturbed-state";
+  int climatology_stride = 7;  // states between members of a "climatology" ensemble
   int members = 20;
   double initial_noise_sd_ms = 1000.0;  // member = climatological state + N(0, sd^2)
   int climatology_index = -1;           // nature state used as the climatological state; -1 = last

@@ -524,6 +524,37 @@ def analyze_refuses_a_state_file_as_prior(rtda):
     check(p.returncode != 0 and "ensemble" in p.stderr, f"exit {p.returncode}: {p.stderr}")
 
 
+
+@case
+def experiment_archive_has_the_documented_diagnostics(rtda):
+    import numpy as np
+    p = rtda.ok("experiment", "--filter", "letkf", "--out", "run.h5", "--set", "model.N=32",
+                "--set", "nature.spinup_days=5", "--set", "nature.states=20", "--set",
+                "experiment.cycles=3", "--set", "experiment.statistics_from_cycle=0", "--set",
+                "ensemble.members=6", "--set", "ensemble.initial=climatology", "--set",
+                "ensemble.climatology_stride=3")
+    check("summary over cycles 0..2" in p.stdout, f"summary missing: {p.stdout}")
+    ds = open_xr(rtda.path("run.h5"))
+    for name in ["rmse_background", "rmse_analysis", "spread_background", "spread_analysis",
+                 "innovation_mean", "innovation_rms", "consistency_ratio", "observations_used",
+                 "seconds_forecast", "seconds_analysis"]:
+        check(name in ds and ds[name].dims == ("cycle",), f"{name} missing or not (cycle)")
+    check(ds["rmse_analysis"].attrs.get("units") == "K", "rmse_analysis units")
+    check(ds["mean"].dims == ("cycle", "level", "y", "x"), f"mean dims {ds['mean'].dims}")
+    check(ds.sizes["cycle"] == 3, f"cycles {ds.sizes['cycle']}")
+    check(np.all(ds["observations_used"].values == 2 * 32 * 32), "all points observed")
+    check(np.all(ds["rmse_analysis"].values < ds["rmse_background"].values),
+          "the analysis must beat the background when every point is observed")
+
+
+@case
+def experiment_refuses_a_climatology_that_does_not_fit(rtda):
+    p = rtda.run("experiment", "--filter", "none", "--out", "run.h5", "--set", "model.N=32",
+                 "--set", "nature.spinup_days=1", "--set", "nature.states=4", "--set",
+                 "experiment.cycles=2", "--set", "ensemble.initial=climatology")
+    check(p.returncode != 0 and "ensemble.initial" in p.stderr, f"exit {p.returncode}: {p.stderr}")
+
+
 def main(argv):
     if argv[1:] == ["--list"]:
         print(";".join(CASES))
