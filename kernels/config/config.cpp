@@ -380,6 +380,11 @@ const std::vector<Key>& registry() {
     m.push_back(real_key(
         "ensf.arctan_sigma_factor", [](Config& c) -> double& { return c.ensf.arctan_sigma_factor; },
         "Paper arctan heuristic: sigma' = factor * s_K * sigma_o (5)."));
+    m.push_back(real_key(
+        "ensf.arctan_clip_sigmas", [](Config& c) -> double& { return c.ensf.arctan_clip_sigmas; },
+        "Paper arctan heuristic: clip y to |y| <= pi/2 - this * sigma_o before "
+        "tan(y) (rtda's guard against saturated observations; not in the "
+        "papers)."));
     m.push_back(bool_key(
         "ensf.normalize", [](Config& c) -> bool& { return c.ensf.normalize; },
         "Work in per-dimension normalized coordinates (prior mean, std)."));

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <numbers>
 #include <stdexcept>
 #include <string>
 
@@ -198,6 +199,8 @@ void EnsfSettings::validate() const {
   if (!(arctan_sigma_factor > 0 && std::isfinite(arctan_sigma_factor)))
     bad_setting("arctan_sigma_factor", fmt_double(arctan_sigma_factor),
                 "expected a positive number");
+  if (!(arctan_clip_sigmas >= 0 && std::isfinite(arctan_clip_sigmas)))
+    bad_setting("arctan_clip_sigmas", fmt_double(arctan_clip_sigmas), "expected a number >= 0");
   if (!(rtps >= 0 && rtps <= 1)) bad_setting("rtps", fmt_double(rtps), "expected 0 <= rtps <= 1");
   if (mode == EnsfMode::kPaper && !normalize)
     bad_setting("normalize", "false", "paper mode works in normalized coordinates");
@@ -429,7 +432,9 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
       if (!(sd[e] > 0)) continue;
       const double y = obs.value()[o], sigma_o = obs.error_sd()[o];
       if (obs.op()[o] == io::ObsOperator::kArctan) {
-        const double q = std::tan(y) / s_k;
+        const double limit =
+            std::max(0.0, 0.5 * std::numbers::pi - cfg.arctan_clip_sigmas * sigma_o);
+        const double q = std::tan(std::clamp(y, -limit, limit)) / s_k;
         const double y_prime = std::atan(s_k * (q - mu[e]) / sd[e]);
         const double sigma_prime = cfg.arctan_sigma_factor * s_k * sigma_o;
         const double prec = 1.0 / (sigma_prime * sigma_prime);

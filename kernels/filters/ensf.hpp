@@ -59,6 +59,11 @@ struct EnsfSettings {
   double stop_tolerance = 0.005;
   // Paper arctan heuristic: one σ′ = factor · s_K · σ_o for every dimension.
   double arctan_sigma_factor = 5.0;
+  // The heuristic's pseudo-observation tan(y)/s_K is unbounded as |y| -> pi/2, and noise can
+  // put y past pi/2 (then tan flips sign). y is first clipped to |y| <= pi/2 - c sigma_o with
+  // c = arctan_clip_sigmas (3: pseudo-observations stay below ~1.1e4 m/s for sigma_o = 0.01).
+  // Not in science.md; without it one saturated observation can wreck a cycle.
+  double arctan_clip_sigmas = 3.0;
   // Work in z = (x − μ) / s per dimension (prior mean, n−1 standard deviation). Paper mode
   // requires it; standard default on (the state is O(1e3) m/s, z(1) ~ N(0, I)).
   bool normalize = true;
