@@ -580,3 +580,37 @@ TEST(NormalBatchStream, MomentsAreStandardNormal) {
 
 }  // namespace
 }  // namespace rtda::filters
+
+namespace rtda::filters {
+namespace {
+
+TEST(EnsfPaper, SaturatedArctanObservationDoesNotThrowTheAnalysisAway) {
+  // y = 1.575 lies past pi/2 (noise can put it there); tan(y) = -237 would make a pseudo-
+  // observation of -7.7e4 m/s and drag the point to ~ -7.6e4 m/s. With the clip
+  // (ensf.arctan_clip_sigmas = 3) the pseudo-observation is at most ~1.1e4 m/s.
+  sqg::SqgParams grid;
+  grid.N = 8;
+  const int members = 10;
+  const std::size_t dim = grid.state_size();
+  std::vector<double> prior(members * dim);
+  RandomStream(5, RandomPurpose::kTest).fill_normal(prior, 0.0, 1000.0);
+  io::ObservationSet set;
+  io::Observation o;
+  o.x_m = 3 * grid.dx_m();
+  o.y_m = 2 * grid.dx_m();
+  o.value = 1.575;
+  o.error_sd = 0.01;
+  o.op = io::ObsOperator::kArctan;
+  set.push_back(o);
+  const obs::ObservationSpace space(grid, set);
+  EnsfAnalysis ensf(EnsfSettings::paper());
+  std::vector<double> post(prior.size());
+  ensf.analyse({members, dim, prior}, space, {7, 0}, {members, dim, post});
+  for (double v : post) {
+    ASSERT_TRUE(std::isfinite(v));
+    ASSERT_LT(std::abs(v), 3.0e4) << "the saturated observation dragged a member away";
+  }
+}
+
+}  // namespace
+}  // namespace rtda::filters
