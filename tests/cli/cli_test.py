@@ -545,6 +545,16 @@ def experiment_archive_has_the_documented_diagnostics(rtda):
     check(np.all(ds["observations_used"].values == 2 * 32 * 32), "all points observed")
     check(np.all(ds["rmse_analysis"].values < ds["rmse_background"].values),
           "the analysis must beat the background when every point is observed")
+    # The plotting client turns the archive into the two figures of docs/experiments.md.
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "client",
+                          "python", "plot_archives.py")
+    plots = rtda.path("plots")
+    p = subprocess.run([sys.executable, script, rtda.path("run.h5"), "--from-cycle", "0",
+                        "--out-dir", plots], capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, f"plot_archives.py failed: {p.stderr}")
+    for png in ("rmse_spread.png", "error_spectra.png"):
+        path = os.path.join(plots, png)
+        check(os.path.exists(path) and os.path.getsize(path) > 10000, f"{png} missing or empty")
 
 
 @case
