@@ -53,30 +53,9 @@ config::Config config_from_file_params(const sqg::SqgParams& p) {
 
 }  // namespace
 
-namespace {
-// "auto": one wisdom file per machine in the user's cache directory ("" when there is none).
-std::string resolve_wisdom_path(const std::string& setting) {
-  if (setting != "auto") return setting;
-  std::filesystem::path dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
-    dir = std::filesystem::path(xdg) / "rtda";
-  } else if (const char* home = std::getenv("HOME"); home && *home) {
-    dir = std::filesystem::path(home) / ".cache" / "rtda";
-  } else {
-    return "";
-  }
-  char host[256] = "host";
-  gethostname(host, sizeof host - 1);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return "";
-  return (dir / ("fftw-wisdom-" + std::string(host) + ".txt")).string();
-}
-}  // namespace
-
 ModelPlanning::ModelPlanning(const config::Config& cfg)
     : path_(cfg.model.fft_planning == sqg::FftPlanning::kMeasure
-                ? resolve_wisdom_path(cfg.model.fft_wisdom_file)
+                ? sqg::resolve_fft_wisdom_path(cfg.model.fft_wisdom_file)
                 : std::string()),
       automatic_(cfg.model.fft_wisdom_file == "auto") {
   if (path_.empty()) return;

@@ -64,15 +64,35 @@ void share_fft_wisdom(MPI_Comm comm, const config::Config& cfg) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   std::string text;
+  std::string error;
   if (rank == 0) {
-    const std::string& path = cfg.model.fft_wisdom_file;
-    if (!path.empty() && path != "auto") sqg::load_fft_wisdom_file(path);
-    sqg::SqgModel<double> probe(cfg.model.sqg, cfg.model.fft_planning);
-    text = sqg::export_fft_wisdom();
-    if (!path.empty() && path != "auto") sqg::save_fft_wisdom_file(path);
+    // A failure here is sent to every rank (len = -1) instead of leaving them in the Bcast.
+    try {
+      const std::string path = cfg.model.fft_planning == sqg::FftPlanning::kMeasure
+                                   ? sqg::resolve_fft_wisdom_path(cfg.model.fft_wisdom_file)
+                                   : std::string();
+      const bool automatic = cfg.model.fft_wisdom_file == "auto";
+      try {
+        if (!path.empty()) sqg::load_fft_wisdom_file(path);
+      } catch (const std::runtime_error&) {
+        if (!automatic) throw;  // a stale cache is re-measured and overwritten
+      }
+      sqg::SqgModel<double> probe(cfg.model.sqg, cfg.model.fft_planning);
+      text = sqg::export_fft_wisdom();
+      try {
+        if (!path.empty()) sqg::save_fft_wisdom_file(path);
+      } catch (const std::exception&) {
+        if (!automatic) throw;
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
   }
-  int len = static_cast<int>(text.size());
+  int len = error.empty() ? static_cast<int>(text.size()) : -1;
   MPI_Bcast(&len, 1, MPI_INT, 0, comm);
+  if (len < 0) {
+    throw config::ConfigError(rank == 0 ? error : "model.fft_wisdom_file: rank 0 failed to plan");
+  }
   text.resize(static_cast<std::size_t>(len));
   MPI_Bcast(text.data(), len, MPI_CHAR, 0, comm);
   if (rank != 0) sqg::import_fft_wisdom(text);

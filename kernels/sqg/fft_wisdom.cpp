@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 
 #include "sqg/fftw_traits.hpp"
 
@@ -66,6 +67,25 @@ void save_fft_wisdom_file(const std::filesystem::path& path) {
     if (!out) throw std::runtime_error("cannot write FFTW wisdom to " + tmp);
   }
   std::filesystem::rename(tmp, path);
+}
+
+// "auto": one wisdom file per machine in the user's cache directory ("" when there is none).
+std::string resolve_fft_wisdom_path(const std::string& setting) {
+  if (setting != "auto") return setting;
+  std::filesystem::path dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+    dir = std::filesystem::path(xdg) / "rtda";
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    dir = std::filesystem::path(home) / ".cache" / "rtda";
+  } else {
+    return "";
+  }
+  char host[256] = "host";
+  gethostname(host, sizeof host - 1);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return "";
+  return (dir / ("fftw-wisdom-" + std::string(host) + ".txt")).string();
 }
 
 }  // namespace rtda::sqg

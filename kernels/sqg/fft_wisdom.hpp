@@ -20,4 +20,8 @@ bool load_fft_wisdom_file(const std::filesystem::path& path);
 // Writes the current wisdom to `path` atomically (temporary file, then rename).
 void save_fft_wisdom_file(const std::filesystem::path& path);
 
+// The wisdom file a setting names: a path as given, "" for none, and for "auto" a file per
+// machine under $XDG_CACHE_HOME/rtda or ~/.cache/rtda ("" when neither exists).
+std::string resolve_fft_wisdom_path(const std::string& setting);
+
 }  // namespace rtda::sqg
