@@ -35,10 +35,6 @@ Experiment experiment_from_string(std::string_view s) {
                               "sparse-arctan-shocks");
 }
 
-double apply_operator(io::ObsOperator op, double q_ms, double kelvin_per_pv) {
-  return operator_value(op, q_ms, kelvin_per_pv);
-}
-
 ExperimentDefinition definition(Experiment e) {
   switch (e) {
     case Experiment::kLinear:

@@ -31,9 +31,6 @@ struct ObserveSettings {
   int cycles = 0;                  // 0: one cycle per nature state
 };
 
-// h(q) for one value of q (m/s); s = f*theta0/g converts to kelvin.
-double apply_operator(io::ObsOperator op, double q_ms, double kelvin_per_pv);
-
 // The observation operator, default error and network density of an experiment.
 struct ExperimentDefinition {
   io::ObsOperator op;

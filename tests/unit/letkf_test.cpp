@@ -14,6 +14,7 @@
 #include "filters/letkf.hpp"
 #include "filters/localization.hpp"
 #include "obs/observation_space.hpp"
+#include "observation_builders.hpp"
 
 namespace rtda::filters {
 namespace {
@@ -28,17 +29,7 @@ sqg::SqgParams grid(int n) {
   return p;
 }
 
-io::Observation ob(double x, double y, int level, double value,
-                   ObsOperator op = ObsOperator::kIdentity, double sd = 1.0) {
-  io::Observation o;
-  o.x_m = x;
-  o.y_m = y;
-  o.level = level;
-  o.value = value;
-  o.op = op;
-  o.error_sd = sd;
-  return o;
-}
+using rtda::test_support::observation;
 
 // members x 2 N^2 values: a smooth-ish mean plus N(0, sd^2) perturbations.
 std::vector<double> random_ensemble(const sqg::SqgParams& p, int members, double sd,
@@ -65,7 +56,7 @@ io::ObservationSet random_observations(const sqg::SqgParams& p, std::size_t coun
     x = std::min(x, std::nextafter(p.L_m, 0.0));
     y = std::min(y, std::nextafter(p.L_m, 0.0));
     const int level = u.uniform(4 * o + 2) < 0.5 ? 0 : 1;
-    set.push_back(ob(x, y, level, 2.0 * u.uniform(4 * o + 3) - 1.0, op, sd));
+    set.push_back(observation(x, y, level, 2.0 * u.uniform(4 * o + 3) - 1.0, op, sd));
   }
   return set;
 }
@@ -253,7 +244,7 @@ TEST(Letkf, NonlinearOperatorEntersOnlyThroughMemberImages) {
   const int i0 = 3, j0 = 5;
   const double sd = 0.01;
   io::ObservationSet set;
-  set.push_back(ob(i0 * p.dx_m(), j0 * p.dx_m(), 0, 0.3, ObsOperator::kArctan, sd));
+  set.push_back(observation(i0 * p.dx_m(), j0 * p.dx_m(), 0, 0.3, ObsOperator::kArctan, sd));
   const obs::ObservationSpace space(p, set);
   auto prior = random_ensemble(p, k, 60.0, kSeed + 2);  // s q ~ 0.2: arctan clearly nonlinear
   SCOPED_TRACE("seed " + std::to_string(kSeed + 2));
@@ -413,9 +404,9 @@ TEST(Letkf, ObservationBeyondTheRadiusHasNoEffectOnAnElement) {
   const double dx = p.dx_m();
   const auto prior = random_ensemble(p, k, 1.0, kSeed + 3);
   io::ObservationSet near_only;
-  near_only.push_back(ob(4.3 * dx, 4.6 * dx, 0, 1.0));
+  near_only.push_back(observation(4.3 * dx, 4.6 * dx, 0, 1.0));
   io::ObservationSet both = near_only;
-  both.push_back(ob(6 * dx, 4 * dx, 1, -1.0));  // d = 2 dx = 2500 km > L_h from (4, 4)
+  both.push_back(observation(6 * dx, 4 * dx, 1, -1.0));  // d = 2 dx = 2500 km > L_h from (4, 4)
   LetkfAnalysis letkf;
   const auto a = analyse(letkf, prior, k, obs::ObservationSpace(p, near_only));
   const auto b = analyse(letkf, prior, k, obs::ObservationSpace(p, both));
@@ -440,7 +431,7 @@ TEST(Letkf, ElementFarFromAllObservationsKeepsItsPriorExactly) {
   const double dx = p.dx_m();
   const auto prior = random_ensemble(p, k, 1.0, kSeed + 4);
   io::ObservationSet set;
-  set.push_back(ob(2 * dx, 3 * dx, 1, 0.5));
+  set.push_back(observation(2 * dx, 3 * dx, 1, 0.5));
   LetkfSettings settings;
   settings.rtps = 0.9;
   LetkfAnalysis letkf(settings);
@@ -609,7 +600,7 @@ TEST(Letkf, DiagnosticsCountObservationsAndInnovations) {
   for (int lev = 0; lev < 2; ++lev)
     for (int j = 0; j < p.N; ++j)
       for (int i = 0; i < p.N; ++i)
-        set.push_back(ob(i * p.dx_m(), j * p.dx_m(), lev, 0.1 * i - 0.05 * j));
+        set.push_back(observation(i * p.dx_m(), j * p.dx_m(), lev, 0.1 * i - 0.05 * j));
   const obs::ObservationSpace space(p, set);
   LetkfAnalysis letkf;
   AnalysisDiagnostics diag;

@@ -22,6 +22,7 @@
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
 #include "obs/experiments.hpp"
+#include "obs/observation_space.hpp"
 
 namespace rtda::obs {
 namespace {
@@ -97,7 +98,7 @@ std::vector<double> errors_of(const io::ObservationSet& set, const io::NatureRun
     const GridPoint g = decode(set.id[k]);
     double q = nature.state(g.cycle)[g.state_index()];
     if (include_shock && !set.shock.empty()) q += set.shock[g.cycle * 2 * kNN + g.state_index()];
-    e[k] = set.value[k] - apply_operator(set.op[k], q, s);
+    e[k] = set.value[k] - operator_value(set.op[k], q, s);
   }
   return e;
 }
@@ -144,9 +145,9 @@ TEST(ObsExperiments, NamesRoundTripAndAnUnknownNameIsRejectedByName) {
 TEST(ObsExperiments, OperatorsAreKelvinScaleArctanAndIdentity) {
   const double s = sqg::SqgParams{}.kelvin_per_pv();
   EXPECT_DOUBLE_EQ(s, 1.0e-4 * 300.0 / 9.8);  // s = f·θ₀/g
-  EXPECT_DOUBLE_EQ(apply_operator(io::ObsOperator::kLinearK, 1500.0, s), 1500.0 * s);
-  EXPECT_DOUBLE_EQ(apply_operator(io::ObsOperator::kArctan, 1500.0, s), std::atan(1500.0 * s));
-  EXPECT_EQ(apply_operator(io::ObsOperator::kIdentity, 1500.0, s), 1500.0);
+  EXPECT_DOUBLE_EQ(operator_value(io::ObsOperator::kLinearK, 1500.0, s), 1500.0 * s);
+  EXPECT_DOUBLE_EQ(operator_value(io::ObsOperator::kArctan, 1500.0, s), std::atan(1500.0 * s));
+  EXPECT_EQ(operator_value(io::ObsOperator::kIdentity, 1500.0, s), 1500.0);
 }
 
 // ---- experiment 1: linear -------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include "core/random.hpp"
 #include "obs/observation_space.hpp"
+#include "observation_builders.hpp"
 
 namespace rtda::obs {
 namespace {
@@ -19,18 +20,7 @@ sqg::SqgParams small_grid() {
   return p;
 }
 
-io::Observation ob(double x, double y, int level, double value,
-                   ObsOperator op = ObsOperator::kIdentity, double sd = 1.0, std::uint64_t id = 0) {
-  io::Observation o;
-  o.x_m = x;
-  o.y_m = y;
-  o.level = level;
-  o.value = value;
-  o.op = op;
-  o.error_sd = sd;
-  o.id = id;
-  return o;
-}
+using rtda::test_support::observation;
 
 std::vector<double> random_state(const sqg::SqgParams& p, std::uint64_t seed) {
   std::vector<double> s(p.state_size());
@@ -43,16 +33,17 @@ TEST(ObservationSpace, InvalidObservationsAreRejectedWithReasonsAndTheRestCount)
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   io::ObservationSet set;
-  set.push_back(ob(0, 0, 0, 1.0, ObsOperator::kIdentity, 1.0, 10));       // good
-  set.push_back(ob(0, 0, 0, nan, ObsOperator::kIdentity, 1.0, 11));       // NaN value
-  set.push_back(ob(0, 0, 0, inf, ObsOperator::kIdentity, 1.0, 12));       // infinite value
-  set.push_back(ob(0, 0, 0, 1.0, ObsOperator::kIdentity, 0.0, 13));       // error_sd 0
-  set.push_back(ob(0, 0, 0, 1.0, ObsOperator::kIdentity, -2.0, 14));      // error_sd < 0
-  set.push_back(ob(0, 0, 0, 1.0, static_cast<ObsOperator>(7), 1.0, 15));  // unknown operator
-  set.push_back(ob(p.L_m, 0, 0, 1.0, ObsOperator::kIdentity, 1.0, 16));   // x = L
-  set.push_back(ob(0, -1.0, 0, 1.0, ObsOperator::kIdentity, 1.0, 17));    // y < 0
-  set.push_back(ob(0, 0, 2, 1.0, ObsOperator::kIdentity, 1.0, 18));       // bad level
-  set.push_back(ob(1e6, 2e6, 1, 2.0, ObsOperator::kArctan, 0.01, 19));    // good
+  set.push_back(observation(0, 0, 0, 1.0, ObsOperator::kIdentity, 1.0, 10));   // good
+  set.push_back(observation(0, 0, 0, nan, ObsOperator::kIdentity, 1.0, 11));   // NaN value
+  set.push_back(observation(0, 0, 0, inf, ObsOperator::kIdentity, 1.0, 12));   // infinite value
+  set.push_back(observation(0, 0, 0, 1.0, ObsOperator::kIdentity, 0.0, 13));   // error_sd 0
+  set.push_back(observation(0, 0, 0, 1.0, ObsOperator::kIdentity, -2.0, 14));  // error_sd < 0
+  set.push_back(
+      observation(0, 0, 0, 1.0, static_cast<ObsOperator>(7), 1.0, 15));  // unknown operator
+  set.push_back(observation(p.L_m, 0, 0, 1.0, ObsOperator::kIdentity, 1.0, 16));  // x = L
+  set.push_back(observation(0, -1.0, 0, 1.0, ObsOperator::kIdentity, 1.0, 17));   // y < 0
+  set.push_back(observation(0, 0, 2, 1.0, ObsOperator::kIdentity, 1.0, 18));      // bad level
+  set.push_back(observation(1e6, 2e6, 1, 2.0, ObsOperator::kArctan, 0.01, 19));   // good
   std::vector<Rejection> rejected;
   ObservationSpace space(p, set, &rejected);
   ASSERT_EQ(space.size(), 2u);
@@ -73,7 +64,7 @@ TEST(ObservationSpace, AnObservationAtAGridPointReadsThatPoint) {
   const auto state = random_state(p, 1);
   io::ObservationSet set;
   const int i = 3, j = 5;
-  set.push_back(ob(i * p.L_m / p.N, j * p.L_m / p.N, 1, 0.0));
+  set.push_back(observation(i * p.L_m / p.N, j * p.L_m / p.N, 1, 0.0));
   ObservationSpace space(p, set);
   EXPECT_TRUE(space.all_at_grid_points());
   std::vector<double> hx(1);
@@ -93,8 +84,8 @@ TEST(ObservationSpace, BilinearInterpolationIsExactForABilinearFieldAndWrapsPeri
       state[j * n + i] = 2.0 + 3.0 * i - 1.5 * j + 0.25 * i * j;
   }
   io::ObservationSet set;
-  set.push_back(ob(2.3 * dx, 4.6 * dx, 0, 0));
-  set.push_back(ob((n - 0.25) * dx, 1.5 * dx, 0, 0));  // between column n-1 and column 0
+  set.push_back(observation(2.3 * dx, 4.6 * dx, 0, 0));
+  set.push_back(observation((n - 0.25) * dx, 1.5 * dx, 0, 0));  // between column n-1 and column 0
   ObservationSpace space(p, set);
   EXPECT_FALSE(space.all_at_grid_points());
   std::vector<double> hx(2);
@@ -127,9 +118,10 @@ TEST(ObservationSpace, LikelihoodGradientMatchesFiniteDifferences) {
   const auto p = small_grid();
   const auto state = random_state(p, 2);
   io::ObservationSet set;
-  set.push_back(ob(1.5 * p.dx_m(), 2.25 * p.dx_m(), 0, 3.0, ObsOperator::kLinearK, 1.0));
-  set.push_back(ob(4 * p.dx_m(), 4 * p.dx_m(), 1, 0.3, ObsOperator::kArctan, 0.05));
-  set.push_back(ob(7.9 * p.dx_m(), 0.2 * p.dx_m(), 1, -500.0, ObsOperator::kIdentity, 200.0));
+  set.push_back(observation(1.5 * p.dx_m(), 2.25 * p.dx_m(), 0, 3.0, ObsOperator::kLinearK, 1.0));
+  set.push_back(observation(4 * p.dx_m(), 4 * p.dx_m(), 1, 0.3, ObsOperator::kArctan, 0.05));
+  set.push_back(
+      observation(7.9 * p.dx_m(), 0.2 * p.dx_m(), 1, -500.0, ObsOperator::kIdentity, 200.0));
   ObservationSpace space(p, set);
   auto log_like = [&](const std::vector<double>& x) {
     std::vector<double> hx(space.size());
