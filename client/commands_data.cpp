@@ -147,7 +147,8 @@ namespace {
 
 template <typename Real>
 void advance_fields(const config::Config& cfg, std::vector<double>& q, int members, int steps) {
-  if (steps == 0) return;  // leave the input bit for bit (a grid round trip would not)
+  // Zero steps: leave the input bit for bit (float32 conversion or a grid round trip would not).
+  if (steps == 0) return;
   const ModelPlanning planning(cfg);
   sqg::SqgModel<Real> model(cfg.model.sqg, cfg.model.fft_planning);
   planning.planned();
