@@ -43,6 +43,12 @@ Runner add_demo_command(CLI::App& app);
 Runner add_experiment_command(CLI::App& app);
 Runner add_analyze_command(CLI::App& app);
 Runner add_ensemble_command(CLI::App& app);
+Runner add_feed_command(CLI::App& app);
+Runner add_watch_command(CLI::App& app);
+Runner add_status_command(CLI::App& app);
+std::vector<Runner> add_control_commands(
+    CLI::App& app);  // pause resume checkpoint set-filter shutdown
+Runner add_keys_command(CLI::App& app);
 
 // Shared by nature and demo: runs the nature-run recipe with a progress bar, writes `out`,
 // prints the climatology; returns the per-level std averaged over the kept states (m/s).

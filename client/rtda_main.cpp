@@ -29,6 +29,16 @@ int main(int argc, char** argv) {
   reg(add_experiment_command(app));
   reg(add_analyze_command(app));
   reg(add_ensemble_command(app));
+  reg(add_feed_command(app));
+  reg(add_watch_command(app));
+  reg(add_status_command(app));
+  {
+    auto control = add_control_commands(app);
+    const auto subs = app.get_subcommands({});
+    for (std::size_t i = 0; i < control.size(); ++i)
+      runners[subs[subs.size() - control.size() + i]] = std::move(control[i]);
+  }
+  reg(add_keys_command(app));
   CLI11_PARSE(app, argc, argv);
   g_raw_args.assign(argv + 1, argv + argc);
   set_command_line(command_line_of(argc, argv));

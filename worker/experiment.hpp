@@ -10,19 +10,9 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "cycle_engine.hpp"
 
 namespace rtda::worker {
-
-struct CycleRecord {
-  int cycle;
-  double time_seconds;
-  double rmse_background_K, rmse_analysis_K;
-  double spread_background_K, spread_analysis_K;
-  double innovation_mean, innovation_rms, consistency_ratio;
-  double observations_used, observations_rejected;
-  double shock_sd;
-  double seconds_forecast, seconds_analysis;
-};
 
 struct ExperimentResult {
   std::vector<CycleRecord> cycles;  // on rank 0 only

@@ -73,6 +73,10 @@ class EnsfSlab : public SlabAnalysis {
     for (const auto& [key, value] : d.extra)
       extra[key] = value;
   }
+  std::vector<double> carried_state() const override { return ensf_.initial_spread(); }
+  void restore_carried_state(std::vector<double> s) override {
+    ensf_.set_initial_spread(std::move(s));
+  }
 
  private:
   filters::EnsfAnalysis ensf_;

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "filters/filter.hpp"
@@ -29,6 +30,10 @@ class SlabAnalysis {
                                const filters::AnalysisContext& ctx, std::size_t c0, std::size_t c1,
                                std::span<double> post_cols, MPI_Comm comm,
                                std::map<std::string, double>& extra) = 0;
+  // State a filter carries from one analysis to the next (EnSF's spread target), over the
+  // whole state [level][y][x] with NaN where this rank holds nothing; empty when stateless.
+  virtual std::vector<double> carried_state() const { return {}; }
+  virtual void restore_carried_state(std::vector<double>) {}
 };
 
 // "letkf" or "ensf", configured from cfg.letkf / cfg.ensf.

@@ -2,8 +2,10 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <map>
@@ -123,6 +125,34 @@ Key choice_key(std::string name, Field field, std::vector<std::pair<std::string,
     return std::string("?");
   };
   return k;
+}
+
+Key string_key(std::string name, std::function<std::string&(Config&)> field, std::string doc,
+               std::function<std::string(const std::string&)> check = nullptr) {
+  Key k{name, "string", std::move(doc), nullptr, nullptr};
+  k.set = [name, field, check](Config& c, const toml::node& n, const std::string& where) {
+    if (!n.is_string()) fail(where, name, n, "a string");
+    const std::string v = n.as_string()->get();
+    if (check) {
+      const std::string expected = check(v);
+      if (!expected.empty()) fail(where, name, n, expected);
+    }
+    field(c) = v;
+  };
+  k.show = [field](const Config& c) { return "\"" + field(const_cast<Config&>(c)) + "\""; };
+  return k;
+}
+
+// A ZeroMQ endpoint rtda binds or connects: tcp:// or ipc:// (and inproc:// for tests).
+std::string check_endpoint(const std::string& v) {
+  for (const char* scheme : {"tcp://", "ipc://", "inproc://"}) {
+    if (v.rfind(scheme, 0) == 0 && v.size() > std::string(scheme).size()) return {};
+  }
+  return "a ZeroMQ endpoint tcp://HOST:PORT or ipc://PATH";
+}
+
+std::string check_optional_endpoint(const std::string& v) {
+  return v.empty() ? std::string() : check_endpoint(v);
 }
 
 const std::vector<Key>& registry() {
@@ -400,6 +430,115 @@ const std::vector<Key>& registry() {
     m.push_back(real_key(
         "ensf.rtps", [](Config& c) -> double& { return c.ensf.rtps; },
         "Relaxation to prior spread (eq. 10) before the spread target; 0 = off."));
+    // [server]
+    m.push_back(string_key(
+        "server.ingest", [](Config& c) -> std::string& { return c.server.ingest; },
+        "Feeders' endpoint (ROUTER): ObservationBatch -> IngestAck.", check_endpoint));
+    m.push_back(string_key(
+        "server.publish", [](Config& c) -> std::string& { return c.server.publish; },
+        "Analyses for consumers (PUB): topics rtda.summary, rtda.analysis, rtda.ensemble.",
+        check_endpoint));
+    m.push_back(string_key(
+        "server.control", [](Config& c) -> std::string& { return c.server.control; },
+        "Status and control (ROUTER): ControlRequest -> ControlReply.", check_endpoint));
+    m.push_back(string_key(
+        "server.workers", [](Config& c) -> std::string& { return c.server.workers; },
+        "Worker group link (ROUTER); rank 0 of rtda-worker connects here.", check_endpoint));
+    m.push_back(string_key(
+        "server.metrics", [](Config& c) -> std::string& { return c.server.metrics; },
+        "Prometheus metrics over HTTP (tcp://HOST:PORT, GET /metrics); \"\" = off.",
+        check_optional_endpoint));
+    m.push_back(string_key(
+        "server.data_dir", [](Config& c) -> std::string& { return c.server.data_dir; },
+        "Observation log, checkpoints, per-cycle analyses and the archive (shared with the "
+        "worker group, which writes the checkpoints)."));
+    m.push_back(choice_key(
+        "server.filter", [](Config& c) -> std::string& { return c.server.filter; },
+        std::vector<std::pair<std::string, std::string>>{
+            {"ensf", "ensf"}, {"letkf", "letkf"}, {"none", "none"}},
+        "Filter of the service's analyses (changeable at run time: rtda set-filter)."));
+    m.push_back(choice_key(
+        "server.log_sync", [](Config& c) -> std::string& { return c.server.log_sync; },
+        std::vector<std::pair<std::string, std::string>>{
+            {"always", "always"}, {"interval", "interval"}, {"never", "never"}},
+        "Observation log durability before an ack: fdatasync every commit (\"always\"), at "
+        "most every log_sync_interval_seconds, or never (the OS decides)."));
+    m.push_back(real_key(
+        "server.log_sync_interval_seconds",
+        [](Config& c) -> double& { return c.server.log_sync_interval_seconds; },
+        "Longest time between fdatasyncs with log_sync = \"interval\"."));
+    m.push_back(int_key(
+        "server.log_segment_mb", [](Config& c) -> int& { return c.server.log_segment_mb; },
+        "Observation log segment size, MiB."));
+    m.push_back(real_key(
+        "server.heartbeat_seconds", [](Config& c) -> double& { return c.server.heartbeat_seconds; },
+        "Heartbeat period of the worker link, both directions, s."));
+    m.push_back(real_key(
+        "server.worker_timeout_seconds",
+        [](Config& c) -> double& { return c.server.worker_timeout_seconds; },
+        "A worker group silent this long is lost; its cycle is re-dispatched on reconnect, s."));
+    m.push_back(int_key(
+        "server.checkpoint_every", [](Config& c) -> int& { return c.server.checkpoint_every; },
+        "Checkpoint the ensemble after every n-th analysis (1 = each)."));
+    m.push_back(int_key(
+        "server.checkpoint_keep", [](Config& c) -> int& { return c.server.checkpoint_keep; },
+        "Newest checkpoints kept on disk (older ones are deleted)."));
+    m.push_back(bool_key(
+        "server.publish_members", [](Config& c) -> bool& { return c.server.publish_members; },
+        "Also publish every analysis member (topic rtda.ensemble)."));
+    // [window]
+    m.push_back(real_key(
+        "window.t0_seconds", [](Config& c) -> double& { return c.window.t0_seconds; },
+        "Analysis time of cycle 0; cycle k analyses t0 + k * experiment.cycle_hours, model s."));
+    m.push_back(choice_key(
+        "window.late_policy", [](Config& c) -> std::string& { return c.window.late_policy; },
+        std::vector<std::pair<std::string, std::string>>{{"next", "next"}, {"reject", "reject"}},
+        "An observation for a window already closed: assimilate it in the oldest open window "
+        "(\"next\") or refuse it (\"reject\"). Both are counted."));
+    m.push_back(real_key(
+        "window.deadline_seconds", [](Config& c) -> double& { return c.window.deadline_seconds; },
+        "Close a window this long (wall clock) after its first observation; 0 = never by "
+        "deadline, s."));
+    m.push_back(real_key(
+        "window.grace_seconds", [](Config& c) -> double& { return c.window.grace_seconds; },
+        "Close a window once observations of a later window arrived this long ago, s."));
+    m.push_back(int_key(
+        "window.max_windows_ahead", [](Config& c) -> int& { return c.window.max_windows_ahead; },
+        "Refuse observations more than this many windows after the oldest open one."));
+    // [limits]
+    m.push_back(int_key(
+        "limits.max_message_mb", [](Config& c) -> int& { return c.limits.max_message_mb; },
+        "Largest message accepted on any endpoint, MiB (ZMQ_MAXMSGSIZE: larger ones drop the "
+        "connection)."));
+    m.push_back(int_key(
+        "limits.max_batch_observations",
+        [](Config& c) -> int& { return c.limits.max_batch_observations; },
+        "Most observations in one batch."));
+    m.push_back(real_key(
+        "limits.source_rate_observations_per_second",
+        [](Config& c) -> double& { return c.limits.source_rate_observations_per_second; },
+        "Sustained observations per second per feeder source; 0 = unlimited."));
+    m.push_back(real_key(
+        "limits.source_burst_observations",
+        [](Config& c) -> double& { return c.limits.source_burst_observations; },
+        "Burst allowance of the per-source rate limit, observations."));
+    // [security]
+    m.push_back(bool_key(
+        "security.curve", [](Config& c) -> bool& { return c.security.curve; },
+        "Require ZeroMQ CURVE encryption and authentication on every endpoint."));
+    m.push_back(string_key(
+        "security.server_key", [](Config& c) -> std::string& { return c.security.server_key; },
+        "The server's secret key file (rtda keys --out NAME writes NAME.key_secret)."));
+    m.push_back(string_key(
+        "security.feeder_keys", [](Config& c) -> std::string& { return c.security.feeder_keys; },
+        "Feeders allowed to ingest: a file of public keys or a directory of .key files; \"\" "
+        "= any client that knows the server's public key."));
+    m.push_back(string_key(
+        "security.control_keys", [](Config& c) -> std::string& { return c.security.control_keys; },
+        "Clients allowed on the control endpoint (same forms as feeder_keys)."));
+    m.push_back(string_key(
+        "security.worker_keys", [](Config& c) -> std::string& { return c.security.worker_keys; },
+        "Worker groups allowed to connect (same forms as feeder_keys)."));
     return r;
   }();
   return keys;
@@ -453,6 +592,25 @@ void apply_preset(Config& c, const std::string& where) {
 
 }  // namespace
 
+namespace {
+// The text of a configuration received from elsewhere (the server sends its own to the
+// worker group); load_text parses it in place of a file named `name`.
+thread_local const std::string* text_source = nullptr;
+}  // namespace
+
+Config load_text(const std::string& toml_text, const std::string& name,
+                 const std::vector<std::string>& overrides) {
+  text_source = &toml_text;
+  try {
+    Config c = load(name, overrides);
+    text_source = nullptr;
+    return c;
+  } catch (...) {
+    text_source = nullptr;
+    throw;
+  }
+}
+
 Config load(const std::optional<std::string>& toml_path, const std::vector<std::string>& overrides,
             const Config* base) {
   Config c = base ? *base : Config{};
@@ -462,7 +620,8 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
   toml::table file_table;
   if (toml_path) {
     try {
-      file_table = toml::parse_file(*toml_path);
+      file_table = text_source ? toml::parse(*text_source, *toml_path)
+                               : toml::parse_file(*toml_path);
     } catch (const toml::parse_error& e) {
       std::ostringstream m;
       m << *toml_path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
@@ -567,7 +726,76 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
   }
   if (c.observe.cycles < 0)
     throw ConfigError("observe.cycles = " + std::to_string(c.observe.cycles) + ": expected >= 0");
+  const auto require = [](bool ok, const std::string& key, const std::string& value,
+                          const std::string& expected) {
+    if (!ok) throw ConfigError(key + " = " + value + ": expected " + expected);
+  };
+  require(c.server.heartbeat_seconds > 0, "server.heartbeat_seconds",
+          fmt_double(c.server.heartbeat_seconds), "> 0");
+  require(c.server.worker_timeout_seconds > c.server.heartbeat_seconds,
+          "server.worker_timeout_seconds", fmt_double(c.server.worker_timeout_seconds),
+          "more than server.heartbeat_seconds = " + fmt_double(c.server.heartbeat_seconds));
+  require(c.server.log_sync_interval_seconds > 0, "server.log_sync_interval_seconds",
+          fmt_double(c.server.log_sync_interval_seconds), "> 0");
+  require(c.server.log_segment_mb >= 1, "server.log_segment_mb",
+          std::to_string(c.server.log_segment_mb), ">= 1");
+  require(c.server.checkpoint_every >= 1, "server.checkpoint_every",
+          std::to_string(c.server.checkpoint_every), ">= 1");
+  require(c.server.checkpoint_keep >= 1, "server.checkpoint_keep",
+          std::to_string(c.server.checkpoint_keep), ">= 1");
+  require(!c.server.data_dir.empty(), "server.data_dir", "\"\"", "a directory");
+  require(c.window.deadline_seconds >= 0, "window.deadline_seconds",
+          fmt_double(c.window.deadline_seconds), ">= 0");
+  require(c.window.grace_seconds >= 0, "window.grace_seconds", fmt_double(c.window.grace_seconds),
+          ">= 0");
+  require(c.window.max_windows_ahead >= 1, "window.max_windows_ahead",
+          std::to_string(c.window.max_windows_ahead), ">= 1");
+  require(std::isfinite(c.window.t0_seconds), "window.t0_seconds", fmt_double(c.window.t0_seconds),
+          "a finite time");
+  require(c.limits.max_message_mb >= 1, "limits.max_message_mb",
+          std::to_string(c.limits.max_message_mb), ">= 1");
+  require(c.limits.max_batch_observations >= 1, "limits.max_batch_observations",
+          std::to_string(c.limits.max_batch_observations), ">= 1");
+  require(c.limits.source_rate_observations_per_second >= 0,
+          "limits.source_rate_observations_per_second",
+          fmt_double(c.limits.source_rate_observations_per_second), ">= 0 (0 = unlimited)");
+  require(c.limits.source_burst_observations >= 1, "limits.source_burst_observations",
+          fmt_double(c.limits.source_burst_observations), ">= 1");
+  require(!c.security.curve || !c.security.server_key.empty(), "security.server_key", "\"\"",
+          "a key file when security.curve = true (make one with `rtda keys --out NAME`)");
   return c;
+}
+
+std::string science_hash(const Config& c) {
+  // Keys that cannot change an analysis: where things live, how they are served, threads.
+  static const std::vector<std::string> excluded_sections = {"server", "window", "limits",
+                                                             "security"};
+  static const std::vector<std::string> excluded_keys = {"model.threads",
+                                                         "model.fft_wisdom_file",
+                                                         "experiment.nature_file",
+                                                         "experiment.store_members",
+                                                         "experiment.statistics_from_cycle",
+                                                         "experiment.cycles",
+                                                         "observe.cycles"};
+  std::string text;
+  for (const auto& k : registry()) {
+    const std::string sec = k.name.substr(0, k.name.find('.'));
+    if (std::find(excluded_sections.begin(), excluded_sections.end(), sec) !=
+            excluded_sections.end() ||
+        std::find(excluded_keys.begin(), excluded_keys.end(), k.name) != excluded_keys.end()) {
+      continue;
+    }
+    text += k.name + "=" + k.show(c) + "\n";
+  }
+  // FNV-1a, 64 bit: a fingerprint to compare configurations, not a security measure.
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 0x100000001b3ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 std::string to_toml(const Config& c) {

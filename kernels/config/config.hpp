@@ -60,6 +60,53 @@ struct ExperimentConfig {
   bool store_members = false;       // also archive every analysis member
 };
 
+// The coordinator (rtda-server) and its worker link: addresses, storage, cycling, reliability.
+struct ServerConfig {
+  // ZeroMQ endpoints (architecture.md §2): tcp://HOST:PORT or ipc://PATH.
+  std::string ingest = "tcp://127.0.0.1:5560";
+  std::string publish = "tcp://127.0.0.1:5561";
+  std::string control = "tcp://127.0.0.1:5562";
+  std::string workers = "tcp://127.0.0.1:5563";
+  std::string metrics;  // "" = off; else tcp://HOST:PORT serving GET /metrics (Prometheus)
+  std::string data_dir = "rtda-data";  // observation log, checkpoints, analyses, archive
+  std::string filter = "ensf";         // "letkf" | "ensf" | "none"; `rtda set-filter` changes it
+  std::string log_sync = "always";     // "always" | "interval" | "never"
+  double log_sync_interval_seconds = 0.05;
+  int log_segment_mb = 64;
+  double heartbeat_seconds = 1.0;       // worker link heartbeats, both ways
+  double worker_timeout_seconds = 5.0;  // no heartbeat this long: the worker group is lost
+  int checkpoint_every = 1;             // checkpoint the ensemble after every n-th analysis
+  int checkpoint_keep = 3;              // newest checkpoints kept on disk
+  bool publish_members = false;         // also publish every member (topic rtda.ensemble)
+};
+
+// Assimilation windows (architecture.md §3): cycle k analyses t0 + k * experiment.cycle_hours.
+struct WindowConfig {
+  double t0_seconds = 0.0;
+  std::string late_policy = "next";  // "next" (assimilate in the next open window) | "reject"
+  double deadline_seconds = 10.0;    // close a window this long (wall clock) after its first
+                                     // observation; 0 = only by marker or later window
+  double grace_seconds = 2.0;        // close a window once a later window's data is this old
+  int max_windows_ahead = 64;        // refuse observations further ahead than this many windows
+};
+
+// What one client may send (architecture.md §2).
+struct LimitsConfig {
+  int max_message_mb = 64;
+  int max_batch_observations = 100000;
+  double source_rate_observations_per_second = 0;  // per feeder source; 0 = unlimited
+  double source_burst_observations = 1e6;
+};
+
+// ZeroMQ CURVE on every endpoint (keys from `rtda keys`).
+struct SecurityConfig {
+  bool curve = false;
+  std::string server_key;    // the server's .key_secret file
+  std::string feeder_keys;   // allowed feeder public keys (file or directory); "" = any
+  std::string control_keys;  // allowed control clients; "" = any client with the server key
+  std::string worker_keys;   // allowed worker groups; "" = any
+};
+
 struct Config {
   ModelConfig model;
   sqg::NatureSettings nature;
@@ -68,7 +115,16 @@ struct Config {
   ExperimentConfig experiment;
   filters::LetkfSettings letkf;
   filters::EnsfSettings ensf;  // ensf.mode selects that mode's defaults before other keys
+  ServerConfig server;
+  WindowConfig window;
+  LimitsConfig limits;
+  SecurityConfig security;
 };
+
+// Fingerprint (FNV-1a 64, 16 hex digits) of the configuration that determines the analyses: every
+// key except where files live, addresses, threads and other settings that cannot change a
+// number. Equal hashes mean the worker group and the server agree.
+std::string science_hash(const Config& c);
 
 // Thrown for any configuration problem; the message names the key, the value and what was
 // expected (and the file, when one was read).
@@ -82,6 +138,10 @@ struct ConfigError : std::runtime_error {
 // input file); its preset is then not re-applied unless model.preset or model.N is given.
 Config load(const std::optional<std::string>& toml_path,
             const std::vector<std::string>& overrides = {}, const Config* base = nullptr);
+
+// As load(), with the TOML text given instead of read from a file (`name` labels messages).
+Config load_text(const std::string& toml_text, const std::string& name,
+                 const std::vector<std::string>& overrides = {});
 
 // The whole effective configuration as TOML (recorded in output files for provenance).
 std::string to_toml(const Config& c);

@@ -35,6 +35,8 @@ constexpr std::array kReserved = {
     "time_seconds",
     "experiment",
     "seed",
+    "cycle",
+    "config_hash",
 };
 
 }  // namespace

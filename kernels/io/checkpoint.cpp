@@ -1,0 +1,65 @@
+#include "io/checkpoint.hpp"
+
+#include "io/fields.hpp"
+#include "io/hdf5_file.hpp"
+
+namespace rtda::io {
+
+void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
+  const std::size_t n2 = static_cast<std::size_t>(c.params.N) * c.params.N;
+  if (!c.ensf_initial_spread.empty() && c.ensf_initial_spread.size() != 2 * n2) {
+    throw IoError(describe(path.string(), "variable \"ensf_initial_spread\"",
+                           "has " + std::to_string(c.ensf_initial_spread.size()) +
+                               " values, expected 2 N^2 = " + std::to_string(2 * n2)));
+  }
+  StagedPath staged(path);
+  write_ensemble(staged.temp_path(), c.params, c.time_seconds, c.members, c.q, c.provenance);
+  {
+    File file = File::open_read_write(staged.temp_path());
+    file.set_attribute("cycle", c.cycle);
+    file.set_string_attribute("config_hash", c.config_hash);
+    if (!c.ensf_initial_spread.empty()) {
+      const hsize_t n = static_cast<hsize_t>(c.params.N);
+      Dataset level = file.open_dataset("level");
+      Dataset y = file.open_dataset("y");
+      Dataset x = file.open_dataset("x");
+      Dataset s = file.create_dataset<double>("ensf_initial_spread", {2, n, n});
+      s.set_units(kPvUnits, "EnSF target spread of spread_target = initial");
+      s.attach_scales({&level, &y, &x});
+      s.write(std::span<const double>(c.ensf_initial_spread));
+    }
+    file.close();
+  }
+  staged.commit();
+}
+
+Checkpoint read_checkpoint(const std::filesystem::path& path) {
+  FieldFile f = read_fields(path);
+  if (f.members < 1) {
+    throw IoError(describe(path.string(), "variable \"q\"",
+                           "is a single state, expected an ensemble (member, level, y, x)"));
+  }
+  Checkpoint c;
+  c.params = f.params;
+  c.time_seconds = f.time_seconds;
+  c.members = f.members;
+  c.q = std::move(f.q);
+  File file = File::open_read(path);
+  if (!file.has_attribute("cycle")) {
+    throw IoError(describe(path.string(), "attribute \"cycle\"",
+                           "missing: an ensemble file, not a checkpoint"));
+  }
+  c.cycle = file.numeric_attribute<std::int64_t>("cycle");
+  if (file.has_attribute("config_hash")) c.config_hash = file.string_attribute("config_hash");
+  if (file.has("ensf_initial_spread")) {
+    Dataset s = file.open_dataset("ensf_initial_spread");
+    const auto d = s.dims();
+    const auto n = static_cast<hsize_t>(c.params.N);
+    if (d != std::vector<hsize_t>{2, n, n}) s.fail("expected shape (2, N, N)");
+    c.ensf_initial_spread = s.read<double>();
+  }
+  c.provenance = std::move(f.provenance);
+  return c;
+}
+
+}  // namespace rtda::io

@@ -1,0 +1,37 @@
+// Checkpoints of the cycling ensemble (architecture.md §4): an ensemble file (`q` with
+// dimensions member, level, y, x; file_kind "ensemble", so every tool that reads ensembles
+// reads it) plus what a restart needs to continue bit for bit:
+//   root attributes  cycle (int64, the analysis the ensemble is), config_hash (string)
+//   ensf_initial_spread (level, y, x), m s-1, optional: EnSF's spread target of
+//                    spread_target = "initial" (NaN where not yet set)
+// Written under a temporary name, made durable and renamed, so a checkpoint that exists under
+// its final name is complete.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "io/conventions.hpp"
+#include "sqg/sqg_params.hpp"
+
+namespace rtda::io {
+
+struct Checkpoint {
+  sqg::SqgParams params;
+  std::int64_t cycle = -1;
+  double time_seconds = 0;
+  int members = 0;
+  std::vector<double> q;                    // [member][level][y][x]
+  std::vector<double> ensf_initial_spread;  // empty or [level][y][x]
+  std::string config_hash;
+  Provenance provenance;
+};
+
+void write_checkpoint(const std::filesystem::path& path, const Checkpoint& checkpoint);
+
+// Reads and checks a checkpoint; a file without the `cycle` attribute is not a checkpoint.
+Checkpoint read_checkpoint(const std::filesystem::path& path);
+
+}  // namespace rtda::io

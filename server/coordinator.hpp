@@ -1,0 +1,29 @@
+// rtda-server's event loop (architecture.md §1-4): the ingest, publish, control and worker
+// endpoints, the durable observation log, the cycle schedule, the worker group's lifecycle,
+// the per-cycle analysis files and checkpoints. One thread owns every socket; nothing a client
+// sends can stop it (bad input gets an error reply and a counter).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace rtda::server {
+
+class Coordinator {
+ public:
+  // Binds every endpoint, replays the observation log and finds the newest checkpoint.
+  // Throws (with the endpoint or file named) when it cannot start.
+  explicit Coordinator(const config::Config& cfg);
+  ~Coordinator();
+  // Serves until `stop` becomes true or a shutdown command arrives.
+  void run(const std::atomic<bool>& stop);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rtda::server

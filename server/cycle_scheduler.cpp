@@ -1,0 +1,93 @@
+#include "server/cycle_scheduler.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace rtda::server {
+
+std::int64_t CycleScheduler::cycle_of(double t) const {
+  // (t_k − Δ/2, t_k + Δ/2] -> k = ceil((t − t0)/Δ − 1/2).
+  return static_cast<std::int64_t>(std::ceil((t - s_.t0_seconds) / s_.cycle_seconds - 0.5));
+}
+
+bool CycleScheduler::analysis_cycle(double t, std::int64_t& k) const {
+  if (!std::isfinite(t)) return false;
+  k = static_cast<std::int64_t>(std::llround((t - s_.t0_seconds) / s_.cycle_seconds));
+  return k >= 0 && std::abs(time_of(k) - t) <= 1e-6;
+}
+
+CycleScheduler::Place CycleScheduler::place(double t) const {
+  const std::int64_t k = cycle_of(t);
+  if (k < 0) return {Placement::kBeforeFirstWindow, k};
+  if (k <= closed_through_) {
+    if (!s_.late_to_next) return {Placement::kLateRejected, k};
+    return {Placement::kLate, closed_through_ + 1};
+  }
+  if (k > closed_through_ + s_.max_windows_ahead) return {Placement::kTooFarAhead, k};
+  return {Placement::kWindow, k};
+}
+
+void CycleScheduler::add(std::int64_t cycle, const wire::Observation& o, double wall, bool late) {
+  Window& w = windows_[cycle];
+  w.observations.push_back(o);
+  if (w.first_wall < 0) w.first_wall = wall;
+  w.last_wall = std::max(w.last_wall, wall);
+  if (late) ++w.late;
+}
+
+void CycleScheduler::set_truth(std::int64_t cycle, const wire::TruthState& t) {
+  windows_[cycle].truth = t;
+}
+
+bool CycleScheduler::close(std::int64_t cycle, double wall) {
+  if (cycle <= closed_through_) return false;
+  for (auto it = windows_.upper_bound(closed_through_); it != windows_.end() && it->first <= cycle;
+       ++it)
+    it->second.closed_wall = wall;
+  closed_through_ = cycle;
+  return true;
+}
+
+std::int64_t CycleScheduler::due_closure(double wall, std::string& reason) const {
+  std::int64_t due = -1;
+  for (const auto& [k, w] : windows_) {
+    if (k <= closed_through_ || w.first_wall < 0) continue;
+    if (s_.deadline_seconds > 0 && wall - w.first_wall >= s_.deadline_seconds) {
+      due = k;
+      reason = "deadline";
+    }
+    // Data for window k has waited `grace`: every earlier window is complete.
+    if (wall - w.first_wall >= s_.grace_seconds && k - 1 > closed_through_ && k - 1 > due) {
+      due = k - 1;
+      reason = "later-window";
+    }
+  }
+  return due;
+}
+
+const Window* CycleScheduler::window(std::int64_t cycle) const {
+  auto it = windows_.find(cycle);
+  return it == windows_.end() ? nullptr : &it->second;
+}
+
+std::vector<wire::Observation> CycleScheduler::sorted_observations(std::int64_t cycle) const {
+  std::vector<wire::Observation> v;
+  if (const Window* w = window(cycle)) v = w->observations;
+  std::stable_sort(v.begin(), v.end(), [](const wire::Observation& a, const wire::Observation& b) {
+    return a.id() < b.id();
+  });
+  return v;
+}
+
+void CycleScheduler::drop_through(std::int64_t cycle) {
+  windows_.erase(windows_.begin(), windows_.upper_bound(cycle));
+}
+
+std::size_t CycleScheduler::open_windows() const {
+  std::size_t n = 0;
+  for (const auto& [k, w] : windows_)
+    n += k > closed_through_ ? 1 : 0;
+  return n;
+}
+
+}  // namespace rtda::server

@@ -1,0 +1,135 @@
+// ZeroMQ CURVE support for the server endpoints (architecture.md §2, "Security"): key pairs, key
+// files in the ZeroMQ "zcert" text style, socket setup, and a ZAP handler (RFC 27) that decides
+// per endpoint domain which clients may complete the handshake.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+namespace rtda::server {
+
+// Both keys in Z85 text (40 characters each). `secret_z85` is empty for a public-only key.
+struct CurveKeyPair {
+  std::string public_z85;
+  std::string secret_z85;
+};
+
+// True when this libzmq was built with CURVE (libsodium or tweetnacl).
+bool curve_available();
+
+// A fresh key pair from zmq_curve_keypair. Throws std::runtime_error without CURVE support.
+CurveKeyPair generate_curve_keypair();
+
+// True when `key` is exactly 40 characters that zmq_z85_decode accepts.
+bool is_valid_z85_key(std::string_view key);
+
+// Writes `base.key` (public key only, mode 0644) and `base.key_secret` (both keys, mode 0600) in
+// the zcert text format. The suffixes are appended, so base "keys/server" gives
+// "keys/server.key". Each file is written to a temporary name and renamed into place; the secret
+// file never exists with wider permissions than 0600. Throws std::runtime_error naming the file.
+void save_keypair(const std::filesystem::path& base, const CurveKeyPair& keys);
+
+// Reads both keys from a `.key_secret` file. Throws std::runtime_error naming the file and the
+// problem (missing file, missing line, malformed key).
+CurveKeyPair load_keypair(const std::filesystem::path& secret_file);
+
+// The public key from a `.key` or `.key_secret` file, or `path_or_key` itself when no such file
+// exists and it is a valid 40-character Z85 key. Throws std::runtime_error naming the file.
+std::string load_public_key(const std::filesystem::path& path_or_key);
+
+// Client keys allowed on an endpoint. `path` is either
+//  - a directory: every `*.key` file in it (sorted by name), or
+//  - a text file with one entry per line: a 40-character Z85 key or the path of a `.key` file
+//    (relative paths are taken relative to the list file's directory). Blank lines and lines
+//    starting with '#' are skipped, and anything after the entry that starts with '#' is a
+//    comment. (A Z85-encoded 32-byte key never starts with '#', so this is unambiguous.)
+// Duplicates are removed; order of first appearance is kept. Throws std::runtime_error naming
+// the file and line.
+std::vector<std::string> load_allowed_keys(const std::filesystem::path& path);
+
+// Makes `socket` a CURVE server with `server`'s secret key, and sets its ZAP domain so a
+// ZapAuthenticator can apply the policy for `domain` ("ingest", "control", "publish",
+// "workers"). Call before bind(). Throws std::invalid_argument for a malformed key.
+void make_curve_server(zmq::socket_t& socket, const CurveKeyPair& server,
+                       const std::string& domain);
+
+// Makes `socket` a CURVE client with its own key pair and the server's public key. Call before
+// connect(). Throws std::invalid_argument for a malformed key.
+void make_curve_client(zmq::socket_t& socket, const CurveKeyPair& client,
+                       const std::string& server_public_z85);
+
+// A ZAP handler (ZeroMQ RFC 27) for one zmq::context_t. It binds "inproc://zeromq.zap.01" in the
+// constructor, so sockets bound or connected afterwards are authenticated, and answers requests
+// on its own thread.
+//
+// Policy, per ZAP domain (the domain a server socket sets with make_curve_server):
+//  - allow_any(domain): any CURVE client that completes the handshake, i.e. knows the server's
+//    public key;
+//  - allow_keys(domain, keys): only CURVE clients whose public key is listed;
+//  - no policy for the domain: deny (fail closed).
+// Any mechanism other than CURVE (NULL, PLAIN) is denied. A plain socket with no ZAP domain does
+// not consult ZAP in libzmq 4.3 at all, so unsecured endpoints in the same context are unaffected.
+// The user id of an accepted CURVE peer is its public key in Z85, which the server reads from
+// each message as the "User-Id" property (zmq::message_t::gets("User-Id")).
+//
+// Lifetime: destroy the authenticator before its context (declare it after the context member).
+// The destructor stops the thread through an inproc control socket and joins it; it never blocks
+// on the context. If the owner has already called zmq_ctx_shutdown, the thread sees ETERM and
+// exits by itself. Destroying the context first would block zmq_ctx_term forever on the
+// authenticator's still-open control socket.
+//
+// Policy setters and counters are thread-safe.
+class ZapAuthenticator {
+ public:
+  explicit ZapAuthenticator(zmq::context_t& context);
+  ~ZapAuthenticator();
+  ZapAuthenticator(const ZapAuthenticator&) = delete;
+  ZapAuthenticator& operator=(const ZapAuthenticator&) = delete;
+
+  void allow_any(const std::string& domain);
+  // Throws std::invalid_argument if a key is not 40 characters of Z85.
+  void allow_keys(const std::string& domain, const std::vector<std::string>& keys_z85);
+
+  // Handshakes accepted / refused so far on `domain`.
+  std::uint64_t allowed(const std::string& domain) const;
+  std::uint64_t denied(const std::string& domain) const;
+
+ private:
+  struct Policy {
+    bool any_key = false;
+    std::set<std::string> keys_z85;
+  };
+  struct Decision {
+    bool allow = false;
+    std::string status_text;
+    std::string user_id;
+  };
+
+  void run();
+  void answer_one();
+  Decision decide(const std::string& domain, const std::string& address,
+                  const std::string& mechanism, const std::string& credential);
+
+  zmq::socket_t zap_;            // REP, owned by the thread after construction
+  zmq::socket_t control_back_;   // PAIR, thread side
+  zmq::socket_t control_front_;  // PAIR, owner side; used only by the destructor
+  mutable std::mutex mutex_;
+  std::map<std::string, Policy> policies_;
+  std::map<std::string, std::uint64_t> allowed_;
+  std::map<std::string, std::uint64_t> denied_;
+  // (domain, key or mechanism) pairs already warned about; repeats are logged at debug level so
+  // a client retrying every 100 ms cannot flood the log. Bounded; cleared when full.
+  std::set<std::string> warned_;
+  std::thread thread_;
+};
+
+}  // namespace rtda::server

@@ -1,0 +1,396 @@
+#!/usr/bin/python3
+"""End-to-end test of the Python client (client/python/rtda_client.py) against the C++ service:
+the wire contract (proto/rtda.proto) spoken from a second language.
+
+In a temporary directory it makes a short N = 32 nature run and its "linear" observations with
+the rtda CLI, starts rtda-server (LETKF, 4 members, ipc:// endpoints) and a one-rank worker
+group, then with the Python client only:
+  - subscribes to the analyses, feeds 3 windows (truth included) and checks analyses 0, 1, 2
+    arrive with a finite 2 x 32 x 32 mean and spread;
+  - checks status() counts exactly the observations fed;
+  - re-sends one batch (same source, seq) and checks ACK_DUPLICATE;
+  - sends bytes that are not a protobuf and checks ACK_ERROR, and that status still answers;
+  - runs the client's CLI (status --json, watch, feed of a 4th window);
+  - sends COMMAND_SHUTDOWN and checks both processes exit within 30 s.
+The processes are killed in any case; every receive has a timeout and the whole test is
+bounded (--time-limit, default 120 s).
+
+  python3 tests/service/python_client_test.py --rtda build/client/rtda \\
+      --server-bin build/server/rtda-server --worker-bin build/worker/rtda-worker \\
+      --proto-dir build/proto/python --mpiexec mpiexec
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CLIENT_DIR = HERE.parent.parent / "client" / "python"
+
+GRID_N = 32
+MEMBERS = 4
+WINDOWS = 3
+BATCH = 700  # 2048 observations per window -> 3 batches per window, the last with the marker
+
+
+class Failure(Exception):
+    pass
+
+
+class TimeLimit(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+    print(f"ok: {what}", flush=True)
+
+
+def log_tail(path, n=40):
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return f"({path}: not readable)"
+    return "\n".join(lines[-n:])
+
+
+def stop_process(p, name, grace=3.0):
+    """Terminates the process group of `p` (started with start_new_session) if still alive."""
+    if p is None or p.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(timeout=wait)
+            print(f"{name} stopped by {signal.Signals(sig).name}", flush=True)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rtda", required=True, help="the rtda CLI")
+    ap.add_argument("--server-bin", required=True, help="rtda-server")
+    ap.add_argument("--worker-bin", required=True, help="rtda-worker")
+    ap.add_argument("--proto-dir", required=True, help="directory holding rtda_pb2.py")
+    ap.add_argument("--mpiexec", default="mpiexec")
+    ap.add_argument("--client-dir", default=str(CLIENT_DIR), help="where rtda_client.py is")
+    ap.add_argument("--time-limit", type=float, default=120.0, help="seconds for the whole test")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    a = ap.parse_args()
+
+    start = time.monotonic()
+
+    def left():
+        return a.time_limit - (time.monotonic() - start)
+
+    # The last resort against a hang anywhere (a receive without a timeout would be a bug).
+    def on_alarm(signum, frame):
+        raise TimeLimit(f"the test ran past its time limit of {a.time_limit:g} s")
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(a.time_limit))
+
+    sys.path.insert(0, a.client_dir)
+    import numpy as np
+    import rtda_client as rc
+    pb = rc.load_proto(a.proto_dir)
+
+    rtda = str(Path(a.rtda).resolve())
+    server_bin = str(Path(a.server_bin).resolve())
+    worker_bin = str(Path(a.worker_bin).resolve())
+    for b in (rtda, server_bin, worker_bin):
+        if not os.access(b, os.X_OK):
+            print(f"FAIL: {b} is not an executable", file=sys.stderr)
+            return 1
+
+    tmp = Path(tempfile.mkdtemp(prefix="rtda-pyclient-"))
+    ep = {k: f"ipc://{tmp}/{k}.sock" for k in ("ingest", "publish", "control", "workers")}
+    nature_h5, obs_h5, cfg_path = tmp / "nature.h5", tmp / "obs.h5", tmp / "cfg.toml"
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMP_NUM_THREADS="2", OMPI_MCA_rmaps_base_oversubscribe="1")
+    server = worker = watch_cli = nature = None
+    server_log, worker_log = tmp / "server.log", tmp / "worker.log"
+    ok = False
+
+    def write_config(t0):
+        cfg_path.write_text(f"""# written by {Path(__file__).name}
+[model]
+preset = "N32"
+fft_planning = "estimate"
+fft_wisdom_file = ""
+threads = 2
+
+[nature]
+seed = 42
+spinup_days = 5.0
+states = 24
+interval_hours = 12.0
+
+[ensemble]
+members = {MEMBERS}
+
+[experiment]
+observations = "linear"
+nature_file = "{nature_h5}"
+cycles = 24
+statistics_from_cycle = 0
+cycle_hours = 12.0
+
+[server]
+ingest = "{ep['ingest']}"
+publish = "{ep['publish']}"
+control = "{ep['control']}"
+workers = "{ep['workers']}"
+data_dir = "{tmp / 'data'}"
+filter = "letkf"
+log_sync = "always"
+heartbeat_seconds = 0.5
+worker_timeout_seconds = 10.0
+
+[window]
+t0_seconds = {t0!r}
+late_policy = "next"
+deadline_seconds = 30.0
+grace_seconds = 2.0
+""")
+
+    try:
+        # --- data: nature run and observations (rtda nature / rtda observe) -----------------
+        write_config(0.0)
+        for cmd in ([rtda, "nature", "--config", str(cfg_path), "--out", str(nature_h5)],
+                    [rtda, "observe", "--config", str(cfg_path), "--nature", str(nature_h5),
+                     "--experiment", "linear", "--out", str(obs_h5)]):
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                               timeout=max(5.0, left() - 60))
+            if r.returncode != 0:
+                raise Failure(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
+        obs = rc.read_observation_file(str(obs_h5))
+        check(obs.grid_n == GRID_N and len(obs.cycle_time) == 24 and len(obs) == 24 * 2 * 32 * 32,
+              f"observation file read: {len(obs)} observations, {len(obs.cycle_time)} cycles, "
+              f"N = {obs.grid_n}")
+        t0 = float(obs.cycle_time[0])
+        write_config(t0)  # cycle k analyses the k-th nature state: t0 + k * 12 h
+        window = obs.window_index()
+        nature = rc.NatureRun(str(nature_h5))
+        with __import__("h5py").File(nature_h5, "r") as f:  # f * theta0 / g: K per (m s-1)
+            kelvin_per_pv = float(f.attrs["f"]) * float(f.attrs["theta0"]) / float(f.attrs["g"])
+        per_window = [int((window == c).sum()) for c in range(WINDOWS)]
+        fed_total = sum(per_window)
+
+        # --- service ------------------------------------------------------------------------
+        server = subprocess.Popen([server_bin, "--config", str(cfg_path)], env=env,
+                                  stdout=open(server_log, "w"), stderr=subprocess.STDOUT,
+                                  start_new_session=True, cwd=tmp)
+        st = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise Failure(f"rtda-server exited {server.returncode} at start")
+            try:
+                st = rc.status(ep["control"], timeout_s=1.0)
+                break
+            except TimeoutError:
+                continue
+        check(st is not None, f"rtda-server answers status (state {st.state if st else '-'})")
+
+        worker = subprocess.Popen([a.mpiexec, "-n", "1", "--oversubscribe", worker_bin,
+                                   "--server", ep["workers"]], env=env,
+                                  stdout=open(worker_log, "w"), stderr=subprocess.STDOUT,
+                                  start_new_session=True, cwd=tmp)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise Failure(f"the worker group exited {worker.returncode} at start")
+            st = rc.status(ep["control"], timeout_s=2.0)
+            if st.workers.connected:
+                break
+            time.sleep(0.2)
+        check(st.workers.connected, f"the worker group connected ({st.workers.ranks} rank(s), "
+              f"state {st.state})")
+
+        # --- feed 3 windows and receive 3 analyses --------------------------------------------
+        sub = rc.Subscriber(ep["publish"], ["rtda.analysis"])
+        watch_cli = subprocess.Popen(
+            [sys.executable, str(Path(a.client_dir) / "rtda_client.py"), "--proto-dir",
+             a.proto_dir, "watch", "--server", ep["publish"], "--count", str(WINDOWS),
+             "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        time.sleep(1.0)  # let the subscriptions reach the publisher (a PUB drops until then)
+
+        summary = rc.feed_file(str(obs_h5), ep["ingest"], source="pyclient-test", batch=BATCH,
+                               first_seq=1, truth=str(nature_h5), cycles=WINDOWS, timeout_s=2.0,
+                               tries=10, log=lambda m: print(f"  feed: {m}", flush=True),
+                               keep_batches=True)
+        print(f"  {summary.line()}", flush=True)
+        check(summary.ok and summary.windows == WINDOWS, "every batch was accepted")
+        check(summary.accepted == fed_total and summary.rejected == 0 and summary.late == 0,
+              f"the server stored all {fed_total} observations ({summary.accepted} accepted, "
+              f"{summary.rejected} rejected, {summary.late} late)")
+
+        analyses = {}
+        deadline = time.monotonic() + min(60.0, max(5.0, left() - 35))
+        while len(analyses) < WINDOWS and time.monotonic() < deadline:
+            got = sub.recv(max(0.1, deadline - time.monotonic()))
+            if got is None:
+                break
+            topic, an = got
+            if topic == "rtda.analysis":
+                analyses[an.cycle] = an
+        sub.close()
+        if len(analyses) < WINDOWS:
+            st = rc.status(ep["control"], timeout_s=2.0)
+            raise Failure(f"only cycles {sorted(analyses)} were published; status:\n"
+                          f"{rc.status_text(st)}")
+        check(sorted(analyses) == list(range(WINDOWS)), f"analyses of cycles {sorted(analyses)}")
+        for c, an in sorted(analyses.items()):
+            mean = np.asarray(an.mean)
+            spread = np.asarray(an.spread)
+            print(f"  {rc.analysis_line(an)}", flush=True)
+            check(len(mean) == 2 * GRID_N * GRID_N and np.all(np.isfinite(mean)),
+                  f"cycle {c}: mean of length {len(mean)}, all finite")
+            check(len(spread) == 2 * GRID_N * GRID_N and np.all(np.isfinite(spread))
+                  and np.all(spread >= 0), f"cycle {c}: spread finite and >= 0")
+            check(an.version == pb.PROTOCOL_VERSION_1 and an.grid_n == GRID_N
+                  and an.members == MEMBERS and an.filter == "letkf",
+                  f"cycle {c}: version, grid_n {an.grid_n}, members {an.members}, "
+                  f"filter {an.filter!r}")
+            check(an.valid_time_seconds == obs.cycle_time[c],
+                  f"cycle {c}: valid time {an.valid_time_seconds:g} s = cycle_time")
+            check(an.lineage.observations_used == per_window[c],
+                  f"cycle {c}: {an.lineage.observations_used} observations used")
+            # The truth sent with the window marker is what the service compared with: its
+            # RMSE (K) equals ours, from the published mean and the nature state.
+            rmse = an.diagnostics.get("rmse_analysis", math.nan)
+            ours = kelvin_per_pv * float(np.sqrt(np.mean(
+                (mean - nature.state_at(obs.cycle_time[c]).ravel()) ** 2)))
+            check(math.isfinite(rmse) and abs(rmse - ours) <= 1e-9 * max(1.0, ours),
+                  f"cycle {c}: rmse_analysis = {rmse:.6g} K, recomputed {ours:.6g} K")
+
+        try:
+            out, err = watch_cli.communicate(timeout=max(1.0, min(20.0, left() - 30)))
+        except subprocess.TimeoutExpired:
+            stop_process(watch_cli, "rtda_client.py watch")
+            out, err = watch_cli.communicate()
+        lines = [ln for ln in out.splitlines() if ln.startswith("cycle ")]
+        check(watch_cli.returncode == 0 and len(lines) == WINDOWS,
+              f"rtda_client.py watch printed {len(lines)} analyses (exit {watch_cli.returncode})"
+              + (f": {err.strip()}" if err.strip() else ""))
+
+        # --- status counts what was fed -------------------------------------------------------
+        st = rc.status(ep["control"], timeout_s=5.0)
+        counters = rc.counters(st)
+        check(counters.get("observations_accepted") == fed_total,
+              f"status: observations_accepted = {counters.get('observations_accepted')}, "
+              f"fed {fed_total}")
+        check(st.last_cycle == WINDOWS - 1, f"status: last_cycle = {st.last_cycle}")
+
+        r = subprocess.run([sys.executable, str(Path(a.client_dir) / "rtda_client.py"),
+                            "--proto-dir", a.proto_dir, "status", "--server", ep["control"],
+                            "--json"], capture_output=True, text=True, timeout=15)
+        js = json.loads(r.stdout) if r.returncode == 0 else {}
+        check(r.returncode == 0 and int(js.get("last_cycle", -9)) == WINDOWS - 1,
+              f"rtda_client.py status --json (exit {r.returncode}, state {js.get('state')})"
+              + (f": {r.stderr.strip()}" if r.returncode else ""))
+
+        # --- a retry of an already durable batch ------------------------------------------------
+        with rc.Feeder(ep["ingest"], timeout_s=2.0, tries=5) as feeder:
+            ack = feeder.send(summary.sent[0])
+        check(ack.status == pb.ACK_DUPLICATE and ack.seq == summary.sent[0].seq,
+              f"re-sent (source, seq) = ({ack.source}, {ack.seq}): "
+              f"{rc.ack_status_name(ack.status)}, accepted {ack.accepted}")
+        counters = rc.counters(rc.status(ep["control"], timeout_s=5.0))
+        check(counters.get("observations_accepted") == fed_total,
+              "the duplicate stored nothing new")
+
+        # --- bytes that are not a protobuf ------------------------------------------------------
+        garbage = b"\xff" * 12 + b" this is not an ObservationBatch"
+        try:
+            pb.ObservationBatch().ParseFromString(garbage)
+            raise Failure("the garbage payload parses as a protobuf: choose other bytes")
+        except Failure:
+            raise
+        except Exception:  # noqa: BLE001 - the point: it does not parse
+            pass
+        reply = rc.send_raw(ep["ingest"], [b"", garbage], timeout_s=5.0)
+        check(reply is not None, "the server answers garbage")
+        gack = pb.IngestAck()
+        gack.ParseFromString(reply[-1])
+        check(gack.status == pb.ACK_ERROR,
+              f"garbage: {rc.ack_status_name(gack.status)} ({gack.error!r})")
+        st = rc.status(ep["control"], timeout_s=5.0)
+        check(server.poll() is None and st.state != "",
+              f"the server still answers status after garbage (state {st.state})")
+
+        # --- the client's CLI feeds the next window ------------------------------------------
+        with rc.Subscriber(ep["publish"], ["rtda.summary"]) as sub4:
+            time.sleep(0.5)
+            r = subprocess.run([sys.executable, str(Path(a.client_dir) / "rtda_client.py"),
+                                "--proto-dir", a.proto_dir, "feed", "--obs", str(obs_h5),
+                                "--server", ep["ingest"], "--source", "pyclient-cli",
+                                "--batch", "1000", "--first-cycle", str(WINDOWS), "--cycles",
+                                "1", "--truth", str(nature_h5), "--quiet"],
+                               capture_output=True, text=True, timeout=30)
+            n4 = int((window == WINDOWS).sum())
+            check(r.returncode == 0 and f"{n4} accepted" in r.stdout,
+                  f"rtda_client.py feed of window {WINDOWS}: {r.stdout.strip()}"
+                  + (f" / {r.stderr.strip()}" if r.returncode else ""))
+            an = None
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                got = sub4.recv(max(0.1, deadline - time.monotonic()))
+                if got is None or got[1].cycle == WINDOWS:
+                    an = got and got[1]
+                    break
+            check(an is not None and an.lineage.observations_used == n4,
+                  f"cycle {WINDOWS} published from the CLI's feed"
+                  + (f": {rc.analysis_line(an)}" if an else ""))
+
+        # --- shutdown -------------------------------------------------------------------------
+        reply = rc.control(ep["control"], pb.COMMAND_SHUTDOWN, timeout_s=5.0)
+        check(reply.ok, f"COMMAND_SHUTDOWN accepted ({reply.message or reply.error})")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (server.poll() is None or worker.poll() is None):
+            time.sleep(0.1)
+        check(server.poll() is not None,
+              f"rtda-server exited after shutdown (status {server.returncode})")
+        check(worker.poll() is not None,
+              f"the worker group exited after shutdown (status {worker.returncode})")
+        check(server.returncode == 0 and worker.returncode == 0,
+              f"clean exits (server {server.returncode}, workers {worker.returncode})")
+        ok = True
+    except (Failure, TimeLimit, TimeoutError, RuntimeError) as e:
+        print(f"FAIL: {e}", file=sys.stderr, flush=True)
+    finally:
+        signal.alarm(0)
+        stop_process(watch_cli, "rtda_client.py watch")
+        stop_process(server, "rtda-server")
+        stop_process(worker, "the worker group")
+        if nature is not None:
+            nature.close()
+        if not ok:
+            for name, path in (("rtda-server", server_log), ("worker", worker_log)):
+                if path.exists():
+                    print(f"--- {name} log (tail) ---\n{log_tail(path)}", file=sys.stderr)
+        if a.keep or not ok and os.environ.get("RTDA_KEEP_TMP"):
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{'PASS' if ok else 'FAIL'} ({time.monotonic() - start:.1f} s)", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

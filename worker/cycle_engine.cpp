@@ -1,0 +1,330 @@
+#include "cycle_engine.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "obs/experiments.hpp"
+#include "obs/observation_space.hpp"
+#include "sqg/fft_wisdom.hpp"
+
+namespace rtda::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Ensemble mean and standard deviation (n-1) per element of a [member][state] array.
+void mean_and_spread(std::span<const double> all, int k, std::size_t n, std::vector<double>& mean,
+                     std::vector<double>& spread) {
+  mean.assign(n, 0.0);
+  spread.assign(n, 0.0);
+  for (int m = 0; m < k; ++m) {
+    for (std::size_t e = 0; e < n; ++e)
+      mean[e] += all[m * n + e];
+  }
+  for (auto& v : mean)
+    v /= k;
+  for (int m = 0; m < k; ++m) {
+    for (std::size_t e = 0; e < n; ++e) {
+      const double d = all[m * n + e] - mean[e];
+      spread[e] += d * d;
+    }
+  }
+  for (auto& v : spread)
+    v = std::sqrt(v / (k - 1));
+}
+
+double rms_difference(std::span<const double> a, std::span<const double> b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    s += (a[i] - b[i]) * (a[i] - b[i]);
+  return std::sqrt(s / static_cast<double>(a.size()));
+}
+
+double rms(std::span<const double> a) {
+  double s = 0;
+  for (double v : a)
+    s += v * v;
+  return std::sqrt(s / static_cast<double>(a.size()));
+}
+
+}  // namespace
+
+void share_fft_wisdom(MPI_Comm comm, const config::Config& cfg) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  std::string text;
+  std::string error;
+  if (rank == 0) {
+    // A failure here is sent to every rank (len = -1) instead of leaving them in the Bcast.
+    try {
+      const std::string path = cfg.model.fft_planning == sqg::FftPlanning::kMeasure
+                                   ? sqg::resolve_fft_wisdom_path(cfg.model.fft_wisdom_file)
+                                   : std::string();
+      const bool automatic = cfg.model.fft_wisdom_file == "auto";
+      try {
+        if (!path.empty()) sqg::load_fft_wisdom_file(path);
+      } catch (const std::runtime_error&) {
+        if (!automatic) throw;  // a stale cache is re-measured and overwritten
+      }
+      sqg::SqgModel<double> probe(cfg.model.sqg, cfg.model.fft_planning);
+      text = sqg::export_fft_wisdom();
+      try {
+        if (!path.empty()) sqg::save_fft_wisdom_file(path);
+      } catch (const std::exception&) {
+        if (!automatic) throw;
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  int len = error.empty() ? static_cast<int>(text.size()) : -1;
+  MPI_Bcast(&len, 1, MPI_INT, 0, comm);
+  if (len < 0) {
+    throw config::ConfigError(rank == 0 ? error : "model.fft_wisdom_file: rank 0 failed to plan");
+  }
+  text.resize(static_cast<std::size_t>(len));
+  MPI_Bcast(text.data(), len, MPI_CHAR, 0, comm);
+  if (rank != 0) sqg::import_fft_wisdom(text);
+}
+
+namespace {
+const config::Config& checked(MPI_Comm comm, const config::Config& cfg) {
+  if (cfg.model.precision != config::Precision::kFloat64) {
+    throw config::ConfigError("model.precision = \"float32\": cycling runs in float64");
+  }
+  share_fft_wisdom(comm, cfg);
+  return cfg;
+}
+}  // namespace
+
+CycleEngine::CycleEngine(MPI_Comm comm, const config::Config& cfg)
+    : comm_(comm),
+      cfg_(checked(comm, cfg)),
+      model_(std::make_unique<sqg::SqgModel<double>>(cfg_.model.sqg, cfg_.model.fft_planning)),
+      ensemble_(comm, cfg_.ensemble.members, cfg_.model.sqg.N),
+      stepper_(std::make_unique<sqg::EnsembleStepper<double>>(*model_, cfg_.model.threads)),
+      steps_per_cycle_(static_cast<int>(
+          std::lround(cfg_.experiment.cycle_hours * 3600.0 / cfg_.model.sqg.dt_s))) {}
+
+CycleEngine::~CycleEngine() = default;
+
+void CycleEngine::start_from_nature(const io::NatureRun& nature) {
+  const int k = ensemble_.members();
+  const std::size_t n = ensemble_.state_size();
+  const std::size_t clim = cfg_.ensemble.climatology_index < 0
+                               ? nature.size() - 1
+                               : static_cast<std::size_t>(cfg_.ensemble.climatology_index);
+  if (clim >= nature.size()) {
+    throw config::ConfigError(
+        "ensemble.climatology_index = " + std::to_string(cfg_.ensemble.climatology_index) +
+        ": outside the nature run");
+  }
+  // Checked on every rank, before any collective, so a bad setting fails everywhere at once.
+  if (cfg_.ensemble.initial == "climatology" &&
+      (cfg_.ensemble.climatology_stride < 1 ||
+       static_cast<long>(clim) - static_cast<long>(k - 1) * cfg_.ensemble.climatology_stride < 0)) {
+    throw config::ConfigError("ensemble.initial = \"climatology\": " + std::to_string(k) +
+                              " members " + std::to_string(cfg_.ensemble.climatology_stride) +
+                              " states apart do not fit before nature state " +
+                              std::to_string(clim));
+  }
+  if (ensemble_.rank() == 0) {
+    auto initial = obs::initial_ensemble(nature.state(clim), k, cfg_.ensemble.initial_noise_sd_ms,
+                                         cfg_.experiment.seed);
+    if (cfg_.ensemble.initial == "climatology") {
+      // Member m: nature state clim - m * stride instead of the shared state (same noise).
+      const long stride = cfg_.ensemble.climatology_stride;
+      const auto shared = nature.state(clim);
+      for (int m = 0; m < k; ++m) {
+        const auto own = nature.state(clim - static_cast<std::size_t>(m * stride));
+        for (std::size_t e = 0; e < n; ++e)
+          initial[m * n + e] += own[e] - shared[e];
+      }
+    }
+    ensemble_.scatter(initial, 0);
+  } else {
+    ensemble_.scatter({}, 0);
+  }
+  filters_.clear();
+}
+
+std::int64_t CycleEngine::start_from_checkpoint(const std::string& path) {
+  // Rank 0 reads; a failure reaches every rank before any other collective.
+  io::Checkpoint c;
+  std::string error;
+  if (ensemble_.rank() == 0) {
+    try {
+      c = io::read_checkpoint(path);
+      io::FieldFile shape;
+      shape.params = c.params;
+      io::check_compatible(shape, cfg_.model.sqg, path);
+      if (c.members != ensemble_.members()) {
+        throw std::runtime_error(
+            "checkpoint \"" + path + "\": " + std::to_string(c.members) +
+            " members, expected ensemble.members = " + std::to_string(ensemble_.members()));
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  int len = static_cast<int>(error.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, comm_);
+  if (len > 0) {
+    error.resize(static_cast<std::size_t>(len));
+    MPI_Bcast(error.data(), len, MPI_CHAR, 0, comm_);
+    throw std::runtime_error(error);
+  }
+  ensemble_.scatter(c.q, 0);
+  std::int64_t cycle = c.cycle;
+  MPI_Bcast(&cycle, 1, MPI_INT64_T, 0, comm_);
+  // EnSF's spread target travels with the checkpoint (every rank keeps its own slab of it).
+  int has_spread = c.ensf_initial_spread.empty() ? 0 : 1;
+  MPI_Bcast(&has_spread, 1, MPI_INT, 0, comm_);
+  filters_.clear();
+  if (has_spread) {
+    std::vector<double> spread(ensemble_.state_size());
+    if (ensemble_.rank() == 0) spread = c.ensf_initial_spread;
+    MPI_Bcast(spread.data(), static_cast<int>(spread.size()), MPI_DOUBLE, 0, comm_);
+    filter("ensf").restore_carried_state(std::move(spread));
+  }
+  return cycle;
+}
+
+io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) const {
+  io::Checkpoint c;
+  c.params = cfg_.model.sqg;
+  c.cycle = cycle;
+  c.time_seconds = time_seconds;
+  c.members = ensemble_.members();
+  c.config_hash = config::science_hash(cfg_);
+  c.q = ensemble_.gather(0);
+  // Each element of the spread target is set on exactly one rank (NaN elsewhere); spreads are
+  // >= 0, so a MAX over ranks with NaN sent as -1 assembles it.
+  int has = 0;
+  std::vector<double> spread;
+  if (auto it = filters_.find("ensf"); it != filters_.end()) {
+    spread = it->second->carried_state();
+    has = spread.empty() ? 0 : 1;
+  }
+  MPI_Allreduce(MPI_IN_PLACE, &has, 1, MPI_INT, MPI_MAX, comm_);
+  if (has) {
+    spread.resize(ensemble_.state_size(), std::numeric_limits<double>::quiet_NaN());
+    for (auto& v : spread)
+      if (std::isnan(v)) v = -1.0;
+    MPI_Reduce(ensemble_.rank() == 0 ? MPI_IN_PLACE : spread.data(), spread.data(),
+               static_cast<int>(spread.size()), MPI_DOUBLE, MPI_MAX, 0, comm_);
+    for (auto& v : spread)
+      if (v < 0) v = std::numeric_limits<double>::quiet_NaN();
+    if (ensemble_.rank() == 0) c.ensf_initial_spread = std::move(spread);
+  }
+  return c;
+}
+
+double CycleEngine::forecast_cycle() {
+  const auto t0 = Clock::now();
+  stepper_->advance_grid(ensemble_.local_states(), ensemble_.local_members(), steps_per_cycle_);
+  return seconds_since(t0);
+}
+
+SlabAnalysis& CycleEngine::filter(const std::string& name) {
+  auto it = filters_.find(name);
+  if (it == filters_.end()) it = filters_.emplace(name, make_slab_analysis(name, cfg_)).first;
+  return *it->second;
+}
+
+CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::ObservationSet& set,
+                                  std::uint64_t cycle, double time_seconds,
+                                  std::span<const double> truth, bool gather_members) {
+  const sqg::SqgParams& p = cfg_.model.sqg;
+  const int k = ensemble_.members();
+  const std::size_t n = ensemble_.state_size();
+  const double s = p.kelvin_per_pv();
+  SlabAnalysis& analysis = filter(filter_name);
+
+  CycleOutcome out;
+  CycleRecord& rec = out.record;
+  rec.cycle = static_cast<int>(cycle);
+  rec.time_seconds = time_seconds;
+  const auto t0 = Clock::now();
+  std::vector<obs::Rejection> rejected;
+  const obs::ObservationSpace space(p, set, &rejected);
+  rec.observations_used = static_cast<double>(space.size());
+  rec.observations_rejected = static_cast<double>(rejected.size());
+  rec.shock_sd = set.shock_sd.empty() ? 0.0 : set.shock_sd.front();
+  if (!set.id.empty()) {
+    out.first_observation_id = *std::min_element(set.id.begin(), set.id.end());
+    out.last_observation_id = *std::max_element(set.id.begin(), set.id.end());
+  }
+
+  const std::vector<double> hx = ensemble_.observe_all(space);
+  const auto prior = ensemble_.gather(0);
+  std::vector<double> cols, post;
+  ensemble_.to_columns(cols);
+  post.assign(cols.size(), 0.0);
+  std::map<std::string, double> extra;
+  const auto [c0, c1] = ensemble_.columns();
+  analysis.analyse_columns(cols, hx, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post, comm_,
+                           extra);
+  ensemble_.from_columns(post);
+  rec.seconds_analysis = seconds_since(t0);
+  auto posterior = ensemble_.gather(0);
+  if (ensemble_.rank() != 0) return out;
+
+  std::vector<double> mean_b, spread_b;
+  mean_and_spread(prior, k, n, mean_b, spread_b);
+  mean_and_spread(posterior, k, n, out.mean, out.spread);
+  const bool known = truth.size() == n;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  rec.rmse_background_K = known ? s * rms_difference(mean_b, truth) : nan;
+  rec.rmse_analysis_K = known ? s * rms_difference(out.mean, truth) : nan;
+  rec.spread_background_K = s * rms(spread_b);
+  rec.spread_analysis_K = s * rms(out.spread);
+  // Innovations d = y - mean_i h(x_b^(i)); consistency = E[d^2] / (HPH^T + R), both averaged
+  // over the observations (1 when the ensemble spread is right).
+  const std::size_t po = space.size();
+  double dsum = 0, d2 = 0, hvar = 0, r = 0;
+  for (std::size_t o = 0; o < po; ++o) {
+    double hm = 0;
+    for (int m = 0; m < k; ++m)
+      hm += hx[m * po + o];
+    hm /= k;
+    double v = 0;
+    for (int m = 0; m < k; ++m)
+      v += (hx[m * po + o] - hm) * (hx[m * po + o] - hm);
+    hvar += v / (k - 1);
+    const double d = space.value()[o] - hm;
+    dsum += d;
+    d2 += d * d;
+    r += space.error_sd()[o] * space.error_sd()[o];
+  }
+  const double np = std::max<double>(1.0, static_cast<double>(po));
+  rec.innovation_mean = dsum / np;
+  rec.innovation_rms = std::sqrt(d2 / np);
+  rec.consistency_ratio = po > 0 ? (d2 / np) / ((hvar + r) / np) : nan;
+  auto& diag = out.diagnostics;
+  if (known) {
+    diag["rmse_background"] = {rec.rmse_background_K, "K", "background mean RMSE vs truth"};
+    diag["rmse_analysis"] = {rec.rmse_analysis_K, "K", "analysis mean RMSE vs truth"};
+  }
+  diag["spread_background"] = {rec.spread_background_K, "K", "background ensemble spread"};
+  diag["spread_analysis"] = {rec.spread_analysis_K, "K", "analysis ensemble spread"};
+  diag["innovation_mean"] = {rec.innovation_mean, "observation units", "mean of y - H(x_b)"};
+  diag["innovation_rms"] = {rec.innovation_rms, "observation units", "RMS of y - H(x_b)"};
+  diag["consistency_ratio"] = {rec.consistency_ratio, "1",
+                               "mean innovation^2 / (HPH^T + R): 1 when consistent"};
+  diag["observations_used"] = {rec.observations_used, "1", "observations assimilated"};
+  diag["observations_rejected"] = {rec.observations_rejected, "1", "observations refused"};
+  diag["shock_sd"] = {rec.shock_sd, "m s-1", "std of the shock added to the truth (0: none)"};
+  diag["seconds_analysis"] = {rec.seconds_analysis, "s", "wall time of the analysis stage"};
+  for (const auto& [name, value] : extra)
+    diag[name] = {value, "1", name};
+  if (gather_members) out.members = std::move(posterior);
+  return out;
+}
+
+}  // namespace rtda::worker

@@ -1,0 +1,95 @@
+// One assimilation cycle on the worker group: forecast the ensemble over a cycle, then analyse
+// it with a filter and an observation set, with the diagnostics of the analysis archive. The
+// offline experiment (`rtda experiment`) and the service's worker (`rtda-worker`) both run
+// cycles through this class, so the same configuration, seed and observations give the same
+// analyses bit for bit on either path.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "distributed_ensemble.hpp"
+#include "io/archive.hpp"
+#include "io/checkpoint.hpp"
+#include "io/fields.hpp"
+#include "io/observations_file.hpp"
+#include "slab_analysis.hpp"
+#include "sqg/sqg_model.hpp"
+
+namespace rtda::worker {
+
+struct CycleRecord {
+  int cycle;
+  double time_seconds;
+  double rmse_background_K, rmse_analysis_K;  // NaN when the truth is unknown
+  double spread_background_K, spread_analysis_K;
+  double innovation_mean, innovation_rms, consistency_ratio;
+  double observations_used, observations_rejected;
+  double shock_sd;
+  double seconds_forecast, seconds_analysis;
+};
+
+// What an analysis produced; the fields and diagnostics are on rank 0 only.
+struct CycleOutcome {
+  CycleRecord record{};
+  std::vector<double> mean, spread;  // analysis, [level][y][x]
+  std::vector<double> members;       // every analysis member, when asked for
+  std::map<std::string, io::Diagnostic> diagnostics;
+  std::uint64_t first_observation_id = 0, last_observation_id = 0;
+};
+
+class CycleEngine {
+ public:
+  // Collective: plans the FFTs the same way on every rank (rank 0's wisdom).
+  CycleEngine(MPI_Comm comm, const config::Config& cfg);
+  ~CycleEngine();
+
+  const config::Config& config() const { return cfg_; }
+  int rank() const { return ensemble_.rank(); }
+  int ranks() const { return ensemble_.ranks(); }
+  int members() const { return ensemble_.members(); }
+  std::size_t state_size() const { return ensemble_.state_size(); }
+  int steps_per_cycle() const { return steps_per_cycle_; }
+
+  // The initial ensemble of science.md §2 (ensemble.* keys) around nature state
+  // ensemble.climatology_index. Collective.
+  void start_from_nature(const io::NatureRun& nature);
+  // Collective; rank 0 reads `path`. Returns the checkpoint's cycle.
+  std::int64_t start_from_checkpoint(const std::string& path);
+  // Collective: the ensemble and filter state for a checkpoint (complete on rank 0).
+  io::Checkpoint checkpoint(std::int64_t cycle, double time_seconds) const;
+
+  // Advances every member by one cycle length. Collective only in that every rank calls it.
+  double forecast_cycle();
+
+  // Analyses the current ensemble with `filter` ("letkf", "ensf", "none") and the
+  // observations `obs` (identical on every rank). `truth` (rank 0; empty = unknown) gives RMSE
+  // diagnostics. Collective.
+  CycleOutcome analyse(const std::string& filter, const io::ObservationSet& obs,
+                       std::uint64_t cycle, double time_seconds, std::span<const double> truth,
+                       bool gather_members);
+
+ private:
+  SlabAnalysis& filter(const std::string& name);
+
+  MPI_Comm comm_;
+  config::Config cfg_;
+  std::unique_ptr<sqg::SqgModel<double>> model_;
+  DistributedEnsemble ensemble_;
+  std::unique_ptr<sqg::EnsembleStepper<double>> stepper_;
+  std::map<std::string, std::unique_ptr<SlabAnalysis>> filters_;
+  int steps_per_cycle_;
+};
+
+// Every rank plans its FFTs with the same algorithms: rank 0 plans (with the wisdom file when
+// there is one) and broadcasts its wisdom before the others plan. Collective.
+void share_fft_wisdom(MPI_Comm comm, const config::Config& cfg);
+
+}  // namespace rtda::worker

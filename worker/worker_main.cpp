@@ -1,0 +1,393 @@
+// rtda-worker: the worker group (architecture.md §1, §5).
+//   mpiexec -n R rtda-worker --server tcp://HOST:PORT [--config FILE] [--set k=v]
+// Rank 0 holds the link to the server (a DEALER socket owned by a link thread that keeps the
+// heartbeats going while the ranks compute); every task it receives is broadcast to all ranks,
+// which hold their members and run forecast and analysis through CycleEngine.
+#include <mpi.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <zmq.hpp>
+
+#include "config/config.hpp"
+#include "cycle_engine.hpp"
+#include "io/checkpoint.hpp"
+#include "io/fields.hpp"
+#include "rtda.pb.h"
+#include "server/security.hpp"
+
+namespace {
+
+using rtda::wire::ServerToWorker;
+using rtda::wire::WorkerToServer;
+
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Rank 0's link: a thread owns the socket; the main thread queues outgoing messages and takes
+// incoming ones. Heartbeats (with the current stage) go out every period.
+class ServerLink {
+ public:
+  ServerLink(const std::string& address, const rtda::config::SecurityConfig& sec,
+             const std::string& server_public_key, const std::string& client_key)
+      : socket_(ctx_, zmq::socket_type::dealer) {
+    if (!server_public_key.empty()) {
+      const rtda::server::CurveKeyPair client = client_key.empty()
+                                                    ? rtda::server::generate_curve_keypair()
+                                                    : rtda::server::load_keypair(client_key);
+      rtda::server::make_curve_client(socket_, client,
+                                      rtda::server::load_public_key(server_public_key));
+    }
+    (void)sec;
+    socket_.set(zmq::sockopt::linger, 2000);
+    socket_.connect(address);
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~ServerLink() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  void send(const WorkerToServer& m) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    outgoing_.push_back(m.SerializeAsString());
+  }
+  // Waits for the next message that is not a heartbeat.
+  ServerToWorker receive() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [this] { return !incoming_.empty(); });
+    ServerToWorker m = std::move(incoming_.front());
+    incoming_.pop_front();
+    return m;
+  }
+  void set_stage(std::string stage, std::int64_t cycle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stage_ = std::move(stage);
+    cycle_ = cycle;
+  }
+  void set_heartbeat(double seconds) { heartbeat_seconds_ = seconds; }
+
+ private:
+  void loop() {
+    double last_beat = 0;
+    while (!stop_) {
+      zmq::pollitem_t item{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(5));
+      if (item.revents & ZMQ_POLLIN) {
+        zmq::message_t msg;
+        while (socket_.recv(msg, zmq::recv_flags::dontwait)) {
+          ServerToWorker m;
+          if (!m.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
+            spdlog::warn("link: unreadable message from the server ({} bytes)", msg.size());
+            continue;
+          }
+          if (m.has_heartbeat()) continue;
+          std::lock_guard<std::mutex> lock(mutex_);
+          incoming_.push_back(std::move(m));
+          cv_.notify_one();
+        }
+      }
+      std::deque<std::string> out;
+      WorkerToServer beat;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        out.swap(outgoing_);
+        beat.set_version(rtda::wire::PROTOCOL_VERSION_1);
+        beat.mutable_heartbeat()->set_stage(stage_);
+        beat.mutable_heartbeat()->set_cycle(cycle_);
+      }
+      for (auto& m : out)
+        socket_.send(zmq::buffer(m), zmq::send_flags::none);
+      const double now = wall_now();
+      if (now - last_beat >= heartbeat_seconds_) {
+        beat.mutable_heartbeat()->set_unix_seconds(now);
+        socket_.send(zmq::buffer(beat.SerializeAsString()), zmq::send_flags::dontwait);
+        last_beat = now;
+      }
+    }
+    // Flush what is still queued (a final result, a checkpoint notice).
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& m : outgoing_)
+      socket_.send(zmq::buffer(m), zmq::send_flags::dontwait);
+  }
+
+  zmq::context_t ctx_{1};
+  zmq::socket_t socket_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<double> heartbeat_seconds_{1.0};
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<ServerToWorker> incoming_;
+  std::deque<std::string> outgoing_;
+  std::string stage_ = "starting";
+  std::int64_t cycle_ = -1;
+};
+
+// Rank 0's message to every rank. The others wait without spinning hard (a test-and-sleep
+// loop), so an idle worker group does not burn its cores.
+ServerToWorker broadcast(MPI_Comm comm, ServerToWorker* from_root) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  std::string bytes;
+  if (rank == 0) bytes = from_root->SerializeAsString();
+  long long len = static_cast<long long>(bytes.size());
+  MPI_Request req;
+  MPI_Ibcast(&len, 1, MPI_LONG_LONG, 0, comm, &req);
+  int done = 0;
+  while (!done) {
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (!done) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  bytes.resize(static_cast<std::size_t>(len));
+  // Chunks below 2 GiB each (MPI counts are int).
+  for (long long off = 0; off < len; off += 1 << 30) {
+    const int n = static_cast<int>(std::min<long long>(len - off, 1 << 30));
+    MPI_Bcast(bytes.data() + off, n, MPI_CHAR, 0, comm);
+  }
+  if (rank == 0) return *from_root;
+  ServerToWorker m;
+  m.ParseFromString(bytes);
+  return m;
+}
+
+rtda::io::ObservationSet to_observation_set(const rtda::wire::CycleTask& t) {
+  rtda::io::ObservationSet set;
+  for (const auto& o : t.observations()) {
+    rtda::io::Observation x;
+    x.time_seconds = o.time_seconds();
+    x.level = static_cast<std::int32_t>(o.level());
+    x.x_m = o.x_m();
+    x.y_m = o.y_m();
+    x.value = o.value();
+    x.error_sd = o.error_sd();
+    x.op = static_cast<rtda::io::ObsOperator>(o.op());
+    x.id = o.id();
+    set.push_back(x);
+  }
+  return set;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  MPI_Comm comm = MPI_COMM_WORLD;
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+
+  CLI::App app{"rtda-worker: the worker group (run under mpiexec; rank 0 connects)"};
+  std::string server, config_path, server_key, client_key, level = "info";
+  std::vector<std::string> overrides;
+  app.add_option("--server", server, "the server's workers endpoint (server.workers)")->required();
+  app.add_option("--config", config_path,
+                 "this group's configuration; its science keys must match the server's");
+  app.add_option("--set", overrides,
+                 "override a key on top of the server's configuration (model.threads, ...)");
+  app.add_option("--server-key", server_key, "the server's public key (CURVE): file or Z85");
+  app.add_option("--key", client_key, "this group's .key_secret (CURVE); default: a fresh pair");
+  app.add_option("--log-level", level, "trace, debug, info, warn, error");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = rank == 0 ? app.exit(e) : (e.get_exit_code());
+    MPI_Finalize();
+    return rc;
+  }
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ rtda-worker[" + std::to_string(rank) + "]: %v");
+
+  int rc = 0;
+  try {
+    std::string own_hash;
+    if (!config_path.empty())
+      own_hash = rtda::config::science_hash(rtda::config::load(config_path));
+    std::unique_ptr<ServerLink> link;
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    if (rank == 0)
+      link = std::make_unique<ServerLink>(server, rtda::config::SecurityConfig{}, server_key,
+                                          client_key);
+
+    std::unique_ptr<rtda::worker::CycleEngine> engine;
+    std::string engine_hash;
+    std::int64_t analysed = -1;   // the cycle of the ensemble's newest analysis
+    bool forecast_ready = false;  // the ensemble is already at analysed + 1
+    bool have_state = false;
+    std::string checkpoint_dir;
+    double ahead_forecast_seconds = 0;  // the forecast made while the window was filling
+
+    const auto hello = [&] {
+      WorkerToServer m;
+      m.set_version(rtda::wire::PROTOCOL_VERSION_1);
+      auto* h = m.mutable_hello();
+      h->set_ranks(static_cast<std::uint32_t>(size));
+      h->set_host(host);
+      h->set_pid(static_cast<std::uint32_t>(getpid()));
+      h->set_device("cpu");
+      h->set_config_hash(own_hash);
+      h->set_analysed_cycle(have_state ? analysed : -1);
+      link->send(m);
+    };
+    if (rank == 0) hello();
+
+    bool running = true;
+    while (running) {
+      ServerToWorker msg;
+      if (rank == 0) msg = link->receive();
+      const double received = wall_now();
+      msg = broadcast(comm, &msg);
+      if (msg.has_refused()) {
+        if (rank == 0) spdlog::error("the server refused this worker group: {}", msg.refused());
+        rc = 2;
+        break;
+      }
+      if (msg.has_stop()) {
+        if (rank == 0) spdlog::info("the server asked the worker group to stop");
+        break;
+      }
+      if (msg.has_hello_again()) {
+        if (rank == 0) hello();
+        continue;
+      }
+      if (msg.has_welcome()) {
+        const auto& w = msg.welcome();
+        const auto cfg =
+            rtda::config::load_text(w.config_toml(), "(server configuration)", overrides);
+        if (rank == 0) link->set_heartbeat(w.heartbeat_seconds());
+        checkpoint_dir = w.checkpoint_dir();
+        if (!engine || engine_hash != w.config_hash()) {
+          engine = std::make_unique<rtda::worker::CycleEngine>(comm, cfg);
+          engine_hash = w.config_hash();
+          have_state = false;
+        }
+        if (w.start() == rtda::wire::START_CONTINUE && have_state && analysed == w.start_cycle()) {
+          // Keep the ensemble (and the forecast already made from it).
+        } else if (w.start() == rtda::wire::START_CHECKPOINT) {
+          analysed = engine->start_from_checkpoint(w.checkpoint_path());
+          forecast_ready = false;
+          have_state = true;
+        } else {
+          if (cfg.experiment.nature_file.empty()) {
+            throw rtda::config::ConfigError(
+                "experiment.nature_file = \"\": the worker group's initial ensemble is built "
+                "from a nature run (science.md §2); set it in the server's configuration");
+          }
+          engine->start_from_nature(rtda::io::read_nature(cfg.experiment.nature_file));
+          analysed = -1;
+          ahead_forecast_seconds = 0;
+          forecast_ready = true;  // cycle 0 analyses the initial ensemble as it is
+          have_state = true;
+        }
+        if (rank == 0) {
+          spdlog::info("joined: {} ranks, {} members, start {} at cycle {}", size,
+                       engine->members(), rtda::wire::StartMode_Name(w.start()), analysed);
+        }
+        continue;
+      }
+      if (!msg.has_task() || !engine) continue;
+      const auto& task = msg.task();
+      const auto cycle = static_cast<std::int64_t>(task.cycle());
+      if (cycle != analysed + 1) {
+        if (rank == 0) {
+          WorkerToServer e;
+          e.set_version(rtda::wire::PROTOCOL_VERSION_1);
+          e.mutable_error()->set_cycle(cycle);
+          e.mutable_error()->set_error("task for cycle " + std::to_string(cycle) +
+                                       ", but the ensemble is at cycle " +
+                                       std::to_string(analysed) + "; asking to rejoin");
+          link->send(e);
+          have_state = false;
+          hello();
+        }
+        continue;
+      }
+      double forecast_seconds = ahead_forecast_seconds, forecast_wait = 0;
+      if (!forecast_ready) {
+        if (rank == 0) link->set_stage("forecast", cycle);
+        forecast_seconds = engine->forecast_cycle();
+        forecast_wait = wall_now() - received;
+      }
+      if (rank == 0) link->set_stage("analysis", cycle);
+      std::vector<double> truth;
+      if (rank == 0 && task.has_truth())
+        truth.assign(task.truth().q().begin(), task.truth().q().end());
+      auto out = engine->analyse(task.filter(), to_observation_set(task), task.cycle(),
+                                 task.valid_time_seconds(), truth, task.with_members());
+      analysed = cycle;
+      forecast_ready = false;
+      if (rank == 0) {
+        WorkerToServer r;
+        r.set_version(rtda::wire::PROTOCOL_VERSION_1);
+        auto* res = r.mutable_result();
+        res->set_dispatch_id(task.dispatch_id());
+        res->set_task_received_unix_seconds(received);
+        res->set_done_unix_seconds(wall_now());
+        auto* a = res->mutable_analysis();
+        a->set_cycle(task.cycle());
+        a->set_valid_time_seconds(task.valid_time_seconds());
+        a->set_filter(task.filter());
+        a->set_grid_n(static_cast<std::uint32_t>(engine->config().model.sqg.N));
+        a->set_members(static_cast<std::uint32_t>(engine->members()));
+        a->mutable_mean()->Assign(out.mean.begin(), out.mean.end());
+        a->mutable_spread()->Assign(out.spread.begin(), out.spread.end());
+        if (task.with_members())
+          a->mutable_ensemble()->Assign(out.members.begin(), out.members.end());
+        for (const auto& [name, d] : out.diagnostics)
+          (*a->mutable_diagnostics())[name] = d.value;
+        auto* lat = a->mutable_latency();
+        lat->set_forecast_seconds(forecast_seconds);
+        lat->set_forecast_wait_seconds(forecast_wait);
+        lat->set_analysis_seconds(out.record.seconds_analysis);
+        auto* lin = a->mutable_lineage();
+        lin->set_observations_used(static_cast<std::uint64_t>(out.record.observations_used));
+        lin->set_observations_rejected(
+            static_cast<std::uint64_t>(out.record.observations_rejected));
+        lin->set_first_observation_id(out.first_observation_id);
+        lin->set_last_observation_id(out.last_observation_id);
+        lin->set_model("sqg");
+        res->set_done_unix_seconds(wall_now());
+        link->send(r);
+      }
+      if (task.checkpoint()) {
+        if (rank == 0) link->set_stage("checkpoint", cycle);
+        auto c = engine->checkpoint(cycle, task.valid_time_seconds());
+        if (rank == 0) {
+          c.provenance["created_by"] = "rtda-worker";
+          c.provenance["filter"] = task.filter();
+          char name[64];
+          std::snprintf(name, sizeof name, "checkpoint-%08lld.h5", static_cast<long long>(cycle));
+          const std::string path = (std::filesystem::path(checkpoint_dir) / name).string();
+          rtda::io::write_checkpoint(path, c);
+          WorkerToServer d;
+          d.set_version(rtda::wire::PROTOCOL_VERSION_1);
+          d.mutable_checkpoint_done()->set_cycle(static_cast<std::uint64_t>(cycle));
+          d.mutable_checkpoint_done()->set_path(path);
+          link->send(d);
+        }
+      }
+      // The next forecast starts now, while the server's next window is still filling.
+      if (rank == 0) link->set_stage("forecast", cycle + 1);
+      ahead_forecast_seconds = engine->forecast_cycle();
+      forecast_ready = true;
+      if (rank == 0) link->set_stage("idle", cycle + 1);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    rc = 1;
+    MPI_Abort(comm, 1);
+  }
+  MPI_Finalize();
+  return rc;
+}
