@@ -1,0 +1,872 @@
+#!/usr/bin/python3
+"""Service-level tests of rtda-server + rtda-worker driven over the wire (proto/rtda.proto).
+
+Each case runs in its own temporary directory with its own server (N = 32 preset, 4 members,
+a 24-state nature run and its "linear" observations made with the rtda CLI, ipc:// endpoints):
+
+  bitwise_experiment    the service's published analyses (mean, spread, rmse_analysis) equal,
+                        bit for bit, those of `rtda experiment` with the same configuration
+                        (letkf, then ensf);
+  server_kill9_restart  kill -9 of the server in the middle of a window; a restarted server
+                        recovers from its log, the running worker group rejoins by itself, a
+                        re-sent batch is a duplicate, and the analyses equal an uninterrupted
+                        run's bit for bit; every observation is counted exactly once;
+  worker_kill9_restart  kill -9 of the worker group (mpiexec's process group) right after the
+                        window of cycle 2 closed; the server declares it lost after
+                        server.worker_timeout_seconds, a new group restarts from the checkpoint
+                        and cycles 2 and 3 equal the uninterrupted run's bit for bit;
+  bad_input             garbage, truncated, oversize, wrong-version and over-limit batches, bad
+                        observations and a garbage control request get the right replies, and
+                        the server keeps answering;
+  curve                 with security.curve, an allowed feeder gets answers, a client with other
+                        keys or without CURVE gets none.
+
+Every process is killed in any case; every receive has a timeout; the whole run is bounded by
+--time-limit (default 150 s).
+
+  /usr/bin/python3 tests/service/service_test.py --rtda build/client/rtda \\
+      --server-bin build/server/rtda-server --worker-bin build/worker/rtda-worker \\
+      --proto-dir build/proto/python --mpiexec mpiexec [--case NAME]
+"""
+
+import argparse
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CLIENT_DIR = HERE.parent.parent / "client" / "python"
+
+GRID_N = 32
+MEMBERS = 4
+CYCLES = 4
+BATCH = 700  # 2048 observations per window -> batches of 700, 700, 648 (+ marker and truth)
+
+CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "bad_input",
+         "curve", "curve_cert_file"]
+
+
+class Failure(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+class TimeLimit(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failure(what)
+    print(f"  ok: {what}", flush=True)
+
+
+def log_tail(path, n=30):
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return f"({path}: not readable)"
+    return "\n".join(lines[-n:])
+
+
+def group_pids(pgid):
+    """The processes still in process group `pgid` (zombies excluded)."""
+    try:
+        out = subprocess.run(["ps", "-e", "-o", "pid=,pgid=,stat="], capture_output=True,
+                             text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    pids = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == str(pgid) and not parts[2].startswith("Z"):
+            pids.append(int(parts[0]))
+    return pids
+
+
+def stop_process(p, name, grace=3.0):
+    """Terminates the process group of `p` (started with start_new_session) if still alive."""
+    if p is None:
+        return
+    if p.poll() is not None:
+        # The leader is gone; members of its group (MPI ranks) may still be alive.
+        for pid in group_pids(p.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Tools:
+    """What every case shares: the binaries, the client module, the environment."""
+
+    def __init__(self, a):
+        sys.path.insert(0, a.client_dir)
+        import numpy as np
+        import h5py
+        import zmq
+        import rtda_client as rc
+        self.np, self.h5py, self.zmq, self.rc = np, h5py, zmq, rc
+        self.pb = rc.load_proto(a.proto_dir)
+        self.rtda = str(Path(a.rtda).resolve())
+        self.server_bin = str(Path(a.server_bin).resolve())
+        self.worker_bin = str(Path(a.worker_bin).resolve())
+        self.mpiexec = a.mpiexec
+        self.keep = a.keep
+        self.env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1",
+                        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="2",
+                        OMPI_MCA_rmaps_base_oversubscribe="1")
+        self._reference = None
+
+
+class Case:
+    """One temporary directory with its configuration, data and processes."""
+
+    def __init__(self, tools, name):
+        self.t = tools
+        self.name = name
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"rtda-svc-{name}-"))
+        self.ep = {k: f"ipc://{self.tmp}/{k}.sock"
+                   for k in ("ingest", "publish", "control", "workers")}
+        self.cfg = self.tmp / "cfg.toml"
+        self.nature_h5 = self.tmp / "nature.h5"
+        self.obs_h5 = self.tmp / "obs.h5"
+        self.server = None
+        self.worker = None
+        self.worker_groups = []  # every worker Popen started (killed in cleanup)
+        self.server_log = self.tmp / "server.log"
+        self.worker_log = self.tmp / "worker.log"
+        self.settings = {}
+        self.obs = None
+        self.nature = None
+        self.t0 = 0.0
+        self.ok = False
+
+    # ---- configuration and data -----------------------------------------------------------
+    def write_config(self, **overrides):
+        """overrides: "section.key" -> value, kept and applied on top of the base."""
+        s = {
+            "model": {"preset": "N32", "fft_planning": "estimate", "fft_wisdom_file": "",
+                      "threads": 2},
+            "nature": {"seed": 42, "spinup_days": 5.0, "states": 24, "interval_hours": 12.0},
+            "ensemble": {"members": MEMBERS},
+            "experiment": {"observations": "linear", "nature_file": str(self.nature_h5),
+                           "cycles": CYCLES, "statistics_from_cycle": 0, "cycle_hours": 12.0},
+            "server": {"ingest": self.ep["ingest"], "publish": self.ep["publish"],
+                       "control": self.ep["control"], "workers": self.ep["workers"],
+                       "data_dir": str(self.tmp / "data"), "filter": "letkf",
+                       "log_sync": "always", "heartbeat_seconds": 0.5,
+                       "worker_timeout_seconds": 10.0},
+            "window": {"t0_seconds": float(self.t0), "late_policy": "next",
+                       "deadline_seconds": 30.0, "grace_seconds": 2.0},
+        }
+        self.settings.update(overrides)
+        for key, v in self.settings.items():
+            sec, k = key.split(".", 1)
+            s.setdefault(sec, {})[k] = v
+        text = [f"# written by {Path(__file__).name} ({self.name})"]
+        for sec, kv in s.items():
+            text.append(f"\n[{sec}]")
+            text.extend(f"{k} = {toml_value(v)}" for k, v in kv.items())
+        self.cfg.write_text("\n".join(text) + "\n")
+
+    def run_cli(self, args, timeout=60):
+        r = subprocess.run([self.t.rtda] + args, env=self.t.env, capture_output=True,
+                           text=True, timeout=timeout, cwd=self.tmp)
+        if r.returncode != 0:
+            raise Failure(f"rtda {' '.join(args)} exited {r.returncode}:\n{r.stdout[-2000:]}\n"
+                          f"{r.stderr[-2000:]}")
+        return r
+
+    def make_data(self):
+        """Nature run + "linear" observations; the config's t0 = the first cycle time."""
+        self.write_config()
+        self.run_cli(["nature", "--config", str(self.cfg), "--out", str(self.nature_h5)])
+        self.run_cli(["observe", "--config", str(self.cfg), "--nature", str(self.nature_h5),
+                      "--experiment", "linear", "--out", str(self.obs_h5)])
+        self.obs = self.t.rc.read_observation_file(str(self.obs_h5))
+        if len(self.obs.cycle_time) < CYCLES + 1:
+            raise Failure(f"observation file holds {len(self.obs.cycle_time)} cycles")
+        self.window = self.obs.window_index()
+        self.t0 = float(self.obs.cycle_time[0])
+        self.nature = self.t.rc.NatureRun(str(self.nature_h5))
+        self.write_config()
+
+    def window_count(self, c):
+        return int((self.window == c).sum())
+
+    def window_batches(self, c, source="svc-test"):
+        """The batches of window c: seq = 1 + 3c + j; the last has the marker and the truth."""
+        np, rc = self.t.np, self.t.rc
+        t = float(self.obs.cycle_time[c])
+        idx = np.nonzero(self.window == c)[0]
+        chunks = [idx[i:i + BATCH] for i in range(0, len(idx), BATCH)]
+        if len(chunks) != 3:
+            raise Failure(f"window {c}: {len(chunks)} batches, the test expects 3")
+        out = []
+        for j, chunk in enumerate(chunks):
+            last = j == len(chunks) - 1
+            out.append(rc.make_batch(source, 1 + 3 * c + j, self.obs, chunk,
+                                     end_of_window=t if last else None,
+                                     truth_q=self.nature.state_at(t) if last else None,
+                                     truth_time=t))
+        return out
+
+    # ---- processes --------------------------------------------------------------------------
+    def start_server(self, wait=True):
+        self.server = subprocess.Popen([self.t.server_bin, "--config", str(self.cfg)],
+                                       env=self.t.env, stdout=open(self.server_log, "a"),
+                                       stderr=subprocess.STDOUT, start_new_session=True,
+                                       cwd=self.tmp)
+        if not wait:
+            return None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.server.poll() is not None:
+                raise Failure(f"rtda-server exited {self.server.returncode} at start:\n"
+                              f"{log_tail(self.server_log)}")
+            try:
+                return self.t.rc.status(self.ep["control"], timeout_s=1.0)
+            except TimeoutError:
+                continue
+        raise Failure("rtda-server did not answer status within 20 s")
+
+    def start_worker(self):
+        self.worker = subprocess.Popen(
+            [self.t.mpiexec, "-n", "1", "--oversubscribe", self.t.worker_bin, "--server",
+             self.ep["workers"]], env=self.t.env, stdout=open(self.worker_log, "a"),
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=self.tmp)
+        self.worker_groups.append(self.worker)
+        return self.wait_connected()
+
+    def wait_connected(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        st = None
+        while time.monotonic() < deadline:
+            if self.worker is not None and self.worker.poll() is not None:
+                raise Failure(f"the worker group exited {self.worker.returncode}:\n"
+                              f"{log_tail(self.worker_log)}")
+            try:
+                st = self.status(2.0)
+            except TimeoutError:
+                continue
+            if st.workers.connected:
+                return st
+            time.sleep(0.1)
+        raise Failure(f"no worker group connected within {timeout:g} s")
+
+    def status(self, timeout=5.0):
+        return self.t.rc.status(self.ep["control"], timeout_s=timeout)
+
+    def counters(self):
+        return self.t.rc.counters(self.status())
+
+    def subscriber(self):
+        sub = self.t.rc.Subscriber(self.ep["publish"], ["rtda.analysis"])
+        time.sleep(0.5)  # let the subscription reach the publisher (a PUB drops until then)
+        return sub
+
+    def collect(self, sub, cycles, timeout=40.0, into=None):
+        """Analyses (topic rtda.analysis) of `cycles` -> dict cycle -> Analysis."""
+        got = {} if into is None else into
+        deadline = time.monotonic() + timeout
+        while not set(cycles) <= set(got) and time.monotonic() < deadline:
+            m = sub.recv(max(0.05, min(1.0, deadline - time.monotonic())))
+            if m is None:
+                if self.server is not None and self.server.poll() is not None:
+                    raise Failure(f"rtda-server exited {self.server.returncode}")
+                continue
+            topic, an = m
+            if topic == "rtda.analysis":
+                got[an.cycle] = an
+        missing = sorted(set(cycles) - set(got))
+        if missing:
+            st = self.status()
+            raise Failure(f"cycles {missing} not published within {timeout:g} s (got "
+                          f"{sorted(got)}); status:\n{self.t.rc.status_text(st)}")
+        return got
+
+    def feed(self, batches, expect=None):
+        """Sends each batch on one DEALER, waiting for its ack; returns the acks."""
+        pb = self.t.pb
+        expect = pb.ACK_ACCEPTED if expect is None else expect
+        acks = []
+        with self.t.rc.Feeder(self.ep["ingest"], timeout_s=2.0, tries=10) as f:
+            for b in batches:
+                ack = f.send(b)
+                if ack.status != expect or ack.rejected or ack.late:
+                    raise Failure(f"{b.source}#{b.seq}: {self.t.rc.ack_status_name(ack.status)}"
+                                  f" accepted {ack.accepted} rejected {ack.rejected} late "
+                                  f"{ack.late} {ack.error!r}")
+                acks.append(ack)
+        return acks
+
+    def shutdown(self):
+        try:
+            reply = self.t.rc.control(self.ep["control"], self.t.pb.COMMAND_SHUTDOWN,
+                                      timeout_s=5.0)
+        except TimeoutError:
+            return
+        if reply.ok:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and (
+                    self.server.poll() is None or
+                    (self.worker is not None and self.worker.poll() is None)):
+                time.sleep(0.1)
+
+    def cleanup(self):
+        stop_process(self.server, "rtda-server")
+        for w in self.worker_groups:
+            stop_process(w, "worker group")
+        if self.nature is not None:
+            self.nature.close()
+        if not self.ok:
+            for name, path in (("rtda-server", self.server_log), ("worker", self.worker_log)):
+                if path.exists():
+                    print(f"--- {self.name}: {name} log (tail) ---\n{log_tail(path)}",
+                          file=sys.stderr, flush=True)
+        if self.t.keep or (not self.ok and os.environ.get("RTDA_KEEP_TMP")):
+            print(f"  kept {self.tmp}", flush=True)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons
+
+
+def fields(t, an):
+    np = t.np
+    return (np.asarray(an.mean, dtype=np.float64).reshape(2, GRID_N, GRID_N),
+            np.asarray(an.spread, dtype=np.float64).reshape(2, GRID_N, GRID_N),
+            an.diagnostics.get("rmse_analysis", math.nan))
+
+
+def compare_bitwise(t, what, got, ref, cycles):
+    """got: dict cycle -> Analysis; ref: dict cycle -> (mean, spread, rmse)."""
+    np = t.np
+    for c in cycles:
+        m, s, r = fields(t, got[c])
+        rm, rs, rr = ref[c]
+        dm, ds = float(np.max(np.abs(m - rm))), float(np.max(np.abs(s - rs)))
+        check(np.array_equal(m, rm) and np.array_equal(s, rs),
+              f"cycle {c}: mean and spread equal {what} bitwise (max |diff| mean {dm:.3g}, "
+              f"spread {ds:.3g})")
+        check(r == rr, f"cycle {c}: rmse_analysis {r!r} == {what}'s {rr!r}")
+
+
+def reference_run(t):
+    """An uninterrupted service run (letkf, 4 windows): dict cycle -> (mean, spread, rmse).
+    Made once per test process and shared by the kill cases."""
+    if t._reference is not None:
+        return t._reference
+    print("  (reference: an uninterrupted service run of 4 windows)", flush=True)
+    k = Case(t, "reference")
+    try:
+        k.make_data()
+        k.start_server()
+        k.start_worker()
+        sub = k.subscriber()
+        for c in range(CYCLES):
+            k.feed(k.window_batches(c))
+        got = k.collect(sub, range(CYCLES))
+        sub.close()
+        t._reference = {c: fields(t, got[c]) for c in range(CYCLES)}
+        k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+    return t._reference
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+
+
+def case_bitwise_experiment(t, filters=("letkf", "ensf")):
+    np = t.np
+    for flt in filters:
+        print(f"  -- filter {flt}", flush=True)
+        k = Case(t, f"bitwise-{flt}")
+        try:
+            k.make_data()
+            k.write_config(**{"server.filter": flt})
+            archive = k.tmp / f"experiment-{flt}.h5"
+            k.run_cli(["experiment", "--config", str(k.cfg), "--filter", flt, "--out",
+                       str(archive)], timeout=90)
+            with t.h5py.File(archive, "r") as f:
+                ref = {c: (np.asarray(f["mean"][c], dtype=np.float64),
+                           np.asarray(f["spread"][c], dtype=np.float64),
+                           float(f["rmse_analysis"][c])) for c in range(CYCLES)}
+                times = np.asarray(f["time"][...])
+            check(len(times) == CYCLES and np.array_equal(times, k.obs.cycle_time[:CYCLES]),
+                  f"the archive holds cycles at the observation file's cycle times")
+            k.start_server()
+            k.start_worker()
+            sub = k.subscriber()
+            for c in range(CYCLES):
+                k.feed(k.window_batches(c))
+            got = k.collect(sub, range(CYCLES))
+            sub.close()
+            for c in range(CYCLES):
+                check(got[c].filter == flt and got[c].valid_time_seconds == times[c] and
+                      got[c].lineage.observations_used == k.window_count(c),
+                      f"cycle {c}: filter {got[c].filter}, valid time, "
+                      f"{got[c].lineage.observations_used} observations")
+            compare_bitwise(t, f"rtda experiment ({flt})", got, ref, range(CYCLES))
+            k.shutdown()
+            k.ok = True
+        finally:
+            k.cleanup()
+
+
+def case_server_kill9_restart(t):
+    pb = t.pb
+    ref = reference_run(t)
+    k = Case(t, "server-kill9")
+    try:
+        k.make_data()
+        k.start_server()
+        k.start_worker()
+        sub = k.subscriber()
+        batches = {c: k.window_batches(c) for c in range(CYCLES)}
+        k.feed(batches[0] + batches[1])
+        k.collect(sub, [0, 1])
+        sub.close()
+        k.feed(batches[2][:2])  # window 2 without its end marker
+        before = k.counters()
+        fed_before = k.window_count(0) + k.window_count(1) + sum(
+            len(b.observations) for b in batches[2][:2])
+        check(before.get("observations_accepted") == fed_before,
+              f"before the kill: observations_accepted = {before.get('observations_accepted')}"
+              f" = {fed_before} fed")
+        st = k.status()
+        check(st.open_windows >= 1 and st.last_cycle == 1,
+              f"window 2 open ({st.open_windows} open), last cycle {st.last_cycle}")
+
+        os.killpg(k.server.pid, signal.SIGKILL)
+        k.server.wait(timeout=10)
+        check(k.server.returncode == -signal.SIGKILL, "rtda-server killed with SIGKILL")
+        check(k.worker.poll() is None, "the worker group survives the server's death")
+        time.sleep(0.5)
+
+        k.start_server()
+        st = k.wait_connected(timeout=30)
+        check(st.last_cycle == 1 and st.workers.connected,
+              f"restarted server: last cycle {st.last_cycle}, the worker group rejoined by "
+              f"itself (state {st.state}, stage {st.workers.stage})")
+        sub = k.subscriber()
+        # A retry of a batch made durable before the kill: known from the replayed log.
+        acks = k.feed([batches[2][1]], expect=pb.ACK_DUPLICATE)
+        check(acks[0].accepted == len(batches[2][1].observations),
+              f"re-sent {batches[2][1].source}#{batches[2][1].seq}: ACK_DUPLICATE, accepted "
+              f"{acks[0].accepted} the first time")
+        k.feed(batches[2][2:] + batches[3])
+        got = k.collect(sub, [2, 3])
+        sub.close()
+        for c in (2, 3):
+            check(got[c].lineage.observations_used == k.window_count(c),
+                  f"cycle {c}: {got[c].lineage.observations_used} observations used "
+                  f"= {k.window_count(c)} in the window")
+        compare_bitwise(t, "the uninterrupted run", got, ref, [2, 3])
+        after = k.counters()
+        fed_after = len(batches[2][2].observations) + k.window_count(3)
+        total = sum(k.window_count(c) for c in range(CYCLES))
+        check(after.get("observations_accepted") == fed_after,
+              f"after the restart: observations_accepted = "
+              f"{after.get('observations_accepted')} = {fed_after} fed since (the log's "
+              f"{fed_before} not counted again)")
+        check(before["observations_accepted"] + after["observations_accepted"] == total,
+              f"every observation counted exactly once: {before['observations_accepted']} + "
+              f"{after['observations_accepted']} = {total}")
+        check(after.get("batches_duplicate") == 1,
+              f"batches_duplicate = {after.get('batches_duplicate')}")
+        k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_worker_kill9_restart(t):
+    ref = reference_run(t)
+    k = Case(t, "worker-kill9")
+    try:
+        k.make_data()
+        k.write_config(**{"server.heartbeat_seconds": 0.2,
+                          "server.worker_timeout_seconds": 1.0})
+        k.start_server()
+        k.start_worker()
+        old = k.worker
+        pids = group_pids(old.pid)
+        check(len(pids) >= 2, f"worker group: mpiexec and its rank(s) in one process group "
+              f"({pids})")
+        sub = k.subscriber()
+        batches = {c: k.window_batches(c) for c in range(CYCLES)}
+        k.feed(batches[0] + batches[1])
+        got = k.collect(sub, [0, 1])
+        k.feed(batches[2])
+        os.killpg(old.pid, signal.SIGKILL)  # right after the window of cycle 2 closed
+        killed_at = time.monotonic()
+        old.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while group_pids(old.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(not group_pids(old.pid), "every process of the old worker group is gone")
+        st = k.status()
+        print(f"  status right after the kill: connected {st.workers.connected}, cycle in "
+              f"flight {st.workers.cycle_in_flight}, last cycle {st.last_cycle}", flush=True)
+        deadline = killed_at + 8
+        while st.workers.connected and time.monotonic() < deadline:
+            time.sleep(0.1)
+            st = k.status()
+        lost_after = time.monotonic() - killed_at
+        check(not st.workers.connected and lost_after >= 0.9,
+              f"workers not connected {lost_after:.2f} s after the kill "
+              f"(worker_timeout_seconds = 1.0; state {st.state})")
+        check(k.t.rc.counters(st).get("worker_groups_lost") == 1, "worker_groups_lost = 1")
+        # Anything published before the group died is in `got` too.
+        while (m := sub.recv(0.3)) is not None:
+            if m[0] == "rtda.analysis":
+                got[m[1].cycle] = m[1]
+        pre = sorted(got)
+        print(f"  cycles published before the new group: {pre}", flush=True)
+        k.worker = None
+        k.start_worker()
+        k.collect(sub, [2], into=got)
+        k.feed(batches[3])
+        k.collect(sub, [3], into=got)
+        sub.close()
+        for c in (2, 3):
+            check(got[c].lineage.observations_used == k.window_count(c),
+                  f"cycle {c}: {got[c].lineage.observations_used} observations used")
+        compare_bitwise(t, "the uninterrupted run", got, ref, [2, 3])
+        k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_bad_input(t):
+    pb, rc, np = t.pb, t.rc, t.np
+    k = Case(t, "bad-input")
+    try:
+        k.write_config(**{"experiment.nature_file": "", "limits.max_message_mb": 1,
+                          "limits.max_batch_observations": 1000})
+        k.start_server()
+        L = 2.0e7  # model.L_m of the N32 preset
+
+        def obs(i, **kw):
+            o = pb.Observation(id=i, time_seconds=0.0, level=i % 2, x_m=1000.0 * (i % 1000),
+                               y_m=5.0e6, value=1.0, error_sd=1.0, op=pb.OPERATOR_LINEAR_K)
+            for f, v in kw.items():
+                setattr(o, f, v)
+            return o
+
+        def batch(seq, n, version=pb.PROTOCOL_VERSION_1, source="bad-input"):
+            b = pb.ObservationBatch(version=version, source=source, seq=seq)
+            b.observations.extend(obs(i) for i in range(n))
+            return b
+
+        def send(payload, endpoint="ingest", timeout=5.0):
+            reply = rc.send_raw(k.ep[endpoint], [b"", payload], timeout_s=timeout)
+            if reply is None:
+                raise Failure(f"no reply on {endpoint} within {timeout:g} s")
+            m = pb.IngestAck() if endpoint == "ingest" else pb.ControlReply()
+            m.ParseFromString(reply[-1])
+            return m
+
+        def still_alive(after):
+            st = k.status()
+            check(k.server.poll() is None and st.state != "",
+                  f"the server answers status after {after} (state {st.state})")
+
+        name = rc.ack_status_name
+        # garbage
+        garbage = b"\xff" * 12 + b" this is not an ObservationBatch"
+        ack = send(garbage)
+        check(ack.status == pb.ACK_ERROR and ack.error,
+              f"garbage: {name(ack.status)} ({ack.error!r})")
+        still_alive("garbage")
+        # truncated
+        whole = batch(1, 20).SerializeToString()
+        cut = whole[:len(whole) - 7]
+        try:
+            pb.ObservationBatch().ParseFromString(cut)
+            parses = True
+        except Exception:  # noqa: BLE001 - expected: a truncated submessage does not parse
+            parses = False
+        ack = send(cut)
+        if parses:
+            check(ack.status in (pb.ACK_ACCEPTED, pb.ACK_REJECTED, pb.ACK_ERROR),
+                  f"truncated (still parses): {name(ack.status)} ({ack.error!r})")
+        else:
+            check(ack.status == pb.ACK_ERROR and "parse" in ack.error,
+                  f"truncated batch ({len(cut)} of {len(whole)} bytes): {name(ack.status)} "
+                  f"({ack.error!r})")
+        still_alive("a truncated batch")
+        # oversize: ~1.5 MiB (limits.max_message_mb = 1)
+        big = batch(2, 0)
+        big.truth.time_seconds = 0.0
+        big.truth.grid_n = GRID_N
+        big.truth.q.extend([0.5] * (3 * (1 << 20) // 16))  # 8 bytes each: ~1.5 MiB
+        payload = big.SerializeToString()
+        check(1.4 * (1 << 20) < len(payload) < 1.6 * (1 << 20),
+              f"oversize message of {len(payload)} bytes")
+        ack = send(payload, timeout=10.0)
+        check(ack.status == pb.ACK_ERROR and "max_message_mb" in ack.error,
+              f"oversize: {name(ack.status)} ({ack.error!r})")
+        still_alive("an oversize message")
+        # unknown version
+        ack = send(batch(3, 2, version=7).SerializeToString())
+        check(ack.status == pb.ACK_REJECTED and "version" in ack.error and ack.seq == 3,
+              f"version = 7: {name(ack.status)} ({ack.error!r})")
+        still_alive("version 7")
+        # bad observations among good ones
+        b = batch(4, 10)
+        b.observations[2].value = float("nan")
+        b.observations[5].x_m = 1e12
+        b.observations[7].level = 5
+        ack = send(b.SerializeToString())
+        fields_ = {r.index: r.field for r in ack.rejections}
+        check(ack.status == pb.ACK_ACCEPTED and ack.accepted == 7 and ack.rejected == 3,
+              f"bad observations: {name(ack.status)}, accepted {ack.accepted}, rejected "
+              f"{ack.rejected}")
+        check(fields_ == {2: "value", 5: "x_m", 7: "level"},
+              f"rejections name the fields: {fields_} "
+              f"({'; '.join(r.reason for r in ack.rejections)})")
+        check(all(r.id == b.observations[r.index].id for r in ack.rejections),
+              "rejections carry the observations' ids")
+        still_alive("bad observations")
+        # over limits.max_batch_observations
+        ack = send(batch(5, 1001).SerializeToString())
+        check(ack.status == pb.ACK_REJECTED and "max_batch_observations" in ack.error,
+              f"1001 observations: {name(ack.status)} ({ack.error!r})")
+        still_alive("an over-limit batch")
+        # garbage on the control endpoint
+        reply = send(garbage, endpoint="control")
+        check(not reply.ok and reply.error, f"control garbage: ok={reply.ok} ({reply.error!r})")
+        still_alive("control garbage")
+        c = k.counters()
+        check(c.get("observations_accepted") == 7 and c.get("batches_accepted") == 1,
+              f"only the 7 good observations were stored (observations_accepted "
+              f"{c.get('observations_accepted')}, batches_accepted {c.get('batches_accepted')})")
+        del L, np
+        k.shutdown()
+        check(k.server.poll() is not None and k.server.returncode == 0,
+              f"clean shutdown (exit {k.server.returncode})")
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def read_keys(path):
+    keys = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        for name in ("public-key", "secret-key"):
+            if line.startswith(name):
+                keys[name] = line.split("=", 1)[1].strip().strip('"')
+    return keys
+
+
+CERT_FILE_BUG = (
+    "server bug: security.feeder_keys / control_keys naming a public certificate written by "
+    "`rtda keys` (NAME.key) makes rtda-server exit at start: load_allowed_keys() "
+    "(server/security.cpp) reads any non-directory as a list of keys or key-file paths, one "
+    "per line, and fails on the certificate's 'metadata' line")
+
+
+def case_curve(t, cert_file=False):
+    """cert_file=False: the documented list forms (an allowed-keys file naming feeder.key, and
+    one holding the Z85 key itself); True: feeder.key itself as the allowed-keys file."""
+    pb, zmq = t.pb, t.zmq
+    k = Case(t, "curve-cert" if cert_file else "curve")
+    socks = []
+    try:
+        for n in ("server", "feeder", "other"):
+            k.run_cli(["keys", "--out", str(k.tmp / n)])
+        server_pub = read_keys(k.tmp / "server.key")["public-key"]
+        if cert_file:
+            feeders = controls = k.tmp / "feeder.key"
+        else:
+            feeders, controls = k.tmp / "feeders.txt", k.tmp / "controls.txt"
+            feeders.write_text("# allowed feeders\nfeeder.key\n")
+            controls.write_text(read_keys(k.tmp / "feeder.key")["public-key"] + "  # feeder\n")
+        k.write_config(**{"experiment.nature_file": "", "security.curve": True,
+                          "security.server_key": str(k.tmp / "server.key_secret"),
+                          "security.feeder_keys": str(feeders),
+                          "security.control_keys": str(controls)})
+        k.start_server(wait=False)
+        if cert_file:
+            try:
+                k.server.wait(timeout=3.0)
+            except subprocess.TimeoutExpired:
+                pass
+            if k.server.poll() is not None and \
+                    "neither a 40-character Z85 key" in log_tail(k.server_log):
+                k.ok = True
+                raise Skip(CERT_FILE_BUG)
+        ctx = zmq.Context.instance()
+
+        def sock(endpoint, who):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            if who is not None:
+                kp = read_keys(k.tmp / f"{who}.key_secret")
+                s.curve_serverkey = server_pub.encode()
+                s.curve_publickey = kp["public-key"].encode()
+                s.curve_secretkey = kp["secret-key"].encode()
+            s.connect(k.ep[endpoint])
+            socks.append(s)
+            return s
+
+        def ask(s, payload, timeout):
+            s.send_multipart([b"", payload])
+            if s.poll(int(timeout * 1000), zmq.POLLIN) == 0:
+                return None
+            return s.recv_multipart()[-1]
+
+        req = pb.ControlRequest(version=pb.PROTOCOL_VERSION_1, command=pb.COMMAND_STATUS)
+        ctl = sock("control", "feeder")
+        reply = None
+        deadline = time.monotonic() + 20
+        while reply is None and time.monotonic() < deadline:
+            if k.server.poll() is not None:
+                raise Failure(f"rtda-server exited {k.server.returncode}:\n"
+                              f"{log_tail(k.server_log)}")
+            reply = ask(ctl, req.SerializeToString(), 1.0)
+        r = pb.ControlReply()
+        r.ParseFromString(reply or b"")
+        check(reply is not None and r.ok, f"feeder keys on control: status answered "
+              f"(state {r.status.state})")
+
+        b = pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source="curve-feeder", seq=1)
+        b.observations.add(id=1, time_seconds=0.0, level=0, x_m=1.0e6, y_m=1.0e6, value=1.0,
+                           error_sd=1.0, op=pb.OPERATOR_LINEAR_K)
+        raw = ask(sock("ingest", "feeder"), b.SerializeToString(), 5.0)
+        ack = pb.IngestAck()
+        ack.ParseFromString(raw or b"")
+        check(raw is not None and ack.status == pb.ACK_ACCEPTED and ack.accepted == 1,
+              f"feeder keys on ingest: {t.rc.ack_status_name(ack.status)}, accepted "
+              f"{ack.accepted}")
+
+        b.seq = 2
+        for endpoint, payload in (("ingest", b.SerializeToString()),
+                                  ("control", req.SerializeToString())):
+            check(ask(sock(endpoint, "other"), payload, 2.0) is None,
+                  f"other keys on {endpoint}: no reply within 2 s")
+            check(ask(sock(endpoint, None), payload, 2.0) is None,
+                  f"a plain (NULL) socket on {endpoint}: no reply within 2 s")
+        reply = ask(ctl, req.SerializeToString(), 5.0)
+        r = pb.ControlReply()
+        r.ParseFromString(reply or b"")
+        counters = {c.name: c.value for c in r.status.counters}
+        check(reply is not None and r.ok and counters.get("observations_accepted") == 1,
+              f"the server still answers the feeder; observations_accepted = "
+              f"{counters.get('observations_accepted')} (nothing from the refused clients)")
+        shut = pb.ControlRequest(version=pb.PROTOCOL_VERSION_1, command=pb.COMMAND_SHUTDOWN)
+        ask(ctl, shut.SerializeToString(), 5.0)
+        try:
+            k.server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        k.ok = True
+    finally:
+        for s in socks:
+            s.close(0)
+        k.cleanup()
+
+
+def case_curve_cert_file(t):
+    case_curve(t, cert_file=True)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rtda", required=True, help="the rtda CLI")
+    ap.add_argument("--server-bin", required=True, help="rtda-server")
+    ap.add_argument("--worker-bin", required=True, help="rtda-worker")
+    ap.add_argument("--proto-dir", required=True, help="directory holding rtda_pb2.py")
+    ap.add_argument("--mpiexec", default="mpiexec")
+    ap.add_argument("--client-dir", default=str(CLIENT_DIR), help="where rtda_client.py is")
+    ap.add_argument("--time-limit", type=float, default=150.0, help="seconds for the whole run")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    ap.add_argument("--case", choices=CASES + ["all"], default="all", help="run one case")
+    a = ap.parse_args()
+    start = time.monotonic()
+
+    def on_alarm(signum, frame):
+        raise TimeLimit(f"the test ran past its time limit of {a.time_limit:g} s")
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(a.time_limit))
+
+    t = Tools(a)
+    for b in (t.rtda, t.server_bin, t.worker_bin):
+        if not os.access(b, os.X_OK):
+            print(f"FAIL: {b} is not an executable", file=sys.stderr)
+            return 1
+    results = []
+    try:
+        for name in (CASES if a.case == "all" else [a.case]):
+            print(f"== {name}", flush=True)
+            t_case = time.monotonic()
+            try:
+                globals()[f"case_{name}"](t)
+                status = "PASS"
+            except Skip as e:
+                status = f"SKIP ({e})"
+            except (Failure, TimeoutError, RuntimeError, subprocess.SubprocessError,
+                    OSError) as e:
+                print(f"FAIL: {name}: {e}", file=sys.stderr, flush=True)
+                if not isinstance(e, Failure):
+                    traceback.print_exc()
+                status = "FAIL"
+            results.append((name, status, time.monotonic() - t_case))
+            print(f"== {name}: {status} ({results[-1][2]:.1f} s)", flush=True)
+    except TimeLimit as e:
+        print(f"FAIL: {e}", file=sys.stderr, flush=True)
+        results.append(("time limit", "FAIL", time.monotonic() - start))
+    finally:
+        signal.alarm(0)
+    print("\nsummary:")
+    for name, status, secs in results:
+        print(f"  {name:<22} {status:<6} {secs:6.1f} s")
+    ok = bool(results) and all(not s.startswith("FAIL") for _, s, _ in results)
+    print(f"{'PASS' if ok else 'FAIL'} ({time.monotonic() - start:.1f} s)", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
