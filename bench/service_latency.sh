@@ -18,6 +18,7 @@ RTDA="${RTDA:-$root/build/client/rtda}"
 FILTERS="${FILTERS:-letkf ensf}"
 CYCLES="${CYCLES:-30}"
 WINDOW_SECONDS="${WINDOW_SECONDS:-1.5}"
+cpus="$(nproc)"  # before OMP_NUM_THREADS is set: nproc honours it
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
 if [[ ! -x "$RTDA" ]]; then
@@ -39,7 +40,7 @@ quantiles() {
     }'
 }
 
-echo "host: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), OMP_NUM_THREADS=$OMP_NUM_THREADS"
+echo "host: $cpus CPUs, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p'), OMP_NUM_THREADS=$OMP_NUM_THREADS"
 table="| filter | cycles parsed | latency p50 ms | latency p99 ms | overhead p50 ms | overhead p99 ms | demo summary (all cycles) |
 |---|---:|---:|---:|---:|---:|---|"
 status=0

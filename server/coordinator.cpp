@@ -8,6 +8,7 @@
 #include <cmath>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <regex>
@@ -16,8 +17,10 @@
 #include <unordered_set>
 #include <zmq.hpp>
 
+#include <google/protobuf/arena.h>
 #include "io/archive.hpp"
 #include "io/checkpoint.hpp"
+
 #include "rtda.pb.h"
 #include "server/cycle_scheduler.hpp"
 #include "server/metrics.hpp"
@@ -34,6 +37,15 @@ double wall_now() {
 }
 
 constexpr std::size_t kMaxListedRejections = 100;
+
+// Units of the worker's diagnostics in the analysis files (the wire carries values only).
+std::string diagnostic_units(const std::string& name) {
+  if (name.rfind("rmse_", 0) == 0 || name.rfind("spread_", 0) == 0) return "K";
+  if (name.rfind("seconds_", 0) == 0) return "s";
+  if (name == "shock_sd") return "m s-1";
+  if (name.rfind("innovation_", 0) == 0) return "observation units";
+  return "1";
+}
 
 // A request as a ROUTER sees it: [identity, (empty delimiter from REQ), payload].
 struct Envelope {
@@ -250,6 +262,7 @@ struct Coordinator::Impl {
       }
     }
     if (!checkpoints.empty()) newest_checkpoint = *checkpoints.rbegin();
+    load_latest();
     // Replay the log: the same placement decisions, closes and idempotency records as live.
     std::uint64_t batches = 0;
     log->replay([&](const LogRecordView& r) {
@@ -266,6 +279,12 @@ struct Coordinator::Impl {
       wire::ObservationBatch b;
       b.ParseFromString(lb.batch());
       apply_batch(b, lb, lb.received_unix_seconds());
+      // Counters cover the log's whole history, not only this process's.
+      count("batches_accepted");
+      count("observations_accepted",
+            static_cast<std::uint64_t>(b.observations_size()) - lb.rejected());
+      count("observations_rejected", lb.rejected());
+      count("observations_late", static_cast<std::uint64_t>(lb.late_index_size()));
       ++batches;
     });
     spdlog::info(
@@ -321,7 +340,13 @@ struct Coordinator::Impl {
                         std::to_string(cfg.limits.max_message_mb) + " MiB",
                     "messages_oversize");
     }
-    wire::ObservationBatch b;
+    // An arena makes the thousands of Observation sub-messages of a batch one allocation.
+    google::protobuf::ArenaOptions arena_options;
+    arena_options.start_block_size = 64 * 1024;
+    arena_options.max_block_size = 8 << 20;
+    google::protobuf::Arena arena(arena_options);
+    wire::ObservationBatch& b =
+        *google::protobuf::Arena::CreateMessage<wire::ObservationBatch>(&arena);
     if (!b.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
       return refuse(wire::ACK_ERROR,
                     "not an ObservationBatch: protobuf parse failed on " +
@@ -662,8 +687,10 @@ struct Coordinator::Impl {
     t->set_cycle(static_cast<std::uint64_t>(k));
     t->set_valid_time_seconds(scheduler.time_of(k));
     t->set_filter(filter);
-    for (auto& o : scheduler.sorted_observations(k))
-      *t->add_observations() = std::move(o);
+    const auto window_obs = scheduler.sorted_observations(k);
+    t->mutable_observations()->Reserve(static_cast<int>(window_obs.size()));
+    for (const auto& o : window_obs)
+      o.to_wire(*t->add_observations());
     if (const Window* w = scheduler.window(k); w && w->truth) *t->mutable_truth() = *w->truth;
     t->set_checkpoint(checkpoint_requested || (k + 1) % cfg.server.checkpoint_every == 0);
     checkpoint_requested = false;
@@ -742,6 +769,7 @@ struct Coordinator::Impl {
     send("rtda.analysis", fields);
     if (a.ensemble_size() > 0) send("rtda.ensemble", a);
     latest = std::move(fields);
+    save_latest();
     std::string rmse;
     if (auto it = a.diagnostics().find("rmse_analysis"); it != a.diagnostics().end())
       rmse = fmt::format(" rmse {:.3f} K", it->second);
@@ -752,11 +780,35 @@ struct Coordinator::Impl {
         lat->overhead_seconds() * 1e3);
   }
 
+  // The newest analysis survives a restart, for late joiners (COMMAND_LATEST_ANALYSIS).
+  void save_latest() {
+    const fs::path path = data_dir / "latest-analysis.pb";
+    const fs::path tmp = data_dir / "latest-analysis.pb.tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out || !latest->SerializeToOstream(&out)) {
+        spdlog::warn("cannot write {}", tmp.string());
+        return;
+      }
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+  }
+
+  void load_latest() {
+    std::ifstream in(data_dir / "latest-analysis.pb", std::ios::binary);
+    if (!in) return;
+    wire::Analysis a;
+    if (a.ParseFromIstream(&in) && static_cast<std::int64_t>(a.cycle()) <= last_published) {
+      latest = std::move(a);
+    }
+  }
+
   void write_analysis_file(const wire::Analysis& a) {
     try {
       std::map<std::string, io::Diagnostic> diag;
       for (const auto& [name, value] : a.diagnostics())
-        diag[name] = {value, "", name};
+        diag[name] = {value, diagnostic_units(name), name};
       const auto& l = a.latency();
       diag["seconds_forecast"] = {l.forecast_seconds(), "s", "forecast stage"};
       diag["seconds_latency"] = {l.total_seconds(), "s", "last observation in -> published"};
@@ -765,7 +817,8 @@ struct Coordinator::Impl {
                           {{"created_by", "rtda-server"},
                            {"filter", a.filter()},
                            {"analysis_cycle", std::to_string(a.cycle())},
-                           {"service_config_hash", config_hash}});
+                           {"service_config_hash", config_hash}},
+                          static_cast<std::int64_t>(a.cycle()));
       w.append(a.valid_time_seconds(), std::vector<double>(a.mean().begin(), a.mean().end()),
                std::vector<double>(a.spread().begin(), a.spread().end()), diag);
       w.close();

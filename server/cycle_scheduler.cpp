@@ -23,13 +23,13 @@ CycleScheduler::Place CycleScheduler::place(double t) const {
     if (!s_.late_to_next) return {Placement::kLateRejected, k};
     return {Placement::kLate, closed_through_ + 1};
   }
-  if (k > closed_through_ + s_.max_windows_ahead) return {Placement::kTooFarAhead, k};
+  if (k > closed_through_ + 1 + s_.max_windows_ahead) return {Placement::kTooFarAhead, k};
   return {Placement::kWindow, k};
 }
 
 void CycleScheduler::add(std::int64_t cycle, const wire::Observation& o, double wall, bool late) {
   Window& w = windows_[cycle];
-  w.observations.push_back(o);
+  w.observations.push_back(StoredObservation::from_wire(o));
   if (w.first_wall < 0) w.first_wall = wall;
   w.last_wall = std::max(w.last_wall, wall);
   if (late) ++w.late;
@@ -70,11 +70,11 @@ const Window* CycleScheduler::window(std::int64_t cycle) const {
   return it == windows_.end() ? nullptr : &it->second;
 }
 
-std::vector<wire::Observation> CycleScheduler::sorted_observations(std::int64_t cycle) const {
-  std::vector<wire::Observation> v;
-  if (const Window* w = window(cycle)) v = w->observations;
-  std::stable_sort(v.begin(), v.end(), [](const wire::Observation& a, const wire::Observation& b) {
-    return a.id() < b.id();
+std::vector<StoredObservation> CycleScheduler::sorted_observations(std::int64_t cycle) const {
+  std::vector<StoredObservation> v;
+  if (const Window* w = window(cycle)) v.assign(w->observations.begin(), w->observations.end());
+  std::stable_sort(v.begin(), v.end(), [](const StoredObservation& a, const StoredObservation& b) {
+    return a.id < b.id;
   });
   return v;
 }

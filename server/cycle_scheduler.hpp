@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -26,8 +27,35 @@ struct WindowSettings {
   int max_windows_ahead = 64;
 };
 
+// An accepted observation as a window keeps it: plain values, stored in chunks (a deque), so a
+// window of millions grows without reallocating and copying what it holds.
+struct StoredObservation {
+  std::uint64_t id;
+  double time_seconds;
+  double x_m, y_m;
+  double value;
+  double error_sd;
+  std::uint32_t level;
+  std::int32_t op;
+
+  static StoredObservation from_wire(const wire::Observation& o) {
+    return {o.id(),    o.time_seconds(), o.x_m(),   o.y_m(),
+            o.value(), o.error_sd(),     o.level(), static_cast<std::int32_t>(o.op())};
+  }
+  void to_wire(wire::Observation& o) const {
+    o.set_id(id);
+    o.set_time_seconds(time_seconds);
+    o.set_level(level);
+    o.set_x_m(x_m);
+    o.set_y_m(y_m);
+    o.set_value(value);
+    o.set_error_sd(error_sd);
+    o.set_op(static_cast<wire::ObservationOperator>(op));
+  }
+};
+
 struct Window {
-  std::vector<wire::Observation> observations;  // in arrival (log) order
+  std::deque<StoredObservation> observations;  // in arrival (log) order
   std::optional<wire::TruthState> truth;
   double first_wall = -1;   // wall clock of the first observation, s
   double last_wall = -1;    // of the newest one
@@ -63,7 +91,7 @@ class CycleScheduler {
   const Window* window(std::int64_t cycle) const;
   // Observations of `cycle` sorted by id (stable: ties keep log order), the order the worker
   // group assimilates them in whatever order they arrived.
-  std::vector<wire::Observation> sorted_observations(std::int64_t cycle) const;
+  std::vector<StoredObservation> sorted_observations(std::int64_t cycle) const;
   // Frees windows up to and including `cycle` (checkpointed and published).
   void drop_through(std::int64_t cycle);
   std::size_t open_windows() const;

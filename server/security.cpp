@@ -266,6 +266,11 @@ std::vector<std::string> load_allowed_keys(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path, ec)) {
     throw std::runtime_error(fmt::format("allowed-keys file {}: no such file", path.string()));
   }
+  // A single key file (NAME.key from `rtda keys`) allows that one key.
+  if (const ParsedCert cert = parse_cert_file(path); cert.public_z85) {
+    add(*cert.public_z85);
+    return keys;
+  }
   std::ifstream in(path);
   if (!in) {
     throw std::runtime_error(

@@ -50,6 +50,12 @@ class ServerLink {
     (void)sec;
     socket_.set(zmq::sockopt::linger, 2000);
     socket_.connect(address);
+    // The main thread rings this to hand over an outgoing message at once (a result must not
+    // wait for the link thread's next poll timeout).
+    wake_pull_.set(zmq::sockopt::linger, 0);
+    wake_push_.set(zmq::sockopt::linger, 0);
+    wake_pull_.bind("inproc://rtda-worker-link");
+    wake_push_.connect("inproc://rtda-worker-link");
     thread_ = std::thread([this] { loop(); });
   }
   ~ServerLink() {
@@ -57,9 +63,13 @@ class ServerLink {
     thread_.join();
   }
 
+  // Main thread only (wake_push_ belongs to it).
   void send(const WorkerToServer& m) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    outgoing_.push_back(m.SerializeAsString());
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      outgoing_.push_back(m.SerializeAsString());
+    }
+    wake_push_.send(zmq::buffer("w", 1), zmq::send_flags::dontwait);
   }
   // Waits for the next message that is not a heartbeat.
   ServerToWorker receive() {
@@ -80,9 +90,15 @@ class ServerLink {
   void loop() {
     double last_beat = 0;
     while (!stop_) {
-      zmq::pollitem_t item{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(5));
-      if (item.revents & ZMQ_POLLIN) {
+      zmq::pollitem_t items[] = {{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
+                                 {static_cast<void*>(wake_pull_), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, std::chrono::milliseconds(50));
+      if (items[1].revents & ZMQ_POLLIN) {
+        zmq::message_t ring;
+        while (wake_pull_.recv(ring, zmq::recv_flags::dontwait)) {
+        }
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
         zmq::message_t msg;
         while (socket_.recv(msg, zmq::recv_flags::dontwait)) {
           ServerToWorker m;
@@ -122,6 +138,8 @@ class ServerLink {
 
   zmq::context_t ctx_{1};
   zmq::socket_t socket_;
+  zmq::socket_t wake_pull_{ctx_, zmq::socket_type::pull};
+  zmq::socket_t wake_push_{ctx_, zmq::socket_type::push};
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<double> heartbeat_seconds_{1.0};

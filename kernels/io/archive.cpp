@@ -23,11 +23,14 @@ struct ArchiveWriter::Impl {
   std::map<std::string, Dataset> diagnostics;
   std::size_t count = 0;
   bool closed = false;
+  std::int64_t first_cycle = 0;
 };
 
 ArchiveWriter::ArchiveWriter(const std::filesystem::path& path, const sqg::SqgParams& params,
-                             int members_to_store, const Provenance& provenance)
+                             int members_to_store, const Provenance& provenance,
+                             std::int64_t first_cycle)
     : impl_(std::make_unique<Impl>(path, params, members_to_store)) {
+  impl_->first_cycle = first_cycle;
   impl_->staged.keep_on_abandon(true);
   File& f = impl_->file;
   write_file_kind(f, "analysis_archive");
@@ -116,7 +119,7 @@ void ArchiveWriter::append(double time_seconds, std::span<const double> mean,
   s.time->extend({k + 1});
   s.time->write_slab<double>({k}, {1}, std::span<const double>(&time_seconds, 1));
   // The coordinate last: readers of a .partial file count complete cycles by it.
-  const double index = double(k);
+  const double index = double(s.first_cycle + static_cast<std::int64_t>(k));
   s.cycle->extend({k + 1});
   s.cycle->write_slab<double>({k}, {1}, std::span<const double>(&index, 1));
   ++s.count;

@@ -9,6 +9,8 @@
 // Written into <path>.partial, flushed after every cycle, renamed on close().
 #pragma once
 
+#include <cstdint>
+
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -28,9 +30,12 @@ struct Diagnostic {
 
 class ArchiveWriter {
  public:
-  // members > 0 also stores every member's analysis in `q`.
+  // members > 0 also stores every member's analysis in `q`. The `cycle` coordinate counts
+  // from first_cycle (the service writes one file per cycle, numbered like its cycles, so
+  // xarray.open_mfdataset(..., combine="by_coords") joins them into one archive).
   ArchiveWriter(const std::filesystem::path& path, const sqg::SqgParams& params,
-                int members_to_store = 0, const Provenance& provenance = {});
+                int members_to_store = 0, const Provenance& provenance = {},
+                std::int64_t first_cycle = 0);
   ~ArchiveWriter();
   ArchiveWriter(const ArchiveWriter&) = delete;
   ArchiveWriter& operator=(const ArchiveWriter&) = delete;
