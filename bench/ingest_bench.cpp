@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -39,11 +40,13 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-#include <spdlog/spdlog.h>
 
 #include <zmq.hpp>
 
+#include <google/protobuf/arena.h>
+
 #include "rtda.pb.h"
+#include "server/cycle_scheduler.hpp"
 #include "server/obs_log.hpp"
 
 extern char** environ;
@@ -59,7 +62,8 @@ double since(Clock::time_point t) {
 double quantile(std::vector<double> v, double q) {
   if (v.empty()) return std::nan("");
   std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5))];
+  return v[std::min(v.size() - 1,
+                    static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5))];
 }
 
 int free_port() {
@@ -81,10 +85,9 @@ std::string endpoint(int port) {
 }
 
 // ---- observation batches --------------------------------------------------------------
-constexpr double kL = 2e7;             // model.L_m of the default N64 preset (`rtda config`)
+constexpr double kL = 2e7;              // model.L_m of the default N64 preset (`rtda config`)
 constexpr double kCycle = 12 * 3600.0;  // experiment.cycle_hours = 12
-constexpr int kWindows = 4;            // observation times spread over windows 0..3 from t0 = 0
-
+constexpr int kWindows = 4;             // observation times spread over windows 0..3 from t0 = 0
 
 // `n` valid observations with ids id0.., times over windows 0..kWindows-1 (t >= 0).
 rtda::wire::ObservationBatch make_batch(int n, std::uint64_t seq, std::uint64_t id0,
@@ -119,9 +122,10 @@ std::vector<std::string> make_pool(int n, int count) {
   std::vector<std::string> pool;
   pool.reserve(static_cast<std::size_t>(count));
   for (int s = 0; s < count; ++s) {
-    pool.push_back(make_batch(n, static_cast<std::uint64_t>(s + 1),
-                              1000000ull + static_cast<std::uint64_t>(s) * static_cast<std::uint64_t>(n), rng)
-                       .SerializeAsString());
+    pool.push_back(
+        make_batch(n, static_cast<std::uint64_t>(s + 1),
+                   1000000ull + static_cast<std::uint64_t>(s) * static_cast<std::uint64_t>(n), rng)
+            .SerializeAsString());
   }
   return pool;
 }
@@ -190,19 +194,29 @@ class Server {
     fs::create_directories(dir_);
     ingest = endpoint(free_port());
     control = endpoint(free_port());
-    const std::vector<std::string> argv = {
-        program,
-        "--set", "server.ingest=" + ingest,
-        "--set", "server.publish=" + endpoint(free_port()),
-        "--set", "server.control=" + control,
-        "--set", "server.workers=" + endpoint(free_port()),
-        "--set", "server.data_dir=" + (dir_ / "data").string(),
-        "--set", "server.log_sync=" + sync,
-        "--set", "limits.max_batch_observations=20000",
-        "--set", "window.max_windows_ahead=100000",
-        "--set", "window.deadline_seconds=0",
-        "--set", "window.grace_seconds=1e9",
-        "--log-level", "warn"};
+    const std::vector<std::string> argv = {program,
+                                           "--set",
+                                           "server.ingest=" + ingest,
+                                           "--set",
+                                           "server.publish=" + endpoint(free_port()),
+                                           "--set",
+                                           "server.control=" + control,
+                                           "--set",
+                                           "server.workers=" + endpoint(free_port()),
+                                           "--set",
+                                           "server.data_dir=" + (dir_ / "data").string(),
+                                           "--set",
+                                           "server.log_sync=" + sync,
+                                           "--set",
+                                           "limits.max_batch_observations=20000",
+                                           "--set",
+                                           "window.max_windows_ahead=100000",
+                                           "--set",
+                                           "window.deadline_seconds=0",
+                                           "--set",
+                                           "window.grace_seconds=1e9",
+                                           "--log-level",
+                                           "warn"};
     std::vector<char*> args;
     for (const auto& a : argv)
       args.push_back(const_cast<char*>(a.c_str()));
@@ -345,8 +359,10 @@ struct Stages {
   double commit_max = 0, apply_max = 0;  // worst single batch
 };
 
-Stages stage_profile(const std::vector<std::string>& pool, rtda::server::SyncPolicy sync, int reps) {
-  const fs::path dir = fs::temp_directory_path() / ("rtda-ingest-stages-" + std::to_string(::getpid()));
+Stages stage_profile(const std::vector<std::string>& pool, rtda::server::SyncPolicy sync,
+                     int reps) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("rtda-ingest-stages-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   Stages s;
   {
@@ -354,7 +370,11 @@ Stages stage_profile(const std::vector<std::string>& pool, rtda::server::SyncPol
     lo.dir = dir;
     lo.sync = sync;
     rtda::server::ObservationLog log(lo);
-    std::map<std::int64_t, std::vector<rtda::wire::Observation>> windows;
+    rtda::server::WindowSettings ws;
+    ws.t0_seconds = 0;
+    ws.cycle_seconds = kCycle;
+    ws.max_windows_ahead = 1 << 20;
+    rtda::server::CycleScheduler windows(ws);  // the server's own window store
     std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> seqs;
     for (int k = 0; k < reps; ++k) {
       const std::string& body = pool[static_cast<std::size_t>(k) % pool.size()];
@@ -364,7 +384,11 @@ Stages stage_profile(const std::vector<std::string>& pool, rtda::server::SyncPol
         acc += std::chrono::duration<double>(now - t).count();
         t = now;
       };
-      rtda::wire::ObservationBatch b;
+      google::protobuf::ArenaOptions arena_options;  // as the server parses
+      arena_options.start_block_size = 64 * 1024;
+      arena_options.max_block_size = 8 << 20;
+      google::protobuf::Arena arena(arena_options);
+      auto& b = *google::protobuf::Arena::CreateMessage<rtda::wire::ObservationBatch>(&arena);
       b.ParseFromArray(body.data(), static_cast<int>(body.size()));
       lap(s.parse);
       // The coordinator's per-observation checks and window placement (no rejections here).
@@ -401,8 +425,8 @@ Stages stage_profile(const std::vector<std::string>& pool, rtda::server::SyncPol
       for (int i = 0; i < b.observations_size(); ++i) {
         if (skip.count(static_cast<std::uint32_t>(i))) continue;
         const auto& o = b.observations(i);
-        const auto w = static_cast<std::int64_t>(std::floor((o.time_seconds() + kCycle / 2) / kCycle));
-        windows[w].push_back(o);
+        const auto place = windows.place(o.time_seconds());
+        windows.add(place.cycle, o, 1.0, false);
       }
       seqs[b.seq() + static_cast<std::uint64_t>(k) * 1000000ull] = {
           static_cast<std::uint32_t>(b.observations_size()), rejected};
@@ -463,18 +487,21 @@ int main(int argc, char** argv) {
   try {
     std::signal(SIGPIPE, SIG_IGN);
     spdlog::set_level(spdlog::level::warn);
-    // Enough batches for about `seconds` at ~2 M observations/s; each run stops at whichever is first.
+    // Enough batches for about `seconds` at ~2 M observations/s; each run stops at whichever is
+    // first.
     const int per_run_obs = static_cast<int>(std::clamp(seconds * 2.0e6, 2.0e5, 1.0e7));
     std::printf("preparing batches...\n");
     std::fflush(stdout);
     const auto pool1k = make_pool(1000, per_run_obs / 1000);
     const auto pool10k = make_pool(10000, std::max(8, per_run_obs / 10000));
     const std::size_t size1k = pool1k.front().size(), size10k = pool10k.front().size();
-    std::printf("serialized ObservationBatch: 1k obs = %zu bytes, 10k obs = %zu bytes (%.1f B/obs)\n\n",
-                size1k, size10k, static_cast<double>(size10k) / 1e4);
+    std::printf(
+        "serialized ObservationBatch: 1k obs = %zu bytes, 10k obs = %zu bytes (%.1f B/obs)\n\n",
+        size1k, size10k, static_cast<double>(size10k) / 1e4);
 
     if (raw) {
-      std::printf("### (a) raw ZeroMQ DEALER -> ROUTER, loopback TCP, 16 in flight, 16-byte ack\n\n");
+      std::printf(
+          "### (a) raw ZeroMQ DEALER -> ROUTER, loopback TCP, 16 in flight, 16-byte ack\n\n");
       std::printf("| message | bytes | messages/s | MB/s |\n|---|---:|---:|---:|\n");
       for (auto [name, size] : std::vector<std::pair<std::string, std::size_t>>{
                {"40 kB", 40000}, {"1k-obs batch", size1k}, {"10k-obs batch", size10k}}) {
@@ -492,7 +519,8 @@ int main(int argc, char** argv) {
       std::printf("### (b) rtda-server ingest (%s), %.1f s or the pool per run\n\n", prog.c_str(),
                   seconds);
       std::printf(
-          "| log_sync | batch | in flight | batches | durable obs/s | MB/s | ack p50 ms | ack p99 ms "
+          "| log_sync | batch | in flight | batches | durable obs/s | MB/s | ack p50 ms | ack p99 "
+          "ms "
           "| ACK_ACCEPTED | other | rejected obs |\n"
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
       for (const std::string sync : {"always", "never"}) {
@@ -504,9 +532,9 @@ int main(int argc, char** argv) {
                         static_cast<double>(r.observations) / r.seconds / 1e6,
                         static_cast<double>(r.bytes) / r.seconds / 1e6,
                         quantile(r.latency, 0.5) * 1e3, quantile(r.latency, 0.99) * 1e3,
-                        r.accepted_acks, r.other_acks,
-                        static_cast<unsigned long long>(r.rejected));
-            if (!r.first_problem.empty()) std::printf("  (first problem: %s)\n", r.first_problem.c_str());
+                        r.accepted_acks, r.other_acks, static_cast<unsigned long long>(r.rejected));
+            if (!r.first_problem.empty())
+              std::printf("  (first problem: %s)\n", r.first_problem.c_str());
             std::fflush(stdout);
           }
         }
@@ -525,11 +553,14 @@ int main(int argc, char** argv) {
       for (auto [name, sync] : {std::pair{"always", rtda::server::SyncPolicy::kAlways},
                                 std::pair{"never", rtda::server::SyncPolicy::kNever}}) {
         const Stages s = stage_profile(pool10k, sync, 300);
-        const double total = s.parse + s.validate + s.record + s.append + s.commit + s.apply + s.ack;
-        std::printf("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %.2f M | %.0f | %.0f |\n",
-                    name, s.parse * 1e6, s.validate * 1e6, s.record * 1e6, s.append * 1e6,
-                    s.commit * 1e6, s.apply * 1e6, s.ack * 1e6, total * 1e6, 1e4 / total / 1e6,
-                    s.commit_max * 1e6, s.apply_max * 1e6);
+        const double total =
+            s.parse + s.validate + s.record + s.append + s.commit + s.apply + s.ack;
+        std::printf(
+            "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %.2f M | %.0f | %.0f "
+            "|\n",
+            name, s.parse * 1e6, s.validate * 1e6, s.record * 1e6, s.append * 1e6, s.commit * 1e6,
+            s.apply * 1e6, s.ack * 1e6, total * 1e6, 1e4 / total / 1e6, s.commit_max * 1e6,
+            s.apply_max * 1e6);
       }
     }
   } catch (const std::exception& e) {

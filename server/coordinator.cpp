@@ -140,6 +140,7 @@ struct Coordinator::Impl {
     std::string stage = "idle";
     std::int64_t in_flight = -1;
     double dispatched_wall = 0;
+    double idle_since = 0;  // the group finished its previous cycle (or joined) at this time
     std::uint64_t dispatch_id = 0;
   };
   std::optional<WorkerGroup> worker;
@@ -659,6 +660,7 @@ struct Coordinator::Impl {
     spdlog::info("worker group joined: {} ranks on {} (pid {}), start {} from cycle {}", h.ranks(),
                  h.host(), h.pid(), wire::StartMode_Name(w->start()), w->start_cycle());
     worker->welcomed = true;
+    worker->idle_since = now;
     send_worker(out);
   }
 
@@ -711,6 +713,8 @@ struct Coordinator::Impl {
     }
     const std::int64_t k = worker->in_flight;
     worker->in_flight = -1;
+    const double idle_before = worker->idle_since;
+    worker->idle_since = now;
     next_cycle = k + 1;
     if (k <= last_published) {
       count("cycles_replayed");  // recomputed after a restart; already published
@@ -724,8 +728,8 @@ struct Coordinator::Impl {
     // A window that closed while the group still computed the previous cycle waited for it:
     // compute time, not overhead.
     const double ready = std::max(last_in, w && w->closed_wall > 0 ? w->closed_wall : last_in);
-    const double queued = std::max(0.0, worker->dispatched_wall - ready - 0.0);
-    lat->set_forecast_wait_seconds(lat->forecast_wait_seconds() + (queued > 1e-3 ? queued : 0.0));
+    const double queued = std::max(0.0, idle_before - ready);
+    lat->set_forecast_wait_seconds(lat->forecast_wait_seconds() + queued);
     lat->set_dispatch_seconds(
         std::max(0.0, r.task_received_unix_seconds() - worker->dispatched_wall));
     lat->set_result_seconds(std::max(0.0, now - r.done_unix_seconds()));
@@ -774,10 +778,13 @@ struct Coordinator::Impl {
     if (auto it = a.diagnostics().find("rmse_analysis"); it != a.diagnostics().end())
       rmse = fmt::format(" rmse {:.3f} K", it->second);
     spdlog::info(
-        "cycle {} published: {} observations, filter {}{}, latency {:.1f} ms "
-        "(overhead {:.2f} ms)",
+        "cycle {} published: {} observations, filter {}{}, latency {:.1f} ms (forecast "
+        "wait {:.1f}, analysis {:.1f}, overhead {:.2f} of which dispatch {:.2f}, result "
+        "{:.2f}, publish {:.2f})",
         a.cycle(), a.lineage().observations_used(), a.filter(), rmse, total * 1e3,
-        lat->overhead_seconds() * 1e3);
+        lat->forecast_wait_seconds() * 1e3, lat->analysis_seconds() * 1e3,
+        lat->overhead_seconds() * 1e3, lat->dispatch_seconds() * 1e3, lat->result_seconds() * 1e3,
+        lat->publish_seconds() * 1e3);
   }
 
   // The newest analysis survives a restart, for late joiners (COMMAND_LATEST_ANALYSIS).

@@ -72,10 +72,11 @@ class ServerLink {
     wake_push_.send(zmq::buffer("w", 1), zmq::send_flags::dontwait);
   }
   // Waits for the next message that is not a heartbeat.
-  ServerToWorker receive() {
+  // The serialized message, parsed by every rank after the broadcast (once each).
+  std::string receive() {
     std::unique_lock<std::mutex> lock(mutex_);
     cv_.wait(lock, [this] { return !incoming_.empty(); });
-    ServerToWorker m = std::move(incoming_.front());
+    std::string m = std::move(incoming_.front());
     incoming_.pop_front();
     return m;
   }
@@ -85,6 +86,12 @@ class ServerLink {
     cycle_ = cycle;
   }
   void set_heartbeat(double seconds) { heartbeat_seconds_ = seconds; }
+  // Waits until everything queued has been handed to the socket (a result leaves before the
+  // next forecast takes this core).
+  void flush() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    sent_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return outgoing_.empty(); });
+  }
 
  private:
   void loop() {
@@ -101,14 +108,14 @@ class ServerLink {
       if (items[0].revents & ZMQ_POLLIN) {
         zmq::message_t msg;
         while (socket_.recv(msg, zmq::recv_flags::dontwait)) {
-          ServerToWorker m;
-          if (!m.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
-            spdlog::warn("link: unreadable message from the server ({} bytes)", msg.size());
-            continue;
+          // Heartbeats are small and end here; anything large (a task) is passed on unparsed.
+          if (msg.size() < 256) {
+            ServerToWorker m;
+            if (m.ParseFromArray(msg.data(), static_cast<int>(msg.size())) && m.has_heartbeat())
+              continue;
           }
-          if (m.has_heartbeat()) continue;
           std::lock_guard<std::mutex> lock(mutex_);
-          incoming_.push_back(std::move(m));
+          incoming_.push_back(msg.to_string());
           cv_.notify_one();
         }
       }
@@ -123,6 +130,7 @@ class ServerLink {
       }
       for (auto& m : out)
         socket_.send(zmq::buffer(m), zmq::send_flags::none);
+      if (!out.empty()) sent_cv_.notify_all();
       const double now = wall_now();
       if (now - last_beat >= heartbeat_seconds_) {
         beat.mutable_heartbeat()->set_unix_seconds(now);
@@ -145,7 +153,8 @@ class ServerLink {
   std::atomic<double> heartbeat_seconds_{1.0};
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<ServerToWorker> incoming_;
+  std::condition_variable sent_cv_;
+  std::deque<std::string> incoming_;
   std::deque<std::string> outgoing_;
   std::string stage_ = "starting";
   std::int64_t cycle_ = -1;
@@ -153,11 +162,7 @@ class ServerLink {
 
 // Rank 0's message to every rank. The others wait without spinning hard (a test-and-sleep
 // loop), so an idle worker group does not burn its cores.
-ServerToWorker broadcast(MPI_Comm comm, ServerToWorker* from_root) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  std::string bytes;
-  if (rank == 0) bytes = from_root->SerializeAsString();
+ServerToWorker broadcast(MPI_Comm comm, std::string bytes) {
   long long len = static_cast<long long>(bytes.size());
   MPI_Request req;
   MPI_Ibcast(&len, 1, MPI_LONG_LONG, 0, comm, &req);
@@ -172,9 +177,8 @@ ServerToWorker broadcast(MPI_Comm comm, ServerToWorker* from_root) {
     const int n = static_cast<int>(std::min<long long>(len - off, 1 << 30));
     MPI_Bcast(bytes.data() + off, n, MPI_CHAR, 0, comm);
   }
-  if (rank == 0) return *from_root;
   ServerToWorker m;
-  m.ParseFromString(bytes);
+  if (!m.ParseFromString(bytes)) m.set_refused("unreadable message from the server");
   return m;
 }
 
@@ -262,10 +266,10 @@ int main(int argc, char** argv) {
 
     bool running = true;
     while (running) {
-      ServerToWorker msg;
-      if (rank == 0) msg = link->receive();
+      std::string bytes;
+      if (rank == 0) bytes = link->receive();
       const double received = wall_now();
-      msg = broadcast(comm, &msg);
+      const ServerToWorker msg = broadcast(comm, std::move(bytes));
       if (msg.has_refused()) {
         if (rank == 0) spdlog::error("the server refused this worker group: {}", msg.refused());
         rc = 2;
@@ -377,6 +381,7 @@ int main(int argc, char** argv) {
         lin->set_model("sqg");
         res->set_done_unix_seconds(wall_now());
         link->send(r);
+        link->flush();
       }
       if (task.checkpoint()) {
         if (rank == 0) link->set_stage("checkpoint", cycle);

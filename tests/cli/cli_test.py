@@ -488,6 +488,41 @@ def demo_runs_the_service_end_to_end_and_cleans_up(rtda):
     check(left == "", f"processes left running: {left}")
 
 
+@case
+def demo_stops_everything_it_started_on_ctrl_c(rtda):
+    """Ctrl-C in the middle of the demo: the service is shut down, every process it started
+    is gone, and the demo exits with 130."""
+    import signal
+    import time
+    proc = subprocess.Popen([rtda.exe, "demo", "--dir", "demo", "--cycles", "200",
+                             "--window-seconds", "0.5", "--set", "model.preset=N32",
+                             "--set", "nature.spinup_days=1", "--set", "nature.states=210",
+                             "--set", "ensemble.members=4", "--set", "server.filter=letkf"],
+                            cwd=rtda.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    seen = []
+    deadline = time.monotonic() + 45
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("cycle    1") or time.monotonic() > deadline:
+                break
+        check(any(l.startswith("cycle    1") for l in seen), f"no cycle 1 in: {''.join(seen)}")
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    check(proc.returncode == 130, f"exit status {proc.returncode}; output {rest[-800:]}")
+    check("interrupted" in rest, f"no interruption notice: {rest[-800:]}")
+    left = subprocess.run(["pgrep", "-f", rtda.path("demo/service.toml")], capture_output=True,
+                          text=True).stdout.strip()
+    left_workers = subprocess.run(["pgrep", "-f", rtda.path("demo/workers.sock")],
+                                  capture_output=True, text=True).stdout.strip()
+    check(left == "" and left_workers == "", f"processes left running: {left} {left_workers}")
+
+
 def analyze_case(rtda, filter_name):
     """nature -> ensemble -> observe -> analyze: the posterior is an ensemble file that
     xarray reads, and its mean is closer to the observed truth than the prior's."""

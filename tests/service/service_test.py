@@ -52,7 +52,7 @@ CYCLES = 4
 BATCH = 700  # 2048 observations per window -> batches of 700, 700, 648 (+ marker and truth)
 
 CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "bad_input",
-         "curve", "curve_cert_file"]
+         "curve", "curve_cert_file", "cli_control", "metrics"]
 
 
 class Failure(Exception):
@@ -824,6 +824,84 @@ def case_curve_cert_file(t):
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def case_cli_control(t):
+    """The rtda CLI's control verbs against a running server: status (table and JSON), pause,
+    resume, set-filter (and a refused filter), checkpoint, shutdown (the server exits)."""
+    import json
+    k = Case(t, "cli-control")
+    try:
+        k.write_config(**{"experiment.nature_file": ""})
+        k.start_server()
+        ctl = ["--server", k.ep["control"]]
+        table = k.run_cli(["status"] + ctl).stdout
+        check("waiting-for-workers" in table and "latency" in table, f"status table:\n{table}")
+        st = json.loads(k.run_cli(["status", "--json"] + ctl).stdout)
+        check(st["state"] == "waiting-for-workers" and st["filter"] == "letkf",
+              f"status --json: {st}")
+        k.run_cli(["pause"] + ctl)
+        check(json.loads(k.run_cli(["status", "--json"] + ctl).stdout)["state"] == "paused",
+              "state after pause")
+        k.run_cli(["resume"] + ctl)
+        check(json.loads(k.run_cli(["status", "--json"] + ctl).stdout)["state"] != "paused",
+              "state after resume")
+        k.run_cli(["set-filter", "ensf"] + ctl)
+        check(json.loads(k.run_cli(["status", "--json"] + ctl).stdout)["filter"] == "ensf",
+              "filter after set-filter ensf")
+        bad = subprocess.run([t.rtda, "set-filter", "kalman"] + ctl, env=t.env,
+                             capture_output=True, text=True, timeout=30)
+        check(bad.returncode != 0 and "kalman" in bad.stderr,
+              f"set-filter kalman: exit {bad.returncode}, stderr {bad.stderr!r}")
+        out = k.run_cli(["checkpoint"] + ctl).stdout
+        check("checkpoint" in out, f"checkpoint reply: {out!r}")
+        k.run_cli(["shutdown"] + ctl)
+        try:
+            k.server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise Failure("rtda-server still running 10 s after `rtda shutdown`")
+        check(k.server.returncode == 0, f"rtda-server exit status {k.server.returncode}")
+        print("  ok: status, status --json, pause, resume, set-filter, checkpoint, shutdown")
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def free_tcp_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def case_metrics(t):
+    """server.metrics serves the Prometheus text format over HTTP on loopback, with the
+    service's counters, after an observation batch was accepted."""
+    import urllib.request
+    pb, rc = t.pb, t.rc
+    k = Case(t, "metrics")
+    try:
+        port = free_tcp_port()
+        k.write_config(**{"experiment.nature_file": "",
+                          "server.metrics": f"tcp://127.0.0.1:{port}"})
+        k.start_server()
+        b = pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source="metrics", seq=1)
+        b.observations.add(id=1, time_seconds=0.0, level=0, x_m=0.0, y_m=0.0, value=1.0,
+                           error_sd=1.0, op=pb.OPERATOR_LINEAR_K)
+        ack = pb.IngestAck()
+        ack.ParseFromString(rc.send_raw(k.ep["ingest"], [b.SerializeToString()], timeout_s=5.0)[-1])
+        check(ack.status == pb.ACK_ACCEPTED, f"ack {ack}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            body = r.read().decode()
+            ctype = r.headers.get("Content-Type", "")
+        check("text/plain" in ctype and "version=0.0.4" in ctype, f"content type {ctype!r}")
+        check("# TYPE rtda_observations_accepted gauge" in body and
+              "rtda_observations_accepted 1" in body, f"metrics body:\n{body[:1500]}")
+        check("rtda_worker_connected 0" in body, "worker connectivity gauge missing")
+        print("  ok: GET /metrics: Prometheus text with the service's counters")
+        k.ok = True
+    finally:
+        k.cleanup()
 
 
 def main():
