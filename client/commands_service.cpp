@@ -42,6 +42,7 @@ void print_status(const wire::Status& s) {
   std::printf("log        %llu bytes in %u segments, data %s\n",
               static_cast<unsigned long long>(s.log_bytes()), s.log_segments(),
               s.data_dir().c_str());
+  if (!s.last_error().empty()) std::printf("last error %s\n", s.last_error().c_str());
   for (const auto& c : s.counters())
     std::printf("  %-36s %llu\n", c.name().c_str(), static_cast<unsigned long long>(c.value()));
 }

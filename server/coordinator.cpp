@@ -601,12 +601,26 @@ struct Coordinator::Impl {
       } else if (m.has_checkpoint_done()) {
         on_checkpoint(m.checkpoint_done());
       } else if (m.has_error()) {
-        spdlog::error("worker group: cycle {}: {}", m.error().cycle(), m.error().error());
-        count("worker_errors");
-        if (m.error().fatal()) worker.reset();
+        on_worker_error(m.error());
       }
     }
   }
+
+  // A cycle that takes the worker group down three times is not dispatched again until an
+  // operator resumes (rtda resume): a poisoned window must not crash-loop the cluster.
+  void on_worker_error(const wire::WorkerError& e) {
+    spdlog::error("worker group: cycle {}: {}", e.cycle(), e.error());
+    count("worker_errors");
+    last_error = fmt::format("cycle {}: {}", e.cycle(), e.error());
+    if (!e.fatal()) return;
+    if (++failures[e.cycle()] >= 3 && !paused) {
+      paused = true;
+      spdlog::error("cycle {} failed 3 times: dispatching paused until `rtda resume`", e.cycle());
+    }
+    worker.reset();
+  }
+  std::map<std::int64_t, int> failures;
+  std::string last_error;
 
   void on_hello(const std::string& identity, const wire::WorkerHello& h, double now) {
     wire::ServerToWorker out;
@@ -921,6 +935,7 @@ struct Coordinator::Impl {
     s.set_data_dir(data_dir.string());
     s.set_log_bytes(log->bytes());
     s.set_log_segments(static_cast<std::uint32_t>(log->segments()));
+    s.set_last_error(last_error);
     return s;
   }
 
@@ -958,6 +973,7 @@ struct Coordinator::Impl {
         break;
       case wire::COMMAND_RESUME:
         paused = false;
+        failures.clear();
         r.set_message("resumed");
         break;
       case wire::COMMAND_CHECKPOINT:

@@ -252,9 +252,25 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   rec.time_seconds = time_seconds;
   const auto t0 = Clock::now();
   std::vector<obs::Rejection> rejected;
-  const obs::ObservationSpace space(p, set, &rejected);
+  obs::ObservationSpace space(p, set, &rejected);
+  std::size_t dropped = 0;
+  if (filter_name == "ensf" && cfg_.ensf.mode == filters::EnsfMode::kPaper &&
+      !space.all_at_grid_points()) {
+    // Paper-mode EnSF is defined per state dimension: observations between grid points are
+    // left out (and counted as rejected) rather than failing the whole cycle.
+    io::ObservationSet on_grid;
+    for (std::size_t o = 0; o < space.size(); ++o) {
+      if (space.stencil(o).count != 1) {
+        ++dropped;
+        continue;
+      }
+      on_grid.push_back({time_seconds, space.level()[o], space.x_m()[o], space.y_m()[o],
+                         space.value()[o], space.error_sd()[o], space.op()[o], space.id()[o]});
+    }
+    space = obs::ObservationSpace(p, on_grid);
+  }
   rec.observations_used = static_cast<double>(space.size());
-  rec.observations_rejected = static_cast<double>(rejected.size());
+  rec.observations_rejected = static_cast<double>(rejected.size() + dropped);
   rec.shock_sd = set.shock_sd.empty() ? 0.0 : set.shock_sd.front();
   if (!set.id.empty()) {
     out.first_observation_id = *std::min_element(set.id.begin(), set.id.end());

@@ -231,11 +231,12 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ rtda-worker[" + std::to_string(rank) + "]: %v");
 
   int rc = 0;
+  std::unique_ptr<ServerLink> link;
+  std::int64_t current_cycle = -1;  // the task being worked on, for error reports
   try {
     std::string own_hash;
     if (!config_path.empty())
       own_hash = rtda::config::science_hash(rtda::config::load(config_path));
-    std::unique_ptr<ServerLink> link;
     char host[256] = {0};
     gethostname(host, sizeof host - 1);
     if (rank == 0)
@@ -321,6 +322,7 @@ int main(int argc, char** argv) {
       if (!msg.has_task() || !engine) continue;
       const auto& task = msg.task();
       const auto cycle = static_cast<std::int64_t>(task.cycle());
+      current_cycle = cycle;
       if (cycle != analysed + 1) {
         if (rank == 0) {
           WorkerToServer e;
@@ -409,6 +411,18 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     rc = 1;
+    // Tell the server why before the group goes down (it stops re-dispatching a cycle that
+    // keeps failing); then every rank is taken down, none is left waiting in a collective.
+    if (rank == 0 && link) {
+      WorkerToServer m;
+      m.set_version(rtda::wire::PROTOCOL_VERSION_1);
+      m.mutable_error()->set_cycle(current_cycle);
+      m.mutable_error()->set_error(e.what());
+      m.mutable_error()->set_fatal(true);
+      link->send(m);
+      link->flush();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
     MPI_Abort(comm, 1);
   }
   MPI_Finalize();

@@ -52,7 +52,7 @@ CYCLES = 4
 BATCH = 700  # 2048 observations per window -> batches of 700, 700, 648 (+ marker and truth)
 
 CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "bad_input",
-         "curve", "curve_cert_file", "cli_control", "metrics"]
+         "curve", "curve_cert_file", "cli_control", "metrics", "off_grid_ensf"]
 
 
 class Failure(Exception):
@@ -899,6 +899,37 @@ def case_metrics(t):
               "rtda_observations_accepted 1" in body, f"metrics body:\n{body[:1500]}")
         check("rtda_worker_connected 0" in body, "worker connectivity gauge missing")
         print("  ok: GET /metrics: Prometheus text with the service's counters")
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_off_grid_ensf(t):
+    """An observation between grid points reaches a worker group running paper-mode EnSF
+    (defined per grid point): the cycle is still published, with that observation counted
+    as refused, and the worker group survives."""
+    k = Case(t, "off-grid")
+    try:
+        k.make_data()
+        k.write_config(**{"server.filter": "ensf"})
+        k.start_server()
+        k.start_worker()
+        sub = k.subscriber()
+        batches = k.window_batches(0)
+        dx = 2.0e7 / 32  # N32 default L
+        batches[0].observations[0].x_m += 0.5 * dx
+        k.feed(batches)
+        got = k.collect(sub, [0])
+        sub.close()
+        a = got[0]
+        check(a.diagnostics["observations_rejected"] == 1.0 and
+              a.lineage.observations_used == k.window_count(0) - 1,
+              f"rejected {a.diagnostics['observations_rejected']}, used "
+              f"{a.lineage.observations_used} of {k.window_count(0)}")
+        st = k.status()
+        check(st.workers.connected and not st.last_error, f"workers {st.workers}, error "
+              f"{st.last_error!r}")
+        print("  ok: the off-grid observation was left out and counted; the group lives on")
         k.ok = True
     finally:
         k.cleanup()
