@@ -930,6 +930,11 @@ def case_off_grid_ensf(t):
         check(st.workers.connected and not st.last_error, f"workers {st.workers}, error "
               f"{st.last_error!r}")
         print("  ok: the off-grid observation was left out and counted; the group lives on")
+        # A late joiner asks the control endpoint for the newest analysis, with its fields.
+        r = t.rc.control(k.ep["control"], t.pb.COMMAND_LATEST_ANALYSIS, with_fields=True)
+        check(r.ok and r.analysis.cycle == 0 and list(r.analysis.mean) == list(a.mean),
+              f"latest analysis: ok {r.ok} cycle {r.analysis.cycle} error {r.error!r}")
+        print("  ok: COMMAND_LATEST_ANALYSIS returns the published analysis")
         k.ok = True
     finally:
         k.cleanup()
