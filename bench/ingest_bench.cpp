@@ -1,6 +1,7 @@
 // Ingest throughput (issue target: >= 3 M observations/s durable with 10k-observation batches).
 //
-//   ingest_bench [--server PATH] [--seconds S] [--skip-raw] [--skip-server] [--skip-stages]
+//   ingest_bench [--server PATH] [--seconds S] [--columns] [--skip-raw] [--skip-server]
+//                [--skip-stages]
 //
 // (a) raw ZeroMQ baseline: DEALER -> ROUTER over loopback TCP, the ROUTER (its own context and
 //     thread, like a separate process) echoing a 16-byte ack, 16 messages in flight, for 40 kB
@@ -89,6 +90,24 @@ constexpr double kL = 2e7;              // model.L_m of the default N64 preset (
 constexpr double kCycle = 12 * 3600.0;  // experiment.cycle_hours = 12
 constexpr int kWindows = 4;             // observation times spread over windows 0..3 from t0 = 0
 
+// --columns: send the compact ObservationColumns form instead of Observation messages.
+bool g_columns = false;
+
+void to_columns(rtda::wire::ObservationBatch& b) {
+  auto* c = b.mutable_columns();
+  for (const auto& o : b.observations()) {
+    c->add_id(o.id());
+    c->add_time_seconds(o.time_seconds());
+    c->add_level(o.level());
+    c->add_x_m(o.x_m());
+    c->add_y_m(o.y_m());
+    c->add_value(o.value());
+    c->add_error_sd(o.error_sd());
+    c->add_op(o.op());
+  }
+  b.clear_observations();
+}
+
 // `n` valid observations with ids id0.., times over windows 0..kWindows-1 (t >= 0).
 rtda::wire::ObservationBatch make_batch(int n, std::uint64_t seq, std::uint64_t id0,
                                         std::mt19937_64& rng) {
@@ -113,6 +132,7 @@ rtda::wire::ObservationBatch make_batch(int n, std::uint64_t seq, std::uint64_t 
     o->set_error_sd(1.0);
     o->set_op(rtda::wire::OPERATOR_LINEAR_K);
   }
+  if (g_columns) to_columns(b);
   return b;
 }
 
@@ -470,6 +490,8 @@ int main(int argc, char** argv) {
       program = argv[++i];
     } else if (a == "--seconds" && i + 1 < argc) {
       seconds = std::stod(argv[++i]);
+    } else if (a == "--columns") {
+      g_columns = true;
     } else if (a == "--skip-raw") {
       raw = false;
     } else if (a == "--skip-server") {
@@ -542,7 +564,11 @@ int main(int argc, char** argv) {
       std::printf("\n");
     }
 
-    if (stages) {
+    if (stages && g_columns) {
+      std::printf(
+          "\n(c) skipped: the in-process replica of the ingest steps models the message "
+          "form only\n");
+    } else if (stages) {
       std::printf(
           "### (c) one 10k-observation batch through the ingest path's steps, in-process "
           "(mean us per batch)\n\n");

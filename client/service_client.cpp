@@ -78,17 +78,19 @@ FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* sto
       b.set_version(wire::PROTOCOL_VERSION_1);
       b.set_source(source);
       const std::size_t end = std::min(rows.size(), at + static_cast<std::size_t>(o.batch));
+      // The compact column form (ObservationColumns): packed arrays, cheap to encode and
+      // for the server to parse.
+      auto* cols = b.mutable_columns();
       for (std::size_t r = at; r < end; ++r) {
         const std::size_t i = rows[r];
-        auto* x = b.add_observations();
-        x->set_id(set.id[i]);
-        x->set_time_seconds(set.time_seconds[i]);
-        x->set_level(static_cast<std::uint32_t>(set.level[i]));
-        x->set_x_m(set.x_m[i]);
-        x->set_y_m(set.y_m[i]);
-        x->set_value(set.value[i]);
-        x->set_error_sd(set.error_sd[i]);
-        x->set_op(static_cast<wire::ObservationOperator>(set.op[i]));
+        cols->add_id(set.id[i]);
+        cols->add_time_seconds(set.time_seconds[i]);
+        cols->add_level(static_cast<std::uint32_t>(set.level[i]));
+        cols->add_x_m(set.x_m[i]);
+        cols->add_y_m(set.y_m[i]);
+        cols->add_value(set.value[i]);
+        cols->add_error_sd(set.error_sd[i]);
+        cols->add_op(static_cast<wire::ObservationOperator>(set.op[i]));
       }
       batches.push_back(std::move(b));
       if (end >= rows.size()) break;
@@ -135,7 +137,7 @@ FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* sto
         }
         Pending p{batches[next].SerializeAsString(), Clock::now(), 1};
         sock.send(zmq::buffer(p.bytes), zmq::send_flags::none);
-        sent_obs += static_cast<std::uint64_t>(batches[next].observations_size());
+        sent_obs += static_cast<std::uint64_t>(batches[next].columns().id_size());
         pending.emplace(batches[next].seq(), std::move(p));
         ++next;
       }

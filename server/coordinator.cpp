@@ -282,8 +282,7 @@ struct Coordinator::Impl {
       apply_batch(b, lb, lb.received_unix_seconds());
       // Counters cover the log's whole history, not only this process's.
       count("batches_accepted");
-      count("observations_accepted",
-            static_cast<std::uint64_t>(b.observations_size()) - lb.rejected());
+      count("observations_accepted", BatchObservations(b).size() - lb.rejected());
       count("observations_rejected", lb.rejected());
       count("observations_late", static_cast<std::uint64_t>(lb.late_index_size()));
       ++batches;
@@ -298,13 +297,24 @@ struct Coordinator::Impl {
   }
 
   // Applies a durable batch to the windows (live and in replay alike).
-  void apply_batch(const wire::ObservationBatch& b, const wire::LoggedBatch& lb, double wall) {
+  // `placed` (live ingest): where validation already put each observation (-1: refused),
+  // so the placement is not computed twice; replay computes it here, the same way.
+  void apply_batch(const wire::ObservationBatch& b, const wire::LoggedBatch& lb, double wall,
+                   const std::vector<std::int64_t>* placed = nullptr) {
     std::unordered_set<std::uint32_t> skip(lb.rejected_index().begin(), lb.rejected_index().end());
     std::uint32_t accepted = 0;
-    for (int i = 0; i < b.observations_size(); ++i) {
-      if (skip.count(static_cast<std::uint32_t>(i))) continue;
-      const auto& o = b.observations(i);
-      const auto p = scheduler.place(o.time_seconds());
+    const BatchObservations all(b);
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (placed) {
+        const std::int64_t k = (*placed)[i];
+        if (k < 0) continue;
+        scheduler.add(k, all[i], wall, k != scheduler.cycle_of(all[i].time_seconds));
+        ++accepted;
+        continue;
+      }
+      if (!skip.empty() && skip.count(static_cast<std::uint32_t>(i))) continue;
+      const StoredObservation o = all[i];
+      const auto p = scheduler.place(o.time_seconds);
       if (p.kind == CycleScheduler::Placement::kWindow ||
           p.kind == CycleScheduler::Placement::kLate) {
         scheduler.add(p.cycle, o, wall, p.kind == CycleScheduler::Placement::kLate);
@@ -377,7 +387,11 @@ struct Coordinator::Impl {
         return ack;
       }
     }
-    const int n = b.observations_size();
+    const BatchObservations all(b);
+    if (const std::string bad = all.check_columns(); !bad.empty()) {
+      return refuse(wire::ACK_REJECTED, bad, "batches_rejected");
+    }
+    const int n = static_cast<int>(all.size());
     if (n > cfg.limits.max_batch_observations) {
       return refuse(wire::ACK_REJECTED,
                     "observations: " + std::to_string(n) +
@@ -427,43 +441,44 @@ struct Coordinator::Impl {
     wire::LoggedBatch lb;
     const double L = cfg.model.sqg.L_m;
     std::uint32_t rejected = 0, late = 0;
+    std::vector<std::int64_t> placed(static_cast<std::size_t>(n), -1);
     for (int i = 0; i < n; ++i) {
-      const auto& o = b.observations(i);
+      const StoredObservation o = all[static_cast<std::size_t>(i)];
       std::string field, why;
       const auto num = [&](const char* f, double v, const std::string& expected) {
         field = f;
         why = std::string(f) + " = " + format_double(v) + ": expected " + expected;
       };
-      if (!std::isfinite(o.time_seconds())) {
-        num("time_seconds", o.time_seconds(), "a finite model time");
-      } else if (o.level() > 1) {
+      if (!std::isfinite(o.time_seconds)) {
+        num("time_seconds", o.time_seconds, "a finite model time");
+      } else if (o.level > 1) {
         field = "level";
-        why = "level = " + std::to_string(o.level()) + ": expected 0 (surface) or 1 (lid)";
-      } else if (!(o.x_m() >= 0 && o.x_m() < L)) {
-        num("x_m", o.x_m(), "a position in [0, L = " + format_double(L) + ") m");
-      } else if (!(o.y_m() >= 0 && o.y_m() < L)) {
-        num("y_m", o.y_m(), "a position in [0, L = " + format_double(L) + ") m");
-      } else if (!std::isfinite(o.value())) {
-        num("value", o.value(), "a finite value");
-      } else if (!(std::isfinite(o.error_sd()) && o.error_sd() > 0)) {
-        num("error_sd", o.error_sd(), "a finite standard deviation > 0");
-      } else if (!wire::ObservationOperator_IsValid(o.op())) {
+        why = "level = " + std::to_string(o.level) + ": expected 0 (surface) or 1 (lid)";
+      } else if (!(o.x_m >= 0 && o.x_m < L)) {
+        num("x_m", o.x_m, "a position in [0, L = " + format_double(L) + ") m");
+      } else if (!(o.y_m >= 0 && o.y_m < L)) {
+        num("y_m", o.y_m, "a position in [0, L = " + format_double(L) + ") m");
+      } else if (!std::isfinite(o.value)) {
+        num("value", o.value, "a finite value");
+      } else if (!(std::isfinite(o.error_sd) && o.error_sd > 0)) {
+        num("error_sd", o.error_sd, "a finite standard deviation > 0");
+      } else if (!wire::ObservationOperator_IsValid(o.op)) {
         field = "op";
-        why = "op = " + std::to_string(o.op()) +
-              ": expected 0 (linear_K), 1 (arctan) or 2 (identity)";
+        why =
+            "op = " + std::to_string(o.op) + ": expected 0 (linear_K), 1 (arctan) or 2 (identity)";
       } else {
-        const auto p = scheduler.place(o.time_seconds());
+        const auto p = scheduler.place(o.time_seconds);
         using P = CycleScheduler::Placement;
         if (p.kind == P::kBeforeFirstWindow) {
-          num("time_seconds", o.time_seconds(),
+          num("time_seconds", o.time_seconds,
               "a time after the first window's start t0 - dt/2 = " +
                   format_double(scheduler.time_of(0) - scheduler.settings().cycle_seconds / 2));
         } else if (p.kind == P::kTooFarAhead) {
-          num("time_seconds", o.time_seconds(),
+          num("time_seconds", o.time_seconds,
               "a window at most window.max_windows_ahead = " +
                   std::to_string(cfg.window.max_windows_ahead) + " after the oldest open one");
         } else if (p.kind == P::kLateRejected) {
-          num("time_seconds", o.time_seconds(),
+          num("time_seconds", o.time_seconds,
               "an open window (window " + std::to_string(p.cycle) +
                   " is closed; window.late_policy = \"reject\")");
           count("observations_late_rejected");
@@ -471,6 +486,8 @@ struct Coordinator::Impl {
           ++late;
           lb.add_late_index(static_cast<std::uint32_t>(i));
         }
+        if (p.kind == P::kWindow || p.kind == P::kLate)
+          placed[static_cast<std::size_t>(i)] = p.cycle;
       }
       if (!why.empty()) {
         ++rejected;
@@ -478,7 +495,7 @@ struct Coordinator::Impl {
         if (static_cast<std::size_t>(ack.rejections_size()) < kMaxListedRejections) {
           auto* r = ack.add_rejections();
           r->set_index(static_cast<std::uint32_t>(i));
-          r->set_id(o.id());
+          r->set_id(o.id);
           r->set_field(field);
           r->set_reason(why);
         }
@@ -491,7 +508,7 @@ struct Coordinator::Impl {
     *rec.mutable_batch() = std::move(lb);
     const std::string bytes = rec.SerializeAsString();
     log->append(std::as_bytes(std::span(bytes.data(), bytes.size())));
-    apply_batch(b, rec.batch(), wall);
+    apply_batch(b, rec.batch(), wall, &placed);
     ack.set_status(wire::ACK_ACCEPTED);
     ack.set_accepted(static_cast<std::uint32_t>(n) - rejected);
     ack.set_rejected(rejected);
@@ -703,10 +720,28 @@ struct Coordinator::Impl {
     t->set_cycle(static_cast<std::uint64_t>(k));
     t->set_valid_time_seconds(scheduler.time_of(k));
     t->set_filter(filter);
+    // Columns: packed arrays encode and parse at memory speed (this is on the latency path).
     const auto window_obs = scheduler.sorted_observations(k);
-    t->mutable_observations()->Reserve(static_cast<int>(window_obs.size()));
-    for (const auto& o : window_obs)
-      o.to_wire(*t->add_observations());
+    auto* c = t->mutable_columns();
+    const int n_obs = static_cast<int>(window_obs.size());
+    c->mutable_id()->Reserve(n_obs);
+    c->mutable_time_seconds()->Reserve(n_obs);
+    c->mutable_level()->Reserve(n_obs);
+    c->mutable_x_m()->Reserve(n_obs);
+    c->mutable_y_m()->Reserve(n_obs);
+    c->mutable_value()->Reserve(n_obs);
+    c->mutable_error_sd()->Reserve(n_obs);
+    c->mutable_op()->Reserve(n_obs);
+    for (const auto& o : window_obs) {
+      c->add_id(o.id);
+      c->add_time_seconds(o.time_seconds);
+      c->add_level(o.level);
+      c->add_x_m(o.x_m);
+      c->add_y_m(o.y_m);
+      c->add_value(o.value);
+      c->add_error_sd(o.error_sd);
+      c->add_op(static_cast<wire::ObservationOperator>(o.op));
+    }
     if (const Window* w = scheduler.window(k); w && w->truth) *t->mutable_truth() = *w->truth;
     t->set_checkpoint(checkpoint_requested || (k + 1) % cfg.server.checkpoint_every == 0);
     checkpoint_requested = false;
@@ -731,6 +766,10 @@ struct Coordinator::Impl {
     worker->idle_since = now;
     next_cycle = k + 1;
     if (k <= last_published) {
+      wire::ServerToWorker done;
+      done.set_version(wire::PROTOCOL_VERSION_1);
+      done.set_result_published(r.dispatch_id());
+      send_worker(done);
       count("cycles_replayed");  // recomputed after a restart; already published
       return;
     }
@@ -753,6 +792,12 @@ struct Coordinator::Impl {
     lin->set_worker_ranks(worker->ranks);
     publish_analysis(a, now, last_in);
     last_published = k;
+    {
+      wire::ServerToWorker done;
+      done.set_version(wire::PROTOCOL_VERSION_1);
+      done.set_result_published(r.dispatch_id());
+      send_worker(done);
+    }
     write_analysis_file(a);
     count("cycles_published");
   }

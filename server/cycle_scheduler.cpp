@@ -27,9 +27,29 @@ CycleScheduler::Place CycleScheduler::place(double t) const {
   return {Placement::kWindow, k};
 }
 
-void CycleScheduler::add(std::int64_t cycle, const wire::Observation& o, double wall, bool late) {
+std::string BatchObservations::check_columns() const {
+  if (!b_.has_columns()) return {};
+  const auto& c = b_.columns();
+  const int n = c.id_size();
+  const std::pair<const char*, int> sizes[] = {{"time_seconds", c.time_seconds_size()},
+                                               {"level", c.level_size()},
+                                               {"x_m", c.x_m_size()},
+                                               {"y_m", c.y_m_size()},
+                                               {"value", c.value_size()},
+                                               {"error_sd", c.error_sd_size()},
+                                               {"op", c.op_size()}};
+  for (const auto& [name, size] : sizes) {
+    if (size != n) {
+      return "columns." + std::string(name) + " has " + std::to_string(size) +
+             " values, columns.id has " + std::to_string(n);
+    }
+  }
+  return {};
+}
+
+void CycleScheduler::add(std::int64_t cycle, const StoredObservation& o, double wall, bool late) {
   Window& w = windows_[cycle];
-  w.observations.push_back(StoredObservation::from_wire(o));
+  w.observations.push_back(o);
   if (w.first_wall < 0) w.first_wall = wall;
   w.last_wall = std::max(w.last_wall, wall);
   if (late) ++w.late;

@@ -54,6 +54,30 @@ struct StoredObservation {
   }
 };
 
+// The observations of a batch in either form, by index: the messages first, then the
+// columns (the order acks and the log count them in).
+class BatchObservations {
+ public:
+  explicit BatchObservations(const wire::ObservationBatch& b)
+      : b_(b), messages_(static_cast<std::size_t>(b.observations_size())) {}
+  // "" when every column has the length of `id`, else which one differs.
+  std::string check_columns() const;
+  std::size_t size() const {
+    return messages_ + static_cast<std::size_t>(b_.has_columns() ? b_.columns().id_size() : 0);
+  }
+  StoredObservation operator[](std::size_t i) const {
+    if (i < messages_) return StoredObservation::from_wire(b_.observations(static_cast<int>(i)));
+    const auto& c = b_.columns();
+    const int j = static_cast<int>(i - messages_);
+    return {c.id(j),    c.time_seconds(j), c.x_m(j),   c.y_m(j),
+            c.value(j), c.error_sd(j),     c.level(j), static_cast<std::int32_t>(c.op(j))};
+  }
+
+ private:
+  const wire::ObservationBatch& b_;
+  std::size_t messages_;
+};
+
 struct Window {
   std::deque<StoredObservation> observations;  // in arrival (log) order
   std::optional<wire::TruthState> truth;
@@ -80,7 +104,10 @@ class CycleScheduler {
   bool analysis_cycle(double t, std::int64_t& k) const;
   Place place(double t) const;
 
-  void add(std::int64_t cycle, const wire::Observation& o, double wall, bool late);
+  void add(std::int64_t cycle, const StoredObservation& o, double wall, bool late);
+  void add(std::int64_t cycle, const wire::Observation& o, double wall, bool late) {
+    add(cycle, StoredObservation::from_wire(o), wall, late);
+  }
   void set_truth(std::int64_t cycle, const wire::TruthState& t);
   // Closes `cycle` and every earlier window; false when already closed.
   bool close(std::int64_t cycle, double wall = -1);

@@ -287,9 +287,11 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   analysis.analyse_columns(cols, hx, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post, comm_,
                            extra);
   ensemble_.from_columns(post);
-  rec.seconds_analysis = seconds_since(t0);
   auto posterior = ensemble_.gather(0);
-  if (ensemble_.rank() != 0) return out;
+  if (ensemble_.rank() != 0) {
+    rec.seconds_analysis = seconds_since(t0);
+    return out;
+  }
 
   std::vector<double> mean_b, spread_b;
   mean_and_spread(prior, k, n, mean_b, spread_b);
@@ -322,6 +324,8 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   rec.innovation_mean = dsum / np;
   rec.innovation_rms = std::sqrt(d2 / np);
   rec.consistency_ratio = po > 0 ? (d2 / np) / ((hvar + r) / np) : nan;
+  // The stage ends with the products: mean, spread and the diagnostics (rank 0's view).
+  rec.seconds_analysis = seconds_since(t0);
   auto& diag = out.diagnostics;
   if (known) {
     diag["rmse_background"] = {rec.rmse_background_K, "K", "background mean RMSE vs truth"};

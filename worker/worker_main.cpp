@@ -86,6 +86,11 @@ class ServerLink {
     cycle_ = cycle;
   }
   void set_heartbeat(double seconds) { heartbeat_seconds_ = seconds; }
+  // Waits (at most `timeout`) until the server says the result of `dispatch_id` is out.
+  void wait_published(std::uint64_t dispatch_id, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    published_cv_.wait_for(lock, timeout, [&] { return published_ >= dispatch_id; });
+  }
   // Waits until everything queued has been handed to the socket (a result leaves before the
   // next forecast takes this core).
   void flush() {
@@ -111,8 +116,15 @@ class ServerLink {
           // Heartbeats are small and end here; anything large (a task) is passed on unparsed.
           if (msg.size() < 256) {
             ServerToWorker m;
-            if (m.ParseFromArray(msg.data(), static_cast<int>(msg.size())) && m.has_heartbeat())
-              continue;
+            if (m.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
+              if (m.has_heartbeat()) continue;
+              if (m.has_result_published()) {
+                std::lock_guard<std::mutex> lock(mutex_);
+                published_ = m.result_published();
+                published_cv_.notify_all();
+                continue;
+              }
+            }
           }
           std::lock_guard<std::mutex> lock(mutex_);
           incoming_.push_back(msg.to_string());
@@ -154,6 +166,8 @@ class ServerLink {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::condition_variable sent_cv_;
+  std::condition_variable published_cv_;
+  std::uint64_t published_ = 0;
   std::deque<std::string> incoming_;
   std::deque<std::string> outgoing_;
   std::string stage_ = "starting";
@@ -182,6 +196,18 @@ ServerToWorker broadcast(MPI_Comm comm, std::string bytes) {
   return m;
 }
 
+// A barrier whose waiters sleep instead of spinning (they would take the cores the server
+// needs while rank 0 waits for it).
+void gentle_barrier(MPI_Comm comm) {
+  MPI_Request req;
+  MPI_Ibarrier(comm, &req);
+  int done = 0;
+  while (!done) {
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (!done) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
 rtda::io::ObservationSet to_observation_set(const rtda::wire::CycleTask& t) {
   rtda::io::ObservationSet set;
   for (const auto& o : t.observations()) {
@@ -196,6 +222,22 @@ rtda::io::ObservationSet to_observation_set(const rtda::wire::CycleTask& t) {
     x.id = o.id();
     set.push_back(x);
   }
+  const auto& c = t.columns();
+  const int n = c.id_size();
+  for (int size : {c.time_seconds_size(), c.level_size(), c.x_m_size(), c.y_m_size(),
+                   c.value_size(), c.error_sd_size(), c.op_size()}) {
+    if (size != n) throw std::runtime_error("task columns of different lengths");
+  }
+  set.id.insert(set.id.end(), c.id().begin(), c.id().end());
+  set.time_seconds.insert(set.time_seconds.end(), c.time_seconds().begin(), c.time_seconds().end());
+  for (int i = 0; i < n; ++i) {
+    set.level.push_back(static_cast<std::int32_t>(c.level(i)));
+    set.op.push_back(static_cast<rtda::io::ObsOperator>(c.op(i)));
+  }
+  set.x_m.insert(set.x_m.end(), c.x_m().begin(), c.x_m().end());
+  set.y_m.insert(set.y_m.end(), c.y_m().begin(), c.y_m().end());
+  set.value.insert(set.value.end(), c.value().begin(), c.value().end());
+  set.error_sd.insert(set.error_sd.end(), c.error_sd().begin(), c.error_sd().end());
   return set;
 }
 
@@ -385,6 +427,10 @@ int main(int argc, char** argv) {
         link->send(r);
         link->flush();
       }
+      // Checkpoint and next forecast start once the server has published this result (at
+      // most 50 ms later): on a machine the server shares, the publish has a core to itself.
+      if (rank == 0) link->wait_published(task.dispatch_id(), std::chrono::milliseconds(50));
+      gentle_barrier(comm);
       if (task.checkpoint()) {
         if (rank == 0) link->set_stage("checkpoint", cycle);
         auto c = engine->checkpoint(cycle, task.valid_time_seconds());

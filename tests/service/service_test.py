@@ -694,13 +694,34 @@ def case_bad_input(t):
         check(ack.status == pb.ACK_REJECTED and "max_batch_observations" in ack.error,
               f"1001 observations: {name(ack.status)} ({ack.error!r})")
         still_alive("an over-limit batch")
+        # the column form: mismatched columns refuse the batch; good ones count after the
+        # messages (indices continue), with per-observation rejections as for messages
+        cb = batch(6, 2)
+        cb.columns.id.extend([100, 101, 102])
+        cb.columns.time_seconds.extend([0.0, 0.0, 0.0])
+        cb.columns.level.extend([0, 1, 0])
+        cb.columns.x_m.extend([0.0, 1.0e6, -5.0])
+        cb.columns.y_m.extend([0.0, 0.0, 0.0])
+        cb.columns.value.extend([1.0, 2.0, 3.0])
+        cb.columns.error_sd.extend([1.0, 1.0])  # one short
+        cb.columns.op.extend([0, 0, 0])
+        ack = send(cb.SerializeToString())
+        check(ack.status == pb.ACK_REJECTED and "columns.error_sd" in ack.error,
+              f"short column: {name(ack.status)} ({ack.error!r})")
+        cb.columns.error_sd.append(1.0)
+        ack = send(cb.SerializeToString())
+        check(ack.status == pb.ACK_ACCEPTED and ack.accepted == 4 and ack.rejected == 1 and
+              [(r.index, r.id, r.field) for r in ack.rejections] == [(4, 102, "x_m")],
+              f"columns: {name(ack.status)} accepted {ack.accepted} rejected {ack.rejected} "
+              f"{[(r.index, r.id, r.field) for r in ack.rejections]}")
+        still_alive("column batches")
         # garbage on the control endpoint
         reply = send(garbage, endpoint="control")
         check(not reply.ok and reply.error, f"control garbage: ok={reply.ok} ({reply.error!r})")
         still_alive("control garbage")
         c = k.counters()
-        check(c.get("observations_accepted") == 7 and c.get("batches_accepted") == 1,
-              f"only the 7 good observations were stored (observations_accepted "
+        check(c.get("observations_accepted") == 11 and c.get("batches_accepted") == 2,
+              f"only the 7 + 4 good observations were stored (observations_accepted "
               f"{c.get('observations_accepted')}, batches_accepted {c.get('batches_accepted')})")
         k.shutdown()
         check(k.server.poll() is not None and k.server.returncode == 0,
