@@ -1,0 +1,177 @@
+#include "surrogate/vit.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace rtda::surrogate {
+
+namespace {
+
+void fail(const std::string& key, long long value, const std::string& expected) {
+  throw std::invalid_argument("surrogate." + key + " = " + std::to_string(value) + ": expected " +
+                              expected);
+}
+
+// 2-D sin-cos position embedding (MAE, He et al. 2022): the first dim/2 features encode the
+// column j, the last dim/2 the row i, each as [sin(pos w_k), cos(pos w_k)] with
+// w_k = 10000^(-k / (dim/4)), k = 0 .. dim/4 - 1. Computed in double, stored as float.
+Mat sincos_position_embedding(int grid, int dim) {
+  const int quarter = dim / 4;
+  Mat e(static_cast<Eigen::Index>(grid) * grid, dim);
+  for (int i = 0; i < grid; ++i) {
+    for (int j = 0; j < grid; ++j) {
+      const Eigen::Index row = static_cast<Eigen::Index>(i) * grid + j;
+      for (int k = 0; k < quarter; ++k) {
+        const double w = std::pow(10000.0, -static_cast<double>(k) / quarter);
+        e(row, k) = static_cast<Real>(std::sin(j * w));
+        e(row, quarter + k) = static_cast<Real>(std::cos(j * w));
+        e(row, 2 * quarter + k) = static_cast<Real>(std::sin(i * w));
+        e(row, 3 * quarter + k) = static_cast<Real>(std::cos(i * w));
+      }
+    }
+  }
+  return e;
+}
+
+const VitConfig& validated(const VitConfig& c) {
+  c.validate();
+  return c;
+}
+
+}  // namespace
+
+void VitConfig::validate() const {
+  if (patch <= 0) fail("patch", patch, "a positive patch size");
+  if (grid_n <= 0 || grid_n % patch != 0) {
+    fail("grid_n", grid_n, "a positive multiple of patch = " + std::to_string(patch));
+  }
+  if (heads <= 0) fail("heads", heads, "a positive number of heads");
+  if (dim <= 0 || dim % 4 != 0 || dim % heads != 0) {
+    fail("dim", dim,
+         "a positive multiple of 4 (sin-cos embedding) and of heads = " + std::to_string(heads));
+  }
+  if (depth < 0) fail("depth", depth, "a non-negative number of blocks");
+  if (mlp_ratio <= 0) fail("mlp_ratio", mlp_ratio, "a positive MLP width ratio");
+}
+
+Vit::Vit(VitConfig config)
+    : config_(validated(config)),
+      tokens_(static_cast<Eigen::Index>(config.grid_n / config.patch) *
+              (config.grid_n / config.patch)),
+      patch_dim_(2 * static_cast<Eigen::Index>(config.patch) * config.patch),
+      embed_("patch_embed", static_cast<int>(patch_dim_), config.dim, config.seed),
+      pos_embed_(sincos_position_embedding(config.grid_n / config.patch, config.dim)),
+      norm_("norm", config.dim),
+      // Zero head: the untrained increment model is exactly persistence.
+      head_("head", config.dim, static_cast<int>(patch_dim_), config.seed, Linear::Init::kZero) {
+  blocks_.reserve(static_cast<std::size_t>(config.depth));
+  for (int b = 0; b < config.depth; ++b) {
+    blocks_.emplace_back("blocks." + std::to_string(b), config.dim, config.heads, config.mlp_ratio,
+                         config.seed);
+  }
+}
+
+void Vit::collect(ParameterList& params) {
+  embed_.collect(params);
+  for (auto& block : blocks_)
+    block.collect(params);
+  norm_.collect(params);
+  head_.collect(params);
+}
+
+std::int64_t Vit::parameter_count() {
+  ParameterList params;
+  collect(params);
+  std::int64_t n = 0;
+  for (const Parameter* p : params)
+    n += p->value.size();
+  return n;
+}
+
+std::int64_t Vit::flops_per_sample() const {
+  const std::int64_t t = tokens_;
+  const std::int64_t d = config_.dim;
+  const std::int64_t pd = patch_dim_;
+  const std::int64_t hidden = static_cast<std::int64_t>(config_.mlp_ratio) * d;
+  const std::int64_t block = 2 * t * d * (3 * d)        // qkv
+                             + 2 * 2 * t * t * d        // q k^T and p v, summed over heads
+                             + 2 * t * d * d            // output projection
+                             + 2 * 2 * t * d * hidden;  // fc1 and fc2
+  return 2 * t * pd * d + config_.depth * block + 2 * t * d * pd;
+}
+
+Mat Vit::patchify(const Mat& states) const {
+  const Eigen::Index n = config_.grid_n;
+  const Eigen::Index p = config_.patch;
+  const Eigen::Index g = n / p;
+  Mat out(states.rows() * tokens_, patch_dim_);
+  for (Eigen::Index s = 0; s < states.rows(); ++s) {
+    for (Eigen::Index c = 0; c < 2; ++c) {
+      for (Eigen::Index y = 0; y < n; ++y) {
+        for (Eigen::Index tj = 0; tj < g; ++tj) {
+          const Eigen::Index token = s * tokens_ + (y / p) * g + tj;
+          const Eigen::Index feature = c * p * p + (y % p) * p;
+          out.row(token).segment(feature, p) = states.row(s).segment(c * n * n + y * n + tj * p, p);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Mat Vit::unpatchify(const Mat& patches) const {
+  const Eigen::Index n = config_.grid_n;
+  const Eigen::Index p = config_.patch;
+  const Eigen::Index g = n / p;
+  const Eigen::Index batch = patches.rows() / tokens_;
+  Mat out(batch, 2 * n * n);
+  for (Eigen::Index s = 0; s < batch; ++s) {
+    for (Eigen::Index c = 0; c < 2; ++c) {
+      for (Eigen::Index y = 0; y < n; ++y) {
+        for (Eigen::Index tj = 0; tj < g; ++tj) {
+          const Eigen::Index token = s * tokens_ + (y / p) * g + tj;
+          const Eigen::Index feature = c * p * p + (y % p) * p;
+          out.row(s).segment(c * n * n + y * n + tj * p, p) =
+              patches.row(token).segment(feature, p);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Mat Vit::forward(const Mat& x) {
+  if (x.cols() != state_size() || x.rows() == 0) {
+    throw std::invalid_argument("Vit::forward: input is " + std::to_string(x.rows()) + " x " +
+                                std::to_string(x.cols()) + ", expected [batch >= 1][" +
+                                std::to_string(state_size()) + "] (2 levels x " +
+                                std::to_string(config_.grid_n) + "^2)");
+  }
+  batch_ = x.rows();
+  Mat h = embed_.forward(patchify(x));
+  for (Eigen::Index s = 0; s < batch_; ++s)
+    h.middleRows(s * tokens_, tokens_) += pos_embed_;
+  for (auto& block : blocks_)
+    h = block.forward(h, tokens_);
+  Mat out = unpatchify(head_.forward(norm_.forward(h)));
+  if (config_.predict_increment) out += x;
+  return out;
+}
+
+Mat Vit::backward(const Mat& d_out) {
+  if (batch_ == 0 || d_out.rows() != batch_ || d_out.cols() != state_size()) {
+    throw std::logic_error("Vit::backward: gradient is " + std::to_string(d_out.rows()) + " x " +
+                           std::to_string(d_out.cols()) + " but the last forward produced " +
+                           std::to_string(batch_) + " x " + std::to_string(state_size()));
+  }
+  Mat dh = norm_.backward(head_.backward(patchify(d_out)));
+  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it)
+    dh = it->backward(dh);
+  // The position embedding is a fixed additive term: its gradient passes straight through.
+  Mat d_x = unpatchify(embed_.backward(dh));
+  if (config_.predict_increment) d_x += d_out;
+  return d_x;
+}
+
+}  // namespace rtda::surrogate

@@ -1,0 +1,258 @@
+// Layers of the ViT surrogate (docs/science.md §5): every hand-written backward pass against
+// central finite differences of its own forward pass.
+//
+// How the gradient checks are made trustworthy in float32: the scalar loss is
+// L = sum_ij R_ij Y_ij with fixed random R (so dL/dY = R), summed in DOUBLE so the reduction
+// adds no rounding of its own; what is left is the float rounding of each Y_ij (~6e-8 |Y|).
+// With a step h = 1e-2 that noise contributes ~1e-6 / (2h) = 5e-5 to a derivative of size
+// O(0.1..1), and the O(h^2 f''' / 6) truncation error is ~2e-5 for these smooth layers, so
+// the analytic and finite-difference gradients agree to ~1e-3 relative. We require 1e-2 in the
+// 2-norm over all checked entries (an indexing or sign error gives O(1)), and per entry
+// 2e-2 of the largest entry (no single entry may be wrong while the norm hides it).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+
+#include "surrogate/layers.hpp"
+
+namespace rtda::surrogate {
+namespace {
+
+constexpr std::uint64_t kSeed = 20250301;
+
+// Standard normal matrix by Box-Muller on our own uniform conversion (portable across
+// standard libraries, unlike std::normal_distribution).
+Mat random_normal(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng, double sd = 1.0) {
+  Mat m(rows, cols);
+  const auto uniform = [&rng] { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; };
+  for (Eigen::Index i = 0; i < m.size(); ++i) {
+    const double r = std::sqrt(-2.0 * std::log(uniform()));
+    m.data()[i] = static_cast<Real>(sd * r * std::cos(6.283185307179586 * uniform()));
+  }
+  return m;
+}
+
+double weighted_sum(const Mat& y, const Mat& r) {
+  double s = 0.0;
+  for (Eigen::Index i = 0; i < y.size(); ++i) {
+    s += static_cast<double>(y.data()[i]) * static_cast<double>(r.data()[i]);
+  }
+  return s;
+}
+
+// d loss / d entry by central differences; the step is the float-rounded one actually taken.
+double central_difference(Real& entry, const std::function<double()>& loss, double h = 1e-2) {
+  const Real saved = entry;
+  const Real up = static_cast<Real>(saved + h);
+  const Real down = static_cast<Real>(saved - h);
+  entry = up;
+  const double l_up = loss();
+  entry = down;
+  const double l_down = loss();
+  entry = saved;
+  return (l_up - l_down) / (static_cast<double>(up) - static_cast<double>(down));
+}
+
+// Compares analytic gradient `analytic` of the entries of `values` with finite differences.
+void expect_gradient_matches(Mat& values, const Mat& analytic, const std::function<double()>& loss,
+                             const std::string& what) {
+  SCOPED_TRACE(what);
+  ASSERT_EQ(values.rows(), analytic.rows());
+  ASSERT_EQ(values.cols(), analytic.cols());
+  Mat fd(values.rows(), values.cols());
+  for (Eigen::Index i = 0; i < values.size(); ++i) {
+    fd.data()[i] = static_cast<Real>(central_difference(values.data()[i], loss));
+  }
+  const double scale = analytic.cwiseAbs().maxCoeff();
+  ASSERT_GT(scale, 1e-4) << "gradient is (nearly) zero: the check would be vacuous";
+  EXPECT_LT((fd - analytic).norm() / analytic.norm(), 1e-2);
+  for (Eigen::Index i = 0; i < values.size(); ++i) {
+    EXPECT_NEAR(fd.data()[i], analytic.data()[i], 2e-2 * scale) << "entry " << i;
+  }
+}
+
+// Runs the generic check for a layer: input gradient and every parameter gradient.
+template <typename Layer>
+void check_layer_gradients(Layer& layer, Mat x, const std::function<Mat(Layer&, const Mat&)>& fwd,
+                           std::mt19937_64& rng) {
+  const Mat y0 = fwd(layer, x);
+  const Mat r = random_normal(y0.rows(), y0.cols(), rng);
+  ParameterList params;
+  layer.collect(params);
+  for (Parameter* p : params)
+    p->zero_grad();
+  fwd(layer, x);
+  const Mat dx = layer.backward(r);
+  const auto loss = [&] { return weighted_sum(fwd(layer, x), r); };
+  expect_gradient_matches(x, dx, loss, "input");
+  for (Parameter* p : params)
+    expect_gradient_matches(p->value, p->grad, loss, p->name);
+}
+
+// Randomises every parameter (LayerNorm's ones/zeros and zero biases would hide errors).
+void randomise(ParameterList params, std::mt19937_64& rng, double sd) {
+  for (Parameter* p : params)
+    p->value = random_normal(p->value.rows(), p->value.cols(), rng, sd);
+}
+
+TEST(SurrogateLayers, LinearBackwardMatchesFiniteDifferences) {
+  SCOPED_TRACE("seed " + std::to_string(kSeed));
+  std::mt19937_64 rng(kSeed);
+  Linear layer("fc", 8, 6, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  randomise(params, rng, 0.5);
+  check_layer_gradients<Linear>(
+      layer, random_normal(10, 8, rng), [](Linear& l, const Mat& x) { return l.forward(x); }, rng);
+}
+
+TEST(SurrogateLayers, LayerNormBackwardMatchesFiniteDifferences) {
+  SCOPED_TRACE("seed " + std::to_string(kSeed + 1));
+  std::mt19937_64 rng(kSeed + 1);
+  LayerNorm layer("norm", 8);
+  ParameterList params;
+  layer.collect(params);
+  randomise(params, rng, 1.0);
+  check_layer_gradients<LayerNorm>(
+      layer, random_normal(10, 8, rng), [](LayerNorm& l, const Mat& x) { return l.forward(x); },
+      rng);
+}
+
+TEST(SurrogateLayers, GeluBackwardMatchesFiniteDifferences) {
+  SCOPED_TRACE("seed " + std::to_string(kSeed + 2));
+  std::mt19937_64 rng(kSeed + 2);
+  Gelu layer;
+  // sd 2 covers the curved region around 0 and both nearly linear tails.
+  check_layer_gradients<Gelu>(
+      layer, random_normal(10, 8, rng, 2.0), [](Gelu& l, const Mat& x) { return l.forward(x); },
+      rng);
+}
+
+TEST(SurrogateLayers, GeluIsTheTanhApproximation) {
+  Gelu layer;
+  Mat x(1, 5);
+  x << -3.0f, -1.0f, 0.0f, 0.5f, 2.0f;
+  const Mat y = layer.forward(x);
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    const double v = x(0, j);
+    const double expected =
+        0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+    // Eigen's vectorised float tanh is accurate to a few float ulps.
+    EXPECT_NEAR(y(0, j), expected, 1e-6) << "x = " << v;
+  }
+}
+
+TEST(SurrogateLayers, AttentionBackwardMatchesFiniteDifferences) {
+  SCOPED_TRACE("seed " + std::to_string(kSeed + 3));
+  std::mt19937_64 rng(kSeed + 3);
+  MultiHeadSelfAttention layer("attn", 8, 2, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  randomise(params, rng, 0.5);
+  // Two samples of 5 tokens: the backward must keep the samples apart too.
+  check_layer_gradients<MultiHeadSelfAttention>(
+      layer, random_normal(10, 8, rng),
+      [](MultiHeadSelfAttention& l, const Mat& x) { return l.forward(x, 5); }, rng);
+}
+
+TEST(SurrogateLayers, AttentionSoftmaxSurvivesHugeScores) {
+  // Scores of ~1e4 overflow exp() without the max shift; with it the output stays finite.
+  std::mt19937_64 rng(kSeed + 4);
+  MultiHeadSelfAttention layer("attn", 8, 2, kSeed);
+  const Mat y = layer.forward(random_normal(6, 8, rng, 300.0), 3);
+  EXPECT_TRUE(y.allFinite());
+}
+
+TEST(SurrogateLayers, AttentionDoesNotMixSamples) {
+  std::mt19937_64 rng(kSeed + 5);
+  MultiHeadSelfAttention layer("attn", 8, 2, kSeed);
+  Mat x = random_normal(8, 8, rng);
+  const Mat y = layer.forward(x, 4);
+  x.bottomRows(4) = random_normal(4, 8, rng);  // change sample 1 only
+  const Mat y2 = layer.forward(x, 4);
+  EXPECT_EQ(y.topRows(4), y2.topRows(4));
+}
+
+TEST(SurrogateLayers, MlpBackwardMatchesFiniteDifferences) {
+  SCOPED_TRACE("seed " + std::to_string(kSeed + 6));
+  std::mt19937_64 rng(kSeed + 6);
+  Mlp layer("mlp", 8, 4, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  randomise(params, rng, 0.4);
+  check_layer_gradients<Mlp>(
+      layer, random_normal(10, 8, rng), [](Mlp& l, const Mat& x) { return l.forward(x); }, rng);
+}
+
+TEST(SurrogateLayers, TransformerBlockBackwardMatchesFiniteDifferences) {
+  SCOPED_TRACE("seed " + std::to_string(kSeed + 7));
+  std::mt19937_64 rng(kSeed + 7);
+  TransformerBlock layer("blocks.0", 8, 2, 4, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  randomise(params, rng, 0.4);
+  check_layer_gradients<TransformerBlock>(
+      layer, random_normal(10, 8, rng),
+      [](TransformerBlock& l, const Mat& x) { return l.forward(x, 5); }, rng);
+}
+
+TEST(SurrogateLayers, BackwardAccumulatesParameterGradients) {
+  std::mt19937_64 rng(kSeed + 8);
+  TransformerBlock layer("blocks.0", 8, 2, 4, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  const Mat x = random_normal(10, 8, rng);
+  const Mat dy = random_normal(10, 8, rng);
+  layer.forward(x, 5);
+  layer.backward(dy);
+  std::vector<Mat> once;
+  for (Parameter* p : params)
+    once.push_back(p->grad);
+  layer.forward(x, 5);
+  layer.backward(dy);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    // g + g is exact in floating point, and the second pass repeats the first bit for bit.
+    EXPECT_EQ(params[i]->grad, (2 * once[i]).eval()) << params[i]->name;
+  }
+}
+
+TEST(SurrogateLayers, ParametersRegisterInAFixedNamedOrder) {
+  TransformerBlock layer("blocks.3", 8, 2, 4, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  const std::vector<std::string> expected = {
+      "blocks.3.norm1.weight",  "blocks.3.norm1.bias",       "blocks.3.attn.qkv.weight",
+      "blocks.3.attn.qkv.bias", "blocks.3.attn.proj.weight", "blocks.3.attn.proj.bias",
+      "blocks.3.norm2.weight",  "blocks.3.norm2.bias",       "blocks.3.mlp.fc1.weight",
+      "blocks.3.mlp.fc1.bias",  "blocks.3.mlp.fc2.weight",   "blocks.3.mlp.fc2.bias"};
+  ASSERT_EQ(params.size(), expected.size());
+  for (std::size_t i = 0; i < params.size(); ++i)
+    EXPECT_EQ(params[i]->name, expected[i]);
+}
+
+TEST(SurrogateLayers, XavierInitIsBoundedAndDependsOnSeedAndName) {
+  Linear a("fc", 64, 32, 7);
+  Linear b("fc", 64, 32, 7);
+  Linear c("fc", 64, 32, 8);
+  Linear d("other", 64, 32, 7);
+  const double bound = std::sqrt(6.0 / (64 + 32));
+  EXPECT_LE(a.weight().value.cwiseAbs().maxCoeff(), bound);
+  EXPECT_GT(a.weight().value.cwiseAbs().maxCoeff(), 0.9 * bound);  // fills the interval
+  EXPECT_EQ(a.weight().value, b.weight().value);
+  EXPECT_NE(a.weight().value, c.weight().value);
+  EXPECT_NE(a.weight().value, d.weight().value);
+  EXPECT_TRUE(a.bias().value.isZero(0));
+}
+
+TEST(SurrogateLayers, LinearRejectsWrongWidthAndBackwardWithoutForward) {
+  Linear layer("fc", 4, 3, 1);
+  EXPECT_THROW(layer.forward(Mat::Zero(2, 5)), std::invalid_argument);
+  EXPECT_THROW(layer.backward(Mat::Zero(2, 3)), std::logic_error);
+}
+
+}  // namespace
+}  // namespace rtda::surrogate
