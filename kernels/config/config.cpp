@@ -539,6 +539,65 @@ const std::vector<Key>& registry() {
     m.push_back(string_key(
         "security.worker_keys", [](Config& c) -> std::string& { return c.security.worker_keys; },
         "Worker groups allowed to connect (same forms as feeder_keys)."));
+    // [surrogate]
+    m.push_back(int_key(
+        "surrogate.patch", [](Config& c) -> int& { return c.surrogate.patch; },
+        "ViT patch size p (p x p on both levels, one token); N % p == 0."));
+    m.push_back(int_key(
+        "surrogate.dim", [](Config& c) -> int& { return c.surrogate.dim; },
+        "ViT token width (a multiple of 4 and of heads)."));
+    m.push_back(int_key(
+        "surrogate.depth", [](Config& c) -> int& { return c.surrogate.depth; },
+        "ViT transformer blocks."));
+    m.push_back(int_key(
+        "surrogate.heads", [](Config& c) -> int& { return c.surrogate.heads; },
+        "Attention heads per block."));
+    m.push_back(int_key(
+        "surrogate.mlp_ratio", [](Config& c) -> int& { return c.surrogate.mlp_ratio; },
+        "MLP hidden width / token width."));
+    m.push_back(bool_key(
+        "surrogate.predict_increment",
+        [](Config& c) -> bool& { return c.surrogate.predict_increment; },
+        "The network predicts the 12-hour increment (output = input + network)."));
+    m.push_back(int_key(
+        "surrogate.seed", [](Config& c) -> std::uint64_t& { return c.surrogate.seed; },
+        "Seed of the initial weights, the batch order and the augmentation."));
+    m.push_back(int_key(
+        "surrogate.batch", [](Config& c) -> int& { return c.surrogate.batch; },
+        "Training batch size (pairs per optimizer step)."));
+    m.push_back(real_key(
+        "surrogate.lr", [](Config& c) -> double& { return c.surrogate.lr; },
+        "Peak learning rate of AdamW (after warm-up, before cosine decay)."));
+    m.push_back(real_key(
+        "surrogate.weight_decay", [](Config& c) -> double& { return c.surrogate.weight_decay; },
+        "AdamW decoupled weight decay (weights only)."));
+    m.push_back(real_key(
+        "surrogate.clip_norm", [](Config& c) -> double& { return c.surrogate.clip_norm; },
+        "Global gradient-norm clipping; 0 = off."));
+    m.push_back(int_key(
+        "surrogate.warmup_steps", [](Config& c) -> int& { return c.surrogate.warmup_steps; },
+        "Linear learning-rate warm-up, steps."));
+    m.push_back(int_key(
+        "surrogate.steps", [](Config& c) -> int& { return c.surrogate.steps; },
+        "Training steps of the schedule (cosine decay ends here)."));
+    m.push_back(real_key(
+        "surrogate.max_minutes", [](Config& c) -> double& { return c.surrogate.max_minutes; },
+        "Training wall-clock budget, minutes (the best checkpoint is kept)."));
+    m.push_back(int_key(
+        "surrogate.eval_every", [](Config& c) -> int& { return c.surrogate.eval_every; },
+        "Steps between validations (12-hour RMSE in K) and checkpoints."));
+    m.push_back(int_key(
+        "surrogate.patience", [](Config& c) -> int& { return c.surrogate.patience; },
+        "Validations without improvement before early stopping."));
+    m.push_back(bool_key(
+        "surrogate.augment", [](Config& c) -> bool& { return c.surrogate.augment; },
+        "Augment with the flow's symmetries (x shifts; flip with half-domain y shift)."));
+    m.push_back(int_key(
+        "surrogate.threads", [](Config& c) -> int& { return c.surrogate.threads; },
+        "Threads of the surrogate's matrix products; 0 = OpenMP default."));
+    m.push_back(string_key(
+        "surrogate.weights", [](Config& c) -> std::string& { return c.surrogate.weights; },
+        "Trained surrogate checkpoint (rtda train --out) used when the model is the ViT."));
     return r;
   }();
   return keys;
@@ -620,8 +679,8 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
   toml::table file_table;
   if (toml_path) {
     try {
-      file_table = text_source ? toml::parse(*text_source, *toml_path)
-                               : toml::parse_file(*toml_path);
+      file_table =
+          text_source ? toml::parse(*text_source, *toml_path) : toml::parse_file(*toml_path);
     } catch (const toml::parse_error& e) {
       std::ostringstream m;
       m << *toml_path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
@@ -761,6 +820,13 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
           fmt_double(c.limits.source_rate_observations_per_second), ">= 0 (0 = unlimited)");
   require(c.limits.source_burst_observations >= 1, "limits.source_burst_observations",
           fmt_double(c.limits.source_burst_observations), ">= 1");
+  require(c.surrogate.batch >= 1, "surrogate.batch", std::to_string(c.surrogate.batch), ">= 1");
+  require(c.surrogate.steps >= 1, "surrogate.steps", std::to_string(c.surrogate.steps), ">= 1");
+  require(c.surrogate.eval_every >= 1, "surrogate.eval_every",
+          std::to_string(c.surrogate.eval_every), ">= 1");
+  require(c.surrogate.lr > 0, "surrogate.lr", fmt_double(c.surrogate.lr), "> 0");
+  require(c.surrogate.max_minutes > 0, "surrogate.max_minutes", fmt_double(c.surrogate.max_minutes),
+          "> 0");
   require(!c.security.curve || !c.security.server_key.empty(), "security.server_key", "\"\"",
           "a key file when security.curve = true (make one with `rtda keys --out NAME`)");
   return c;
@@ -768,8 +834,10 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
 
 std::string science_hash(const Config& c) {
   // Keys that cannot change an analysis: where things live, how they are served, threads.
+  // [surrogate] holds training settings; the cycle runs the SQG model (model.kind arrives with
+  // the surrogate in the cycle, and its weights' identity will then enter the hash).
   static const std::vector<std::string> excluded_sections = {"server", "window", "limits",
-                                                             "security"};
+                                                             "security", "surrogate"};
   static const std::vector<std::string> excluded_keys = {"model.threads",
                                                          "model.fft_wisdom_file",
                                                          "experiment.nature_file",

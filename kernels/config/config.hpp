@@ -107,6 +107,29 @@ struct SecurityConfig {
   std::string worker_keys;   // allowed worker groups; "" = any
 };
 
+// The ViT surrogate (science.md §5): architecture and training (`rtda train`).
+struct SurrogateConfig {
+  int patch = 4;  // p x p patches on both levels, embedded jointly
+  int dim = 128;  // token width
+  int depth = 4;  // transformer blocks
+  int heads = 4;
+  int mlp_ratio = 4;
+  bool predict_increment = true;  // the network predicts x(t + 12 h) - x(t)
+  std::uint64_t seed = 1;         // parameter initialisation, batch order, augmentation
+  int batch = 16;
+  double lr = 1e-3;  // peak learning rate (AdamW)
+  double weight_decay = 0.01;
+  double clip_norm = 1.0;
+  int warmup_steps = 300;
+  int steps = 20000;          // schedule length (cosine decay ends here)
+  double max_minutes = 60.0;  // training wall-clock budget
+  int eval_every = 250;       // steps between validations and checkpoints
+  int patience = 8;           // validations without improvement before early stopping
+  bool augment = true;        // symmetry augmentation (x shifts, flip)
+  int threads = 0;            // Eigen threads for training; 0 = OpenMP default
+  std::string weights;        // trained checkpoint for model.kind = "vit"
+};
+
 struct Config {
   ModelConfig model;
   sqg::NatureSettings nature;
@@ -119,6 +142,7 @@ struct Config {
   WindowConfig window;
   LimitsConfig limits;
   SecurityConfig security;
+  SurrogateConfig surrogate;
 };
 
 // Fingerprint (FNV-1a 64, 16 hex digits) of the configuration that determines the analyses: every
