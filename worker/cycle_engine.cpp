@@ -2,12 +2,17 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
 
 #include "obs/experiments.hpp"
 #include "obs/observation_space.hpp"
 #include "sqg/fft_wisdom.hpp"
+#include "surrogate/checkpoint.hpp"
+#include "surrogate/trainer.hpp"
+#include "surrogate/training_data.hpp"
+#include "surrogate/vit.hpp"
 
 namespace rtda::worker {
 namespace {
@@ -109,9 +114,45 @@ CycleEngine::CycleEngine(MPI_Comm comm, const config::Config& cfg)
       ensemble_(comm, cfg_.ensemble.members, cfg_.model.sqg.N),
       stepper_(std::make_unique<sqg::EnsembleStepper<double>>(*model_, cfg_.model.threads)),
       steps_per_cycle_(static_cast<int>(
-          std::lround(cfg_.experiment.cycle_hours * 3600.0 / cfg_.model.sqg.dt_s))) {}
+          std::lround(cfg_.experiment.cycle_hours * 3600.0 / cfg_.model.sqg.dt_s))) {
+  if (cfg_.model.kind == "vit") load_surrogate_weights();
+}
+
+struct CycleEngine::Surrogate {
+  std::unique_ptr<surrogate::Vit> vit;
+  surrogate::Normalisation norm;
+  std::string identity;
+};
+
+// Every rank reads the weights (a few MB) itself.
+void CycleEngine::load_surrogate_weights() {
+  const std::string& path = cfg_.surrogate.weights;
+  surrogate_ = std::make_unique<Surrogate>();
+  const surrogate::VitConfig vc =
+      surrogate::vit_config_from(surrogate::read_surrogate_architecture(path));
+  if (vc.grid_n != cfg_.model.sqg.N) {
+    throw config::ConfigError("surrogate.weights = \"" + path +
+                              "\": trained for N = " + std::to_string(vc.grid_n) +
+                              ", the model has N = " + std::to_string(cfg_.model.sqg.N));
+  }
+  surrogate_->vit = std::make_unique<surrogate::Vit>(vc);
+  surrogate::ParameterList params;
+  surrogate_->vit->collect(params);
+  const surrogate::SurrogateFile f = surrogate::load_surrogate(path, params);
+  if (f.norm_mean.size() != 2 || f.norm_std.size() != 2) {
+    throw config::ConfigError("surrogate.weights = \"" + path +
+                              "\": no per-level normalisation (norm_mean, norm_std)");
+  }
+  surrogate_->norm.mean = {f.norm_mean[0], f.norm_mean[1]};
+  surrogate_->norm.std = {f.norm_std[0], f.norm_std[1]};
+  surrogate_->identity = "vit:" + std::filesystem::path(path).filename().string();
+}
 
 CycleEngine::~CycleEngine() = default;
+
+std::string CycleEngine::model_identity() const {
+  return surrogate_ ? surrogate_->identity : std::string("sqg");
+}
 
 void CycleEngine::start_from_nature(const io::NatureRun& nature) {
   const int k = ensemble_.members();
@@ -227,7 +268,26 @@ io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) 
 
 double CycleEngine::forecast_cycle() {
   const auto t0 = Clock::now();
-  stepper_->advance_grid(ensemble_.local_states(), ensemble_.local_members(), steps_per_cycle_);
+  if (!surrogate_) {
+    stepper_->advance_grid(ensemble_.local_states(), ensemble_.local_members(), steps_per_cycle_);
+    return seconds_since(t0);
+  }
+  // The surrogate: this rank's members as one batch through the ViT (one cycle per step).
+  const int m = ensemble_.local_members();
+  if (m == 0) return seconds_since(t0);
+  const std::size_t n = ensemble_.state_size();
+  const int grid = cfg_.model.sqg.N;
+  auto states = ensemble_.local_states();
+  surrogate::Mat x(m, static_cast<Eigen::Index>(n));
+  for (int r = 0; r < m; ++r) {
+    surrogate_->norm.apply(states.subspan(static_cast<std::size_t>(r) * n, n),
+                           std::span<float>(x.row(r).data(), n), grid);
+  }
+  const surrogate::Mat y = surrogate_->vit->forward(x);
+  for (int r = 0; r < m; ++r) {
+    surrogate_->norm.invert(std::span<const float>(y.row(r).data(), n),
+                            states.subspan(static_cast<std::size_t>(r) * n, n), grid);
+  }
   return seconds_since(t0);
 }
 

@@ -52,6 +52,8 @@ class CycleEngine {
   ~CycleEngine();
 
   const config::Config& config() const { return cfg_; }
+  // "sqg", or "vit:<weights file>" (the lineage of published analyses).
+  std::string model_identity() const;
   int rank() const { return ensemble_.rank(); }
   int ranks() const { return ensemble_.ranks(); }
   int members() const { return ensemble_.members(); }
@@ -66,7 +68,8 @@ class CycleEngine {
   // Collective: the ensemble and filter state for a checkpoint (complete on rank 0).
   io::Checkpoint checkpoint(std::int64_t cycle, double time_seconds) const;
 
-  // Advances every member by one cycle length. Collective only in that every rank calls it.
+  // Advances every member by one cycle length (the SQG model, or one step of the ViT surrogate
+  // with model.kind = "vit", members batched). Every rank calls it.
   double forecast_cycle();
 
   // Analyses the current ensemble with `filter` ("letkf", "ensf", "none") and the
@@ -78,6 +81,7 @@ class CycleEngine {
 
  private:
   SlabAnalysis& filter(const std::string& name);
+  void load_surrogate_weights();
 
   MPI_Comm comm_;
   config::Config cfg_;
@@ -86,6 +90,8 @@ class CycleEngine {
   std::unique_ptr<sqg::EnsembleStepper<double>> stepper_;
   std::map<std::string, std::unique_ptr<SlabAnalysis>> filters_;
   int steps_per_cycle_;
+  struct Surrogate;
+  std::unique_ptr<Surrogate> surrogate_;  // model.kind = "vit"
 };
 
 // Every rank plans its FFTs with the same algorithms: rank 0 plans (with the wisdom file when

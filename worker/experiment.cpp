@@ -62,6 +62,7 @@ ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const 
                                    {"filter", filter},
                                    {"observations", ex.observations},
                                    {"nature_file", std::filesystem::absolute(nature_path).string()},
+                                   {"model", engine.model_identity()},
                                    {"rtda_config", config::to_toml(cfg)}});
   }
 

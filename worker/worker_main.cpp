@@ -422,7 +422,7 @@ int main(int argc, char** argv) {
             static_cast<std::uint64_t>(out.record.observations_rejected));
         lin->set_first_observation_id(out.first_observation_id);
         lin->set_last_observation_id(out.last_observation_id);
-        lin->set_model("sqg");
+        lin->set_model(engine->model_identity());
         res->set_done_unix_seconds(wall_now());
         link->send(r);
         link->flush();

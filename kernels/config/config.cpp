@@ -254,6 +254,11 @@ const std::vector<Key>& registry() {
     m.push_back(int_key(
         "model.threads", [](Config& c) -> int& { return c.model.threads; },
         "Threads stepping ensemble members; 0 = OMP_NUM_THREADS or all cores."));
+    m.push_back(choice_key(
+        "model.kind", [](Config& c) -> std::string& { return c.model.kind; },
+        std::vector<std::pair<std::string, std::string>>{{"sqg", "sqg"}, {"vit", "vit"}},
+        "Forecast model of the cycle: the SQG physics, or the ViT surrogate of "
+        "surrogate.weights (one step per cycle of experiment.cycle_hours)."));
     // [nature]
     m.push_back(int_key(
         "nature.seed", [](Config& c) -> std::uint64_t& { return c.nature.seed; },
@@ -820,6 +825,8 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
           fmt_double(c.limits.source_rate_observations_per_second), ">= 0 (0 = unlimited)");
   require(c.limits.source_burst_observations >= 1, "limits.source_burst_observations",
           fmt_double(c.limits.source_burst_observations), ">= 1");
+  require(c.model.kind != "vit" || !c.surrogate.weights.empty(), "surrogate.weights", "\"\"",
+          "a trained checkpoint (rtda train --out) when model.kind = \"vit\"");
   require(c.surrogate.batch >= 1, "surrogate.batch", std::to_string(c.surrogate.batch), ">= 1");
   require(c.surrogate.steps >= 1, "surrogate.steps", std::to_string(c.surrogate.steps), ">= 1");
   require(c.surrogate.eval_every >= 1, "surrogate.eval_every",
@@ -855,6 +862,8 @@ std::string science_hash(const Config& c) {
     }
     text += k.name + "=" + k.show(c) + "\n";
   }
+  // The surrogate's weights decide its forecasts: name them (file name) when it is in use.
+  if (c.model.kind == "vit") text += "surrogate.weights=" + c.surrogate.weights + "\n";
   // FNV-1a, 64 bit: a fingerprint to compare configurations, not a security measure.
   std::uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char ch : text) {

@@ -30,6 +30,9 @@ struct ModelConfig {
   // "auto" (a per-machine file in the user's cache directory) or "" (none).
   std::string fft_wisdom_file = "auto";
   int threads = 0;  // threads for ensemble steps; 0 = OMP_NUM_THREADS / all cores
+  // The forecast model of the cycle: "sqg" (the physics) or "vit" (the surrogate in
+  // surrogate.weights, one 12-hour step per cycle).
+  std::string kind = "sqg";
 };
 
 struct ObserveConfig {

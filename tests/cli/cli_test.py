@@ -523,6 +523,30 @@ def demo_stops_everything_it_started_on_ctrl_c(rtda):
     check(left == "" and left_workers == "", f"processes left running: {left} {left_workers}")
 
 
+@case
+def experiment_with_the_trained_surrogate_as_forecast_model(rtda):
+    """rtda train writes a surrogate; rtda experiment --set model.kind=vit cycles with it
+    (members batched through the ViT) and records the model in the archive."""
+    import numpy as np
+    small = ["--set", "model.preset=N32", "--set", "nature.spinup_days=2"]
+    rtda.ok("nature", "--out", "train.h5", *small, "--set", "nature.states=30")
+    rtda.ok("nature", "--out", "val.h5", *small, "--set", "nature.states=12",
+            "--set", "nature.seed=7")
+    tiny = ["--set", "surrogate.dim=16", "--set", "surrogate.depth=1", "--set",
+            "surrogate.heads=2", "--set", "surrogate.steps=40", "--set", "surrogate.eval_every=20",
+            "--set", "surrogate.warmup_steps=5"]
+    p = rtda.ok("train", "--data", "train.h5", "--validation", "val.h5", "--out", "vit.h5",
+                *small, *tiny)
+    check("best validation RMSE" in p.stdout, f"train summary missing: {p.stdout}")
+    rtda.ok("experiment", "--out", "exp.h5", "--filter", "ensf", *small,
+            "--set", "experiment.nature_file=val.h5", "--set", "experiment.cycles=3",
+            "--set", "ensemble.members=4", "--set", "experiment.statistics_from_cycle=0",
+            "--set", "model.kind=vit", "--set", f"surrogate.weights={rtda.path('vit.h5')}")
+    a = open_xr(rtda.path("exp.h5"))
+    check(a.attrs.get("model") == "vit:vit.h5", f"archive model attribute {a.attrs.get('model')}")
+    check(np.isfinite(a["mean"].values).all() and a.sizes["cycle"] == 3, f"archive {dict(a.sizes)}")
+
+
 def analyze_case(rtda, filter_name):
     """nature -> ensemble -> observe -> analyze: the posterior is an ensemble file that
     xarray reads, and its mean is closer to the observed truth than the prior's."""
