@@ -50,6 +50,7 @@ std::vector<Runner> add_control_commands(
     CLI::App& app);  // pause resume checkpoint set-filter shutdown
 Runner add_keys_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
+Runner add_surrogate_eval_command(CLI::App& app);
 
 // Shared by nature and demo: runs the nature-run recipe with a progress bar, writes `out`,
 // prints the climatology; returns the per-level std averaged over the kept states (m/s).

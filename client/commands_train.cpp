@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "io/fields.hpp"
+#include "surrogate/checkpoint.hpp"
 #include "surrogate/trainer.hpp"
 
 namespace rtda::cli {
@@ -102,6 +103,44 @@ Runner add_train_command(CLI::App& app) {
         "wrote %s\n",
         report.stop_reason.c_str(), report.steps, report.best_val_rmse_K, report.best_step,
         report.persistence_rmse_K, out->c_str());
+    return 0;
+  };
+}
+
+Runner add_surrogate_eval_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "surrogate-eval",
+      "Forecast RMSE of a trained surrogate on a nature run, by lead (autoregressive), next to "
+      "persistence");
+  auto weights = std::make_shared<std::string>();
+  auto nature = std::make_shared<std::string>();
+  auto leads = std::make_shared<int>(4);
+  auto starts = std::make_shared<int>(64);
+  cmd->add_option("--weights", *weights, "checkpoint from rtda train")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--nature", *nature, "nature run the surrogate did not see")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--leads", *leads, "cycles ahead (each one 12-hour step)")->capture_default_str();
+  cmd->add_option("--starts", *starts, "initial states, evenly spaced")->capture_default_str();
+  return [weights, nature, leads, starts]() {
+    surrogate::Vit model(
+        surrogate::vit_config_from(surrogate::read_surrogate_architecture(*weights)));
+    surrogate::ParameterList params;
+    model.collect(params);
+    const auto f = surrogate::load_surrogate(*weights, params);
+    surrogate::Normalisation norm;
+    norm.mean = {f.norm_mean.at(0), f.norm_mean.at(1)};
+    norm.std = {f.norm_std.at(0), f.norm_std.at(1)};
+    const io::NatureRun run = io::read_nature(*nature);
+    const auto vit = surrogate::autoregressive_rmse_K(model, run, norm, 1, *leads, *starts);
+    const auto pers = surrogate::autoregressive_rmse_K(model, run, norm, 1, *leads, *starts, true);
+    std::printf("| lead (h) | ViT RMSE (K) | persistence RMSE (K) |\n|---|---|---|\n");
+    const double hours = run.size() > 1 ? (run.times_seconds[1] - run.times_seconds[0]) / 3600 : 12;
+    for (int l = 0; l < *leads; ++l)
+      std::printf("| %.0f | %.3f | %.3f |\n", (l + 1) * hours, vit[static_cast<std::size_t>(l)],
+                  pers[static_cast<std::size_t>(l)]);
     return 0;
   };
 }

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   }
   reg(add_keys_command(app));
   reg(add_train_command(app));
+  reg(add_surrogate_eval_command(app));
   CLI11_PARSE(app, argc, argv);
   g_raw_args.assign(argv + 1, argv + argc);
   set_command_line(command_line_of(argc, argv));

@@ -103,6 +103,39 @@ double forecast_rmse_K(Vit& model, const io::NatureRun& run, const Normalisation
   return std::sqrt(sum / static_cast<double>(count)) * run.params.kelvin_per_pv();
 }
 
+std::vector<double> autoregressive_rmse_K(Vit& model, const io::NatureRun& run,
+                                          const Normalisation& norm, int steps, int leads,
+                                          int starts, bool persistence) {
+  const int n = run.params.N;
+  const std::size_t state = run.params.state_size();
+  const std::size_t span = static_cast<std::size_t>(steps) * static_cast<std::size_t>(leads);
+  if (run.size() <= span) throw std::invalid_argument("autoregressive RMSE: run too short");
+  const std::size_t available = run.size() - span;
+  const std::size_t count = std::min<std::size_t>(available, static_cast<std::size_t>(starts));
+  Mat x(static_cast<Eigen::Index>(count), static_cast<Eigen::Index>(state));
+  std::vector<std::size_t> first(count);
+  std::vector<double> scratch, forecast(state), sums(static_cast<std::size_t>(leads), 0.0);
+  for (std::size_t r = 0; r < count; ++r) {
+    first[r] = r * available / count;
+    load_row(x, static_cast<Eigen::Index>(r), run.state(first[r]), norm, n, 0, false, scratch);
+  }
+  for (int lead = 1; lead <= leads; ++lead) {
+    if (!persistence) x = model.forward(x);
+    for (std::size_t r = 0; r < count; ++r) {
+      norm.invert(std::span<const float>(x.row(static_cast<Eigen::Index>(r)).data(), state),
+                  forecast, n);
+      const auto truth = run.state(first[r] + static_cast<std::size_t>(lead * steps));
+      double s2 = 0;
+      for (std::size_t e = 0; e < state; ++e)
+        s2 += (forecast[e] - truth[e]) * (forecast[e] - truth[e]);
+      sums[static_cast<std::size_t>(lead - 1)] += s2 / static_cast<double>(state);
+    }
+  }
+  for (auto& v : sums)
+    v = std::sqrt(v / static_cast<double>(count)) * run.params.kelvin_per_pv();
+  return sums;
+}
+
 TrainReport train_surrogate(Vit& model, const std::vector<io::NatureRun>& train,
                             const io::NatureRun& validation, const Normalisation& norm,
                             int pair_steps, const TrainSettings& s, const std::string& out,

@@ -50,6 +50,13 @@ struct TrainReport {
 double forecast_rmse_K(Vit& model, const io::NatureRun& run, const Normalisation& norm, int steps,
                        int pairs, bool persistence = false);
 
+// RMSE in K after 1..leads autoregressive steps (each `steps` states long) from `starts`
+// evenly spaced states of `run` (the forecast fed back as the next input); with
+// `persistence`, of the initial state itself.
+std::vector<double> autoregressive_rmse_K(Vit& model, const io::NatureRun& run,
+                                          const Normalisation& norm, int steps, int leads,
+                                          int starts, bool persistence = false);
+
 // Trains `model` in place; after every improvement writes the weights to `out` and weights
 // plus optimizer state to resume_path_of(out) (what `resume_from` takes). `progress` gets
 // every eval point.
