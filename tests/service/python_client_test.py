@@ -41,26 +41,8 @@ WINDOWS = 3
 BATCH = 700  # 2048 observations per window -> 3 batches per window, the last with the marker
 
 
-class Failure(Exception):
-    pass
-
-
-class TimeLimit(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-    print(f"ok: {what}", flush=True)
-
-
-def log_tail(path, n=40):
-    try:
-        lines = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return f"({path}: not readable)"
-    return "\n".join(lines[-n:])
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Failure, TimeLimit, check, log_tail  # noqa: E402
 
 
 def stop_process(p, name, grace=3.0):

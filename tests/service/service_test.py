@@ -55,30 +55,17 @@ CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "
          "curve", "curve_cert_file", "cli_control", "metrics", "off_grid_ensf"]
 
 
-class Failure(Exception):
-    pass
+sys.path.insert(0, str(HERE))
+from harness import Failure, TimeLimit, log_tail  # noqa: E402
+from harness import check as _check  # noqa: E402
 
 
 class Skip(Exception):
     pass
 
 
-class TimeLimit(Exception):
-    pass
-
-
 def check(cond, what):
-    if not cond:
-        raise Failure(what)
-    print(f"  ok: {what}", flush=True)
-
-
-def log_tail(path, n=30):
-    try:
-        lines = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return f"({path}: not readable)"
-    return "\n".join(lines[-n:])
+    _check(cond, what, indent="  ")
 
 
 def session_pids(sid):

@@ -11,6 +11,8 @@
 // 2e-2 of the largest entry (no single entry may be wrong while the norm hides it).
 #include <gtest/gtest.h>
 
+#include "surrogate_test_support.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -24,25 +26,8 @@ namespace {
 
 constexpr std::uint64_t kSeed = 20250301;
 
-// Standard normal matrix by Box-Muller on our own uniform conversion (portable across
-// standard libraries, unlike std::normal_distribution).
-Mat random_normal(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng, double sd = 1.0) {
-  Mat m(rows, cols);
-  const auto uniform = [&rng] { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; };
-  for (Eigen::Index i = 0; i < m.size(); ++i) {
-    const double r = std::sqrt(-2.0 * std::log(uniform()));
-    m.data()[i] = static_cast<Real>(sd * r * std::cos(6.283185307179586 * uniform()));
-  }
-  return m;
-}
-
-double weighted_sum(const Mat& y, const Mat& r) {
-  double s = 0.0;
-  for (Eigen::Index i = 0; i < y.size(); ++i) {
-    s += static_cast<double>(y.data()[i]) * static_cast<double>(r.data()[i]);
-  }
-  return s;
-}
+using test_support::random_normal;
+using test_support::weighted_sum;
 
 // d loss / d entry by central differences; the step is the float-rounded one actually taken.
 double central_difference(Real& entry, const std::function<double()>& loss, double h = 1e-2) {

@@ -3,6 +3,8 @@
 // heads 2) that runs in milliseconds.
 #include <gtest/gtest.h>
 
+#include "surrogate_test_support.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -26,23 +28,8 @@ VitConfig tiny_config() {
   return c;
 }
 
-Mat random_normal(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng, double sd = 1.0) {
-  Mat m(rows, cols);
-  const auto uniform = [&rng] { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; };
-  for (Eigen::Index i = 0; i < m.size(); ++i) {
-    const double r = std::sqrt(-2.0 * std::log(uniform()));
-    m.data()[i] = static_cast<Real>(sd * r * std::cos(6.283185307179586 * uniform()));
-  }
-  return m;
-}
-
-double weighted_sum(const Mat& y, const Mat& r) {
-  double s = 0.0;
-  for (Eigen::Index i = 0; i < y.size(); ++i) {
-    s += static_cast<double>(y.data()[i]) * static_cast<double>(r.data()[i]);
-  }
-  return s;
-}
+using test_support::random_normal;
+using test_support::weighted_sum;
 
 double mse(const Mat& a, const Mat& b) {
   return (a - b).cast<double>().squaredNorm() / static_cast<double>(a.size());
