@@ -42,7 +42,7 @@ BATCH = 700  # 2048 observations per window -> 3 batches per window, the last wi
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Failure, TimeLimit, check, log_tail  # noqa: E402
+from harness import Failure, TimeLimit, add_service_arguments, check, log_tail  # noqa: E402
 
 
 def stop_process(p, name, grace=3.0):
@@ -64,14 +64,7 @@ def stop_process(p, name, grace=3.0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rtda", required=True, help="the rtda CLI")
-    ap.add_argument("--server-bin", required=True, help="rtda-server")
-    ap.add_argument("--worker-bin", required=True, help="rtda-worker")
-    ap.add_argument("--proto-dir", required=True, help="directory holding rtda_pb2.py")
-    ap.add_argument("--mpiexec", default="mpiexec")
-    ap.add_argument("--client-dir", default=str(CLIENT_DIR), help="where rtda_client.py is")
-    ap.add_argument("--time-limit", type=float, default=120.0, help="seconds for the whole test")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    add_service_arguments(ap, CLIENT_DIR, 120.0)
     a = ap.parse_args()
 
     start = time.monotonic()

@@ -56,7 +56,7 @@ CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "
 
 
 sys.path.insert(0, str(HERE))
-from harness import Failure, TimeLimit, log_tail  # noqa: E402
+from harness import Failure, TimeLimit, add_service_arguments, log_tail  # noqa: E402
 from harness import check as _check  # noqa: E402
 
 
@@ -950,14 +950,7 @@ def case_off_grid_ensf(t):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rtda", required=True, help="the rtda CLI")
-    ap.add_argument("--server-bin", required=True, help="rtda-server")
-    ap.add_argument("--worker-bin", required=True, help="rtda-worker")
-    ap.add_argument("--proto-dir", required=True, help="directory holding rtda_pb2.py")
-    ap.add_argument("--mpiexec", default="mpiexec")
-    ap.add_argument("--client-dir", default=str(CLIENT_DIR), help="where rtda_client.py is")
-    ap.add_argument("--time-limit", type=float, default=150.0, help="seconds for the whole run")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    add_service_arguments(ap, CLIENT_DIR, 150.0)
     ap.add_argument("--case", choices=CASES + ["all"], default="all", help="run one case")
     a = ap.parse_args()
     start = time.monotonic()
