@@ -1,0 +1,1 @@
+# Tests of the filters' shared arithmetic and HIP kernels (label hip).

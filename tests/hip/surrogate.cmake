@@ -1,0 +1,1 @@
+# Tests of the surrogate's shared arithmetic and HIP kernels (label hip).
