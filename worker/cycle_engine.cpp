@@ -4,12 +4,14 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 #include "obs/experiments.hpp"
 #include "obs/observation_space.hpp"
 #include "sqg/fft_wisdom.hpp"
 #include "surrogate/checkpoint.hpp"
+#include "surrogate/online.hpp"
 #include "surrogate/trainer.hpp"
 #include "surrogate/training_data.hpp"
 #include "surrogate/vit.hpp"
@@ -98,6 +100,46 @@ void share_fft_wisdom(MPI_Comm comm, const config::Config& cfg) {
 }
 
 namespace {
+// Rank 0's online-adapter state to every rank.
+void broadcast_state(MPI_Comm comm, surrogate::OnlineState& st) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  const auto bcast_string = [&](std::string& v) {
+    std::uint64_t len = v.size();
+    MPI_Bcast(&len, 1, MPI_UINT64_T, 0, comm);
+    v.resize(len);
+    MPI_Bcast(v.data(), static_cast<int>(len), MPI_CHAR, 0, comm);
+  };
+  const auto bcast_map = [&](auto& map, MPI_Datatype type) {
+    std::uint64_t count = map.size();
+    MPI_Bcast(&count, 1, MPI_UINT64_T, 0, comm);
+    auto it = map.begin();
+    for (std::uint64_t i = 0; i < count; ++i) {
+      std::string name = rank == 0 ? it->first : std::string();
+      bcast_string(name);
+      auto& values = map[name];
+      std::uint64_t len = values.size();
+      MPI_Bcast(&len, 1, MPI_UINT64_T, 0, comm);
+      values.resize(len);
+      MPI_Bcast(values.data(), static_cast<int>(len), type, 0, comm);
+      if (rank == 0) ++it;
+    }
+  };
+  bcast_map(st.arrays, MPI_FLOAT);
+  bcast_map(st.doubles, MPI_DOUBLE);
+  std::uint64_t count = st.attributes.size();
+  MPI_Bcast(&count, 1, MPI_UINT64_T, 0, comm);
+  auto it = st.attributes.begin();
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::string name = rank == 0 ? it->first : std::string();
+    std::string value = rank == 0 ? it->second : std::string();
+    bcast_string(name);
+    bcast_string(value);
+    if (rank != 0) st.attributes[name] = value;
+    if (rank == 0) ++it;
+  }
+}
+
 const config::Config& checked(MPI_Comm comm, const config::Config& cfg) {
   if (cfg.model.precision != config::Precision::kFloat64) {
     throw config::ConfigError("model.precision = \"float32\": cycling runs in float64");
@@ -122,6 +164,15 @@ struct CycleEngine::Surrogate {
   std::unique_ptr<surrogate::Vit> vit;
   surrogate::Normalisation norm;
   std::string identity;
+  // surrogate.online: the adapter, and what the last analysis left for it.
+  std::unique_ptr<surrogate::OnlineAdapter> online;
+  struct Pending {
+    std::uint64_t cycle = 0;
+    obs::ObservationSpace space;
+    std::vector<double> mean;
+  };
+  std::optional<Pending> pending;
+  surrogate::OnlineReport last;  // the last adaptation, reported with the next analysis
 };
 
 // Every rank reads the weights (a few MB) itself.
@@ -146,11 +197,49 @@ void CycleEngine::load_surrogate_weights() {
   surrogate_->norm.mean = {f.norm_mean[0], f.norm_mean[1]};
   surrogate_->norm.std = {f.norm_std[0], f.norm_std[1]};
   surrogate_->identity = "vit:" + std::filesystem::path(path).filename().string();
+  if (cfg_.surrogate.online.enabled) {
+    surrogate_->online = std::make_unique<surrogate::OnlineAdapter>(
+        *surrogate_->vit, surrogate_->norm, cfg_.surrogate.online, cfg_.experiment.seed,
+        std::filesystem::path(path).filename().string());
+  }
+}
+
+std::uint64_t CycleEngine::surrogate_version() const {
+  return surrogate_ && surrogate_->online ? surrogate_->online->version() : 0;
+}
+
+void CycleEngine::adapt_surrogate() {
+  if (!surrogate_ || !surrogate_->online || !surrogate_->pending) return;
+  const Surrogate::Pending& p = *surrogate_->pending;
+  // Mean squared normalised innovation of a forecast against the cycle's observations.
+  const auto score = [&](std::span<const double> state) {
+    const std::size_t po = p.space.size();
+    if (po == 0) return 0.0;
+    std::vector<double> hx(po);
+    p.space.apply(state, hx);
+    double sum = 0;
+    for (std::size_t o = 0; o < po; ++o) {
+      const double d = (p.space.value()[o] - hx[o]) / p.space.error_sd()[o];
+      sum += d * d;
+    }
+    return sum / static_cast<double>(po);
+  };
+  // Gradients summed on rank 0 and broadcast: every rank then holds the same bits.
+  const auto reduce = [&](std::span<float> g) {
+    if (ensemble_.ranks() == 1) return;
+    MPI_Reduce(ensemble_.rank() == 0 ? MPI_IN_PLACE : g.data(), g.data(),
+               static_cast<int>(g.size()), MPI_FLOAT, MPI_SUM, 0, comm_);
+    MPI_Bcast(g.data(), static_cast<int>(g.size()), MPI_FLOAT, 0, comm_);
+  };
+  surrogate_->last = surrogate_->online->after_analysis(p.cycle, p.mean, score, ensemble_.rank(),
+                                                        ensemble_.ranks(), reduce);
+  surrogate_->pending.reset();
 }
 
 CycleEngine::~CycleEngine() = default;
 
 std::string CycleEngine::model_identity() const {
+  if (surrogate_ && surrogate_->online) return "vit:" + surrogate_->online->weights_name();
   return surrogate_ ? surrogate_->identity : std::string("sqg");
 }
 
@@ -233,6 +322,17 @@ std::int64_t CycleEngine::start_from_checkpoint(const std::string& path) {
     MPI_Bcast(spread.data(), static_cast<int>(spread.size()), MPI_DOUBLE, 0, comm_);
     filter("ensf").restore_carried_state(std::move(spread));
   }
+  if (surrogate_ && surrogate_->online) {
+    surrogate::OnlineState st;
+    st.arrays = std::move(c.surrogate_online.arrays);
+    st.doubles = std::move(c.surrogate_online.doubles);
+    st.attributes = std::move(c.surrogate_online.attributes);
+    broadcast_state(comm_, st);
+    surrogate_->pending.reset();
+    // A checkpoint without adapter state (written without surrogate.online) starts the
+    // adaptation afresh from the weights file.
+    if (!st.attributes.empty()) surrogate_->online->restore_state(st);
+  }
   return cycle;
 }
 
@@ -244,6 +344,13 @@ io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) 
   c.members = ensemble_.members();
   c.config_hash = config::science_hash(cfg_);
   c.q = ensemble_.gather(0);
+  // The adapted surrogate is part of the state: identical on every rank, saved from rank 0.
+  if (surrogate_ && surrogate_->online && ensemble_.rank() == 0) {
+    surrogate::OnlineState st = surrogate_->online->save_state();
+    c.surrogate_online.arrays = std::move(st.arrays);
+    c.surrogate_online.doubles = std::move(st.doubles);
+    c.surrogate_online.attributes = std::move(st.attributes);
+  }
   // Each element of the spread target is set on exactly one rank (NaN elsewhere); spreads are
   // >= 0, so a MAX over ranks with NaN sent as -1 assembles it.
   int has = 0;
@@ -348,6 +455,16 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
                            extra);
   ensemble_.from_columns(post);
   auto posterior = ensemble_.gather(0);
+  if (surrogate_ && surrogate_->online) {
+    // Every rank adapts the surrogate: give them the analysis mean and the observations.
+    Surrogate::Pending pending{cycle, space, std::vector<double>(n)};
+    if (ensemble_.rank() == 0) {
+      std::vector<double> unused;
+      mean_and_spread(posterior, k, n, pending.mean, unused);
+    }
+    MPI_Bcast(pending.mean.data(), static_cast<int>(n), MPI_DOUBLE, 0, comm_);
+    surrogate_->pending = std::move(pending);
+  }
   if (ensemble_.rank() != 0) {
     rec.seconds_analysis = seconds_since(t0);
     return out;
@@ -403,6 +520,30 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   diag["seconds_analysis"] = {rec.seconds_analysis, "s", "wall time of the analysis stage"};
   for (const auto& [name, value] : extra)
     diag[name] = {value, "1", name};
+  if (surrogate_ && surrogate_->online) {
+    // The weights that made this background, and what the adaptation before it found.
+    const surrogate::OnlineReport& rep = surrogate_->last;
+    diag["surrogate_version"] = {static_cast<double>(surrogate_->online->version()), "1",
+                                 "version of the surrogate weights that made the background"};
+    diag["surrogate_accepted_version"] = {
+        static_cast<double>(surrogate_->online->accepted_version()), "1",
+        "last surrogate version accepted by the innovation check"};
+    diag["surrogate_rollbacks"] = {static_cast<double>(surrogate_->online->rollbacks()), "1",
+                                   "rollbacks of the online adaptation so far"};
+    diag["surrogate_lr_scale"] = {surrogate_->online->learning_rate_scale(), "1",
+                                  "online learning-rate guard (1 = full rate)"};
+    // Every cycle carries the same diagnostics (the archive's variables): NaN = not measured.
+    diag["surrogate_innovation_current"] = {
+        rep.evaluated ? rep.innovation_current : nan, "1",
+        "mean squared normalised innovation of the previous weights in use (one-cycle "
+        "forecast of the previous analysis mean)"};
+    diag["surrogate_innovation_accepted"] = {rep.evaluated ? rep.innovation_reference : nan, "1",
+                                             "the same for the accepted weights"};
+    diag["surrogate_online_loss"] = {rep.steps_taken > 0 ? rep.loss : nan, "1",
+                                     "normalised MSE of the online steps"};
+    diag["surrogate_online_lr"] = {rep.steps_taken > 0 ? rep.learning_rate : 0.0, "1",
+                                   "learning rate of the online steps (0: none taken)"};
+  }
   if (gather_members) out.members = std::move(posterior);
   return out;
 }

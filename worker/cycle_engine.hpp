@@ -79,6 +79,15 @@ class CycleEngine {
                        std::uint64_t cycle, double time_seconds, std::span<const double> truth,
                        bool gather_members);
 
+  // With surrogate.online: the adaptation step after the last analysis (surrogate/online.hpp)
+  // — scores the weights in use and the accepted ones on that cycle's observations, rolls
+  // back or accepts, then trains on the replay buffer. Collective; call it after analyse()
+  // (the service calls it once the analysis is published) and before the next forecast.
+  // Does nothing without online adaptation or when already done for that analysis.
+  void adapt_surrogate();
+  // Version of the surrogate weights in use (0 = as loaded; always 0 without adaptation).
+  std::uint64_t surrogate_version() const;
+
  private:
   SlabAnalysis& filter(const std::string& name);
   void load_surrogate_weights();

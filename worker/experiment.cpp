@@ -84,6 +84,7 @@ ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const 
     }
     CycleOutcome out =
         engine.analyse(filter, set, static_cast<std::uint64_t>(c), t, truth, ex.store_members);
+    engine.adapt_surrogate();  // surrogate.online: learn from this analysis
     if (rank == 0) {
       out.record.seconds_forecast = seconds_forecast;
       out.diagnostics["seconds_forecast"] = {seconds_forecast, "s",

@@ -423,6 +423,7 @@ int main(int argc, char** argv) {
         lin->set_first_observation_id(out.first_observation_id);
         lin->set_last_observation_id(out.last_observation_id);
         lin->set_model(engine->model_identity());
+        lin->set_surrogate_version(engine->surrogate_version());
         res->set_done_unix_seconds(wall_now());
         link->send(r);
         link->flush();
@@ -431,6 +432,10 @@ int main(int argc, char** argv) {
       // most 50 ms later): on a machine the server shares, the publish has a core to itself.
       if (rank == 0) link->wait_published(task.dispatch_id(), std::chrono::milliseconds(50));
       gentle_barrier(comm);
+      // surrogate.online: learn from the published analysis before checkpointing it with the
+      // ensemble and forecasting with the new weights.
+      if (rank == 0) link->set_stage("adapt", cycle);
+      engine->adapt_surrogate();
       if (task.checkpoint()) {
         if (rank == 0) link->set_stage("checkpoint", cycle);
         auto c = engine->checkpoint(cycle, task.valid_time_seconds());

@@ -603,6 +603,41 @@ const std::vector<Key>& registry() {
     m.push_back(string_key(
         "surrogate.weights", [](Config& c) -> std::string& { return c.surrogate.weights; },
         "Trained surrogate checkpoint (rtda train --out) used when the model is the ViT."));
+    m.push_back(bool_key(
+        "surrogate.online", [](Config& c) -> bool& { return c.surrogate.online.enabled; },
+        "Adapt the surrogate while cycling: after each analysis, a few AdamW steps on "
+        "(previous analysis mean -> analysis mean) pairs from a replay buffer, kept only while "
+        "the adapted weights' innovations are no worse than the last accepted weights'."));
+    m.push_back(real_key(
+        "surrogate.online_lr", [](Config& c) -> double& { return c.surrogate.online.lr; },
+        "Peak learning rate of the online steps (constant after the warm-up; halved by each "
+        "rollback)."));
+    m.push_back(int_key(
+        "surrogate.online_steps", [](Config& c) -> int& { return c.surrogate.online.steps; },
+        "Optimiser steps after each analysis."));
+    m.push_back(int_key(
+        "surrogate.online_batch", [](Config& c) -> int& { return c.surrogate.online.batch; },
+        "Pairs per online step, drawn from the replay buffer (split over the worker ranks)."));
+    m.push_back(int_key(
+        "surrogate.online_buffer", [](Config& c) -> int& { return c.surrogate.online.buffer; },
+        "Replay buffer capacity in pairs (the newest are kept)."));
+    m.push_back(int_key(
+        "surrogate.online_warmup_steps",
+        [](Config& c) -> int& { return c.surrogate.online.warmup_steps; },
+        "Linear warm-up of the online learning rate, in optimiser steps."));
+    m.push_back(int_key(
+        "surrogate.online_window", [](Config& c) -> int& { return c.surrogate.online.window; },
+        "Cycles of out-of-sample innovation statistics behind each accept/rollback decision."));
+    m.push_back(real_key(
+        "surrogate.online_tolerance",
+        [](Config& c) -> double& { return c.surrogate.online.tolerance; },
+        "Roll back when the adapted weights' mean squared normalised innovation exceeds the "
+        "accepted weights' by more than this fraction over a window."));
+    m.push_back(real_key(
+        "surrogate.online_min_lr_scale",
+        [](Config& c) -> double& { return c.surrogate.online.min_lr_scale; },
+        "Learning-rate guard: each rollback halves the online learning rate; below this "
+        "fraction of surrogate.online_lr adaptation stops."));
     return r;
   }();
   return keys;
@@ -834,6 +869,20 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
   require(c.surrogate.lr > 0, "surrogate.lr", fmt_double(c.surrogate.lr), "> 0");
   require(c.surrogate.max_minutes > 0, "surrogate.max_minutes", fmt_double(c.surrogate.max_minutes),
           "> 0");
+  const auto& on = c.surrogate.online;
+  require(on.lr > 0 && std::isfinite(on.lr), "surrogate.online_lr", fmt_double(on.lr), "> 0");
+  require(on.steps >= 0, "surrogate.online_steps", std::to_string(on.steps), ">= 0");
+  require(on.batch >= 1, "surrogate.online_batch", std::to_string(on.batch), ">= 1");
+  require(on.buffer >= 1, "surrogate.online_buffer", std::to_string(on.buffer), ">= 1");
+  require(on.warmup_steps >= 0, "surrogate.online_warmup_steps", std::to_string(on.warmup_steps),
+          ">= 0");
+  require(on.window >= 1, "surrogate.online_window", std::to_string(on.window), ">= 1");
+  require(on.tolerance >= 0 && std::isfinite(on.tolerance), "surrogate.online_tolerance",
+          fmt_double(on.tolerance), ">= 0");
+  require(on.min_lr_scale > 0 && on.min_lr_scale <= 1, "surrogate.online_min_lr_scale",
+          fmt_double(on.min_lr_scale), "in (0, 1]");
+  require(!on.enabled || c.model.kind == "vit", "surrogate.online", "true",
+          "model.kind = \"vit\" (only the surrogate adapts)");
   require(!c.security.curve || !c.security.server_key.empty(), "security.server_key", "\"\"",
           "a key file when security.curve = true (make one with `rtda keys --out NAME`)");
   return c;
@@ -863,7 +912,12 @@ std::string science_hash(const Config& c) {
     text += k.name + "=" + k.show(c) + "\n";
   }
   // The surrogate's weights decide its forecasts: name them (file name) when it is in use.
-  if (c.model.kind == "vit") text += "surrogate.weights=" + c.surrogate.weights + "\n";
+  // Online adaptation changes them cycle by cycle, so its settings count too.
+  if (c.model.kind == "vit") {
+    text += "surrogate.weights=" + c.surrogate.weights + "\n";
+    for (const auto& k : registry())
+      if (k.name.rfind("surrogate.online", 0) == 0) text += k.name + "=" + k.show(c) + "\n";
+  }
   // FNV-1a, 64 bit: a fingerprint to compare configurations, not a security measure.
   std::uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char ch : text) {

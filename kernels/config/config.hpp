@@ -14,6 +14,7 @@
 #include "sqg/nature_run.hpp"
 #include "sqg/sqg_model.hpp"
 #include "sqg/sqg_params.hpp"
+#include "surrogate/online_settings.hpp"
 
 namespace rtda::config {
 
@@ -124,13 +125,14 @@ struct SurrogateConfig {
   double weight_decay = 0.01;
   double clip_norm = 1.0;
   int warmup_steps = 300;
-  int steps = 20000;          // schedule length (cosine decay ends here)
-  double max_minutes = 60.0;  // training wall-clock budget
-  int eval_every = 250;       // steps between validations and checkpoints
-  int patience = 8;           // validations without improvement before early stopping
-  bool augment = true;        // symmetry augmentation (x shifts, flip)
-  int threads = 0;            // Eigen threads for training; 0 = OpenMP default
-  std::string weights;        // trained checkpoint for model.kind = "vit"
+  int steps = 20000;                 // schedule length (cosine decay ends here)
+  double max_minutes = 60.0;         // training wall-clock budget
+  int eval_every = 250;              // steps between validations and checkpoints
+  int patience = 8;                  // validations without improvement before early stopping
+  bool augment = true;               // symmetry augmentation (x shifts, flip)
+  int threads = 0;                   // Eigen threads for training; 0 = OpenMP default
+  std::string weights;               // trained checkpoint for model.kind = "vit"
+  surrogate::OnlineSettings online;  // surrogate.online*: adaptation while cycling
 };
 
 struct Config {

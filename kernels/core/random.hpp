@@ -21,6 +21,7 @@ enum class RandomPurpose : std::uint32_t {
   kShockField = 5,
   kObservationNetwork = 6,
   kEnsfNoise = 7,
+  kSurrogateOnline = 8,
   kTest = 1000,
 };
 

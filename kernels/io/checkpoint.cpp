@@ -5,6 +5,10 @@
 
 namespace rtda::io {
 
+namespace {
+constexpr const char* kSurrogateGroup = "surrogate_online";
+}
+
 void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
   const std::size_t n2 = static_cast<std::size_t>(c.params.N) * c.params.N;
   if (!c.ensf_initial_spread.empty() && c.ensf_initial_spread.size() != 2 * n2) {
@@ -27,6 +31,15 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
       s.set_units(kPvUnits, "EnSF target spread of spread_target = initial");
       s.attach_scales({&level, &y, &x});
       s.write(std::span<const double>(c.ensf_initial_spread));
+    }
+    if (!c.surrogate_online.empty()) {
+      Group g = file.create_group(kSurrogateGroup);
+      for (const auto& [name, values] : c.surrogate_online.arrays)
+        g.create_dataset<float>(name, {values.size()}).write(std::span<const float>(values));
+      for (const auto& [name, values] : c.surrogate_online.doubles)
+        g.create_dataset<double>(name, {values.size()}).write(std::span<const double>(values));
+      for (const auto& [name, value] : c.surrogate_online.attributes)
+        g.set_string_attribute(name, value);
     }
     file.close();
   }
@@ -57,6 +70,20 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
     const auto n = static_cast<hsize_t>(c.params.N);
     if (d != std::vector<hsize_t>{2, n, n}) s.fail("expected shape (2, N, N)");
     c.ensf_initial_spread = s.read<double>();
+  }
+  if (file.has(kSurrogateGroup)) {
+    const Group g = file.open_group(kSurrogateGroup);
+    for (const std::string& name : g.dataset_names()) {
+      Dataset d = g.open_dataset(name);
+      if (d.rank() != 1) d.fail("expected a 1-D array");
+      if (d.type_class() != H5T_FLOAT) d.fail("expected floating-point values");
+      if (H5Tget_size(Hid(H5Dget_type(d.id()), H5Tclose).get()) == sizeof(float))
+        c.surrogate_online.arrays[name] = d.read<float>();
+      else
+        c.surrogate_online.doubles[name] = d.read<double>();
+    }
+    for (const std::string& name : g.attribute_names())
+      c.surrogate_online.attributes[name] = g.string_attribute(name);
   }
   c.provenance = std::move(f.provenance);
   return c;

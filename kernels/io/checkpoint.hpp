@@ -4,12 +4,15 @@
 //   root attributes  cycle (int64, the analysis the ensemble is), config_hash (string)
 //   ensf_initial_spread (level, y, x), m s-1, optional: EnSF's spread target of
 //                    spread_target = "initial" (NaN where not yet set)
+//   surrogate_online/  optional group: float32 and float64 1-D datasets and string attributes
+//                    of the online-adapted surrogate (docs/surrogate.md)
 // Written under a temporary name, made durable and renamed, so a checkpoint that exists under
 // its final name is complete.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,15 @@ struct Checkpoint {
   std::vector<double> ensf_initial_spread;  // empty or [level][y][x]
   std::string config_hash;
   Provenance provenance;
+  // The online-adapted surrogate's state (group "surrogate_online": its weights in use and
+  // accepted, optimizer moments, replay buffer, version; surrogate/online.hpp). Empty when
+  // the cycle does not adapt a surrogate.
+  struct SurrogateState {
+    std::map<std::string, std::vector<float>> arrays;
+    std::map<std::string, std::vector<double>> doubles;
+    std::map<std::string, std::string> attributes;
+    bool empty() const { return arrays.empty() && doubles.empty() && attributes.empty(); }
+  } surrogate_online;
 };
 
 void write_checkpoint(const std::filesystem::path& path, const Checkpoint& checkpoint);

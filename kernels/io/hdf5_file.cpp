@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -463,6 +464,45 @@ Dataset Group::create_dataset(std::string_view name, const std::vector<hsize_t>&
                            "cannot create with shape " + dims_string(dims) + hdf5_detail()));
   }
   return Dataset(std::move(ds), file_path(), n);
+}
+
+Group Group::create_group(std::string_view name) {
+  const std::string n(name);
+  Hid gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+  H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  H5Pset_attr_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+  Hid g(H5Gcreate2(id(), n.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
+  if (!g.valid())
+    throw IoError(
+        describe(file_path(), "group " + in_quotes(name), "cannot create" + hdf5_detail()));
+  return Group(std::move(g), file_path(), "group " + in_quotes(name));
+}
+
+Group Group::open_group(std::string_view name) const {
+  const std::string n(name);
+  if (!has(name)) throw IoError(describe(file_path(), "group " + in_quotes(name), "missing"));
+  Hid g(H5Gopen2(id(), n.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!g.valid())
+    throw IoError(describe(file_path(), "group " + in_quotes(name), "cannot open" + hdf5_detail()));
+  return Group(std::move(g), file_path(), "group " + in_quotes(name));
+}
+
+std::vector<std::string> Group::dataset_names() const {
+  std::vector<std::string> names;
+  const herr_t status = H5Literate(
+      id(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t g, const char* name, const H5L_info_t* info, void* data) -> herr_t {
+        if (info->type != H5L_TYPE_HARD) return 0;
+        Hid object(H5Oopen(g, name, H5P_DEFAULT), H5Oclose);
+        if (!object.valid()) return -1;
+        if (H5Iget_type(object.get()) == H5I_DATASET)
+          static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+      },
+      &names);
+  if (status < 0) fail("cannot list its datasets" + hdf5_detail());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 Dataset Group::open_dataset(std::string_view name, std::string_view expected) const {

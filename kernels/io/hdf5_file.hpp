@@ -178,6 +178,13 @@ class Group : public Object {
   // Fails with `variable "name": missing (expected <expected>)` when absent.
   Dataset open_dataset(std::string_view name, std::string_view expected = "") const;
 
+  // Child groups (netCDF readers of the root see them as sub-groups and leave them alone).
+  Group create_group(std::string_view name);
+  // Fails with `group "name": missing` when absent.
+  Group open_group(std::string_view name) const;
+  // Names of the datasets directly in this group, sorted.
+  std::vector<std::string> dataset_names() const;
+
  protected:
   using Object::Object;
 };

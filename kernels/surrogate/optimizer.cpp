@@ -163,4 +163,11 @@ void AdamW::set_state(int steps, std::vector<Mat> m, std::vector<Mat> v) {
   v_ = std::move(v);
 }
 
+void AdamW::set_peak_learning_rate(double lr) {
+  AdamWSettings s = settings_;
+  s.lr = lr;
+  validate(s);
+  settings_ = s;
+}
+
 }  // namespace rtda::surrogate

@@ -58,6 +58,8 @@ class AdamW {
 
   // Number of updates made (restored by set_state).
   int steps() const { return steps_; }
+  // Changes the peak learning rate of the schedule (the online adapter's guard scales it).
+  void set_peak_learning_rate(double lr);
   // The learning rate the next step() will use.
   double next_learning_rate() const { return learning_rate(settings_, steps_ + 1); }
   void zero_grad();
