@@ -45,6 +45,49 @@ void mean_and_spread(std::span<const double> all, int k, std::size_t n, std::vec
     v = std::sqrt(v / (k - 1));
 }
 
+// Mean and spread of an ensemble held in column layout (cols = [member][level][c - c0] for
+// this rank's columns [c0, c1)), assembled on rank 0 as [level][y][x]. Each element is
+// summed over the members in the same order as mean_and_spread on the whole ensemble, so the
+// result is the same bits; only 4 values per grid column travel to rank 0, instead of the
+// whole ensemble.
+void column_mean_spread(const DistributedEnsemble& ens, std::span<const double> cols, int k,
+                        MPI_Comm comm, std::vector<double>& mean, std::vector<double>& spread) {
+  const auto [c0, c1] = ens.columns();
+  const std::size_t local = c1 - c0;
+  std::vector<double> m, s;
+  mean_and_spread(cols, k, 2 * local, m, s);
+  // Pack [mean level 0, mean level 1, spread level 0, spread level 1] of the local columns.
+  std::vector<double> packed;
+  packed.reserve(4 * local);
+  packed.insert(packed.end(), m.begin(), m.end());
+  packed.insert(packed.end(), s.begin(), s.end());
+  const int ranks = ens.ranks();
+  std::vector<int> counts(static_cast<std::size_t>(ranks)), displs(static_cast<std::size_t>(ranks));
+  int offset = 0;
+  for (int r = 0; r < ranks; ++r) {
+    const auto [b, e] = column_range(ens.grid_n(), ranks, r);
+    counts[static_cast<std::size_t>(r)] = static_cast<int>(4 * (e - b));
+    displs[static_cast<std::size_t>(r)] = offset;
+    offset += counts[static_cast<std::size_t>(r)];
+  }
+  std::vector<double> all(ens.rank() == 0 ? static_cast<std::size_t>(offset) : 0);
+  MPI_Gatherv(packed.data(), static_cast<int>(packed.size()), MPI_DOUBLE, all.data(), counts.data(),
+              displs.data(), MPI_DOUBLE, 0, comm);
+  if (ens.rank() != 0) return;
+  const std::size_t n2 = ens.columns_total();
+  mean.assign(2 * n2, 0.0);
+  spread.assign(2 * n2, 0.0);
+  for (int r = 0; r < ranks; ++r) {
+    const auto [b, e] = column_range(ens.grid_n(), ranks, r);
+    const std::size_t w = e - b;
+    const double* src = all.data() + displs[static_cast<std::size_t>(r)];
+    for (int lev = 0; lev < 2; ++lev) {
+      std::copy_n(src + lev * w, w, mean.data() + lev * n2 + b);
+      std::copy_n(src + (2 + lev) * w, w, spread.data() + lev * n2 + b);
+    }
+  }
+}
+
 double rms_difference(std::span<const double> a, std::span<const double> b) {
   double s = 0;
   for (std::size_t i = 0; i < a.size(); ++i)
@@ -445,23 +488,23 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   }
 
   const std::vector<double> hx = ensemble_.observe_all(space);
-  const auto prior = ensemble_.gather(0);
   std::vector<double> cols, post;
   ensemble_.to_columns(cols);
+  std::vector<double> mean_b, spread_b;
+  column_mean_spread(ensemble_, cols, k, comm_, mean_b, spread_b);
   post.assign(cols.size(), 0.0);
   std::map<std::string, double> extra;
   const auto [c0, c1] = ensemble_.columns();
   analysis.analyse_columns(cols, hx, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post, comm_,
                            extra);
   ensemble_.from_columns(post);
-  auto posterior = ensemble_.gather(0);
+  column_mean_spread(ensemble_, post, k, comm_, out.mean, out.spread);
+  std::vector<double> posterior;
+  if (gather_members) posterior = ensemble_.gather(0);
   if (surrogate_ && surrogate_->online) {
     // Every rank adapts the surrogate: give them the analysis mean and the observations.
     Surrogate::Pending pending{cycle, space, std::vector<double>(n)};
-    if (ensemble_.rank() == 0) {
-      std::vector<double> unused;
-      mean_and_spread(posterior, k, n, pending.mean, unused);
-    }
+    if (ensemble_.rank() == 0) pending.mean = out.mean;
     MPI_Bcast(pending.mean.data(), static_cast<int>(n), MPI_DOUBLE, 0, comm_);
     surrogate_->pending = std::move(pending);
   }
@@ -470,9 +513,6 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
     return out;
   }
 
-  std::vector<double> mean_b, spread_b;
-  mean_and_spread(prior, k, n, mean_b, spread_b);
-  mean_and_spread(posterior, k, n, out.mean, out.spread);
   const bool known = truth.size() == n;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   rec.rmse_background_K = known ? s * rms_difference(mean_b, truth) : nan;

@@ -1,5 +1,6 @@
 #!/bin/sh
-# rtda experiment on 1 and on 2 MPI ranks gives bitwise identical analyses.
+# rtda experiment on 1 and on 2 MPI ranks gives bitwise identical analyses (or, with
+# COMPARE="--rtol R ..." in the environment, analyses equal within that tolerance).
 # Usage: experiment_ranks.sh RTDA PYTHON WORKDIR FILTER [--set k=v ...]
 set -eu
 rtda=$1; py=$2; work=$3; filter=$4; shift 4
@@ -13,4 +14,5 @@ common="--set nature.spinup_days=10 --set nature.states=8 --set experiment.cycle
 # shellcheck disable=SC2086
 "$rtda" experiment --filter "$filter" --out two.h5 --ranks 2 $common \
   --set experiment.nature_file=one-nature.h5 "$@" > two.log 2>&1 || { cat two.log; exit 1; }
-"$py" "$here/compare_archives.py" one.h5 two.h5
+# shellcheck disable=SC2086
+"$py" "$here/compare_archives.py" one.h5 two.h5 ${COMPARE:-}
