@@ -23,6 +23,13 @@
 
 namespace rtda::filters {
 
+static_assert(static_cast<int>(ObsKind::kLinearK) == static_cast<int>(io::ObsOperator::kLinearK) &&
+                  static_cast<int>(ObsKind::kArctan) ==
+                      static_cast<int>(io::ObsOperator::kArctan) &&
+                  static_cast<int>(ObsKind::kIdentity) ==
+                      static_cast<int>(io::ObsOperator::kIdentity),
+              "obs_math.hpp's ObsKind must keep io::ObsOperator's codes");
+
 namespace {
 
 constexpr std::size_t kBlock = 512;  // state elements per unit of parallel work
@@ -38,49 +45,17 @@ std::string fmt_double(double v) {
   throw std::invalid_argument("ensf." + key + " = " + value + ": " + expected);
 }
 
-// Where the slab's local elements sit in the global [level][y][x] state.
-struct SlabGeometry {
-  std::size_t n2 = 0;  // N², columns per level
-  std::size_t c0 = 0;  // first column
-  std::size_t nc = 0;  // columns in the slab
-  std::size_t dim() const { return 2 * nc; }
-  std::size_t global(std::size_t e) const { return e < nc ? c0 + e : n2 + c0 + (e - nc); }
-  // Local element of global index g, or false when another slab owns it.
-  bool local(std::size_t g, std::size_t& e) const {
-    const std::size_t level = g / n2, c = g % n2;
-    if (c < c0 || c >= c0 + nc) return false;
-    e = level * nc + (c - c0);
-    return true;
-  }
-};
-
 // Runs of local elements whose global indices are contiguous (never across the level seam).
 struct Block {
   std::size_t e0, g0, len;
 };
-std::vector<Block> make_blocks(const SlabGeometry& geo) {
+std::vector<Block> make_blocks(const EnsfSlabPlan& geo) {
   std::vector<Block> blocks;
   for (std::size_t level = 0; level < 2; ++level)
     for (std::size_t s = 0; s < geo.nc; s += kBlock)
       blocks.push_back(
           {level * geo.nc + s, level * geo.n2 + geo.c0 + s, std::min(kBlock, geo.nc - s)});
   return blocks;
-}
-
-// Softmax of -d_j / (2 β²) over j, computed stably (the largest exponent is subtracted).
-void softmax_weights(std::span<const double> sq_dist, double beta2, std::span<double> w) {
-  double top = -std::numeric_limits<double>::infinity();
-  for (std::size_t j = 0; j < sq_dist.size(); ++j) {
-    w[j] = -sq_dist[j] / (2.0 * beta2);
-    top = std::max(top, w[j]);
-  }
-  double total = 0;
-  for (std::size_t j = 0; j < sq_dist.size(); ++j) {
-    w[j] = std::exp(w[j] - top);
-    total += w[j];
-  }
-  for (double& v : w)
-    v /= total;
 }
 
 void reduce_max(const EnsfReducer& r, std::span<double> v) {
@@ -98,36 +73,30 @@ struct OffGrid {
   std::vector<double> values;    // [member][k][4]
 };
 
-// The Euler–Maruyama update of eq. 15 for one run of elements of one particle:
-//   z ← z − Δt [b z − σ² (S_prior + h · S_lik)] + √Δt σ ξ,  S_prior = −(z − α x̄)/β²,
-// with x̄ the paired member (paper) or Σ_j w_ij x_j (standard) and S_lik = lik_b − lik_a z
-// (paper, per-dimension coefficients) or a precomputed gradient (lik_a = nullptr). Adds the
-// new z to msum (the stopping rule's member mean). Compiled per vector ISA; every clone
-// gives the same bits (no contraction, only +, −, ×).
-struct StepCoefficients {
-  double alpha, inv_beta2, drift, sigma2, damp, dt, noise;
-};
+// The Euler–Maruyama update of eq. 15 for one run of elements of one particle
+// (ensf_euler_maruyama): the prior score with x̄ the paired member (paper) or Σ_j w_ij x_j
+// (standard), the likelihood lik_b − lik_a z (paper, per-dimension coefficients) or a
+// precomputed gradient (lik_a = nullptr). Adds the new z to msum (the stopping rule's member
+// mean). Compiled per vector ISA; every clone gives the same bits (no contraction, only +,
+// −, ×).
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-void em_update(const StepCoefficients& c, std::size_t len, const double* __restrict xbar,
-               const double* __restrict lik_a, const double* __restrict lik_b,
-               const double* __restrict xi, double* __restrict z, double* __restrict msum) {
-  const double alpha = c.alpha, inv_beta2 = c.inv_beta2, drift = c.drift, sigma2 = c.sigma2,
-               damp = c.damp, dt = c.dt, noise = c.noise;
+void em_update(const EnsfStepCoefficients& coefficients, std::size_t len,
+               const double* __restrict xbar, const double* __restrict lik_a,
+               const double* __restrict lik_b, const double* __restrict xi, double* __restrict z,
+               double* __restrict msum) {
+  const EnsfStepCoefficients c = coefficients;  // a local copy: no aliasing with z
   if (lik_a != nullptr) {
     for (std::size_t d = 0; d < len; ++d) {
-      const double zd = z[d];
-      const double score = -(zd - alpha * xbar[d]) * inv_beta2 + damp * (lik_b[d] - lik_a[d] * zd);
-      const double zn = zd - dt * (drift * zd - sigma2 * score) + noise * xi[d];
+      const double zn = ensf_euler_maruyama(
+          c, z[d], xbar[d], ensf_paper_linear_likelihood(z[d], lik_a[d], lik_b[d]), xi[d]);
       z[d] = zn;
       msum[d] += zn;
     }
   } else {
     for (std::size_t d = 0; d < len; ++d) {
-      const double zd = z[d];
-      const double score = -(zd - alpha * xbar[d]) * inv_beta2 + damp * lik_b[d];
-      const double zn = zd - dt * (drift * zd - sigma2 * score) + noise * xi[d];
+      const double zn = ensf_euler_maruyama(c, z[d], xbar[d], lik_b[d], xi[d]);
       z[d] = zn;
       msum[d] += zn;
     }
@@ -206,15 +175,6 @@ void EnsfSettings::validate() const {
     bad_setting("normalize", "false", "paper mode works in normalized coordinates");
 }
 
-EnsfCoefficients ensf_coefficients(double t, double eps_alpha, double eps_beta) {
-  EnsfCoefficients c;
-  c.alpha = 1.0 - (1.0 - eps_alpha) * t;  // eq. 11
-  c.beta2 = eps_beta + (1.0 - eps_beta) * t;
-  c.drift = -(1.0 - eps_alpha) / c.alpha;  // eq. 12
-  c.sigma2 = (1.0 - eps_beta) - 2.0 * c.drift * c.beta2;
-  return c;
-}
-
 void ensf_paired_score(std::span<const double> z, std::span<const double> x_pair, double t,
                        double eps_alpha, double eps_beta, std::span<double> score) {
   const EnsfCoefficients c = ensf_coefficients(t, eps_alpha, eps_beta);
@@ -228,15 +188,99 @@ void ensf_monte_carlo_score(std::span<const double> z, std::span<const double> p
   const std::size_t dim = z.size();
   std::vector<double> d2(members, 0.0), w(members);
   for (int j = 0; j < members; ++j)
-    for (std::size_t d = 0; d < dim; ++d) {
-      const double r = z[d] - c.alpha * prior[j * dim + d];
-      d2[j] += r * r;
-    }
-  softmax_weights(d2, c.beta2, w);  // eq. 13
+    for (std::size_t d = 0; d < dim; ++d)
+      d2[j] += ensf_squared_residual(z[d], c.alpha, prior[j * dim + d]);
+  ensf_softmax_weights(d2.data(), static_cast<std::size_t>(members), c.beta2, w.data());  // eq. 13
   std::fill(score.begin(), score.end(), 0.0);
   for (int j = 0; j < members; ++j)
     for (std::size_t d = 0; d < dim; ++d)
       score[d] += w[j] * (-(z[d] - c.alpha * prior[j * dim + d]) / c.beta2);
+}
+
+EnsfSlabPlan ensf_plan_slab(const EnsfSettings& cfg, const obs::ObservationSpace& obs,
+                            std::size_t col_begin, std::size_t col_end, EnsfEnsembleShape prior,
+                            EnsfEnsembleShape posterior) {
+  const bool paper = cfg.mode == EnsfMode::kPaper;
+  EnsfSlabPlan plan;
+  const std::size_t n = static_cast<std::size_t>(obs.grid_n());
+  const std::size_t n2 = n * n;
+  const int k_members = prior.members;
+  const std::size_t members = static_cast<std::size_t>(std::max(k_members, 0));
+
+  // ---- checks: the caller's shapes, then what each mode can do ----
+  if (n == 0) throw std::invalid_argument("ensf: the observation space has no grid (N = 0)");
+  if (col_begin >= col_end || col_end > n2)
+    throw std::invalid_argument("ensf: slab columns [" + std::to_string(col_begin) + ", " +
+                                std::to_string(col_end) +
+                                ") are not inside [0, N² = " + std::to_string(n2) + ")");
+  plan.n = n;
+  plan.n2 = n2;
+  plan.c0 = col_begin;
+  plan.nc = col_end - col_begin;
+  plan.dim = 2 * plan.nc;
+  plan.members = members;
+  const std::size_t dim = plan.dim;
+  if (k_members < 2)
+    throw std::invalid_argument("ensf: the prior has " + std::to_string(k_members) +
+                                " members; at least 2 are needed for a spread");
+  if (prior.state_size != dim || prior.values != members * dim || posterior.members != k_members ||
+      posterior.state_size != dim || posterior.values != members * dim)
+    throw std::invalid_argument(
+        "ensf: prior/posterior shapes (" + std::to_string(prior.members) + " x " +
+        std::to_string(prior.state_size) + ", " + std::to_string(posterior.members) + " x " +
+        std::to_string(posterior.state_size) + ") do not match " + std::to_string(members) +
+        " members x 2·" + std::to_string(plan.nc) + " slab elements");
+  if (paper && !obs.all_at_grid_points()) {
+    for (std::size_t o = 0; o < obs.size(); ++o)
+      if (obs.stencil(o).count != 1)
+        throw std::invalid_argument(
+            "ensf.mode = \"paper\": observation id " + std::to_string(obs.id()[o]) +
+            " at (x, y) = (" + fmt_double(obs.x_m()[o]) + ", " + fmt_double(obs.y_m()[o]) +
+            ") m lies between grid points; the paper likelihood is defined per state dimension "
+            "(use ensf.mode = \"standard\" for interpolated observations)");
+  }
+  if (!paper && (col_begin % n != 0 || col_end % n != 0))
+    throw std::invalid_argument("ensf: standard mode needs slabs of whole grid rows; columns [" +
+                                std::to_string(col_begin) + ", " + std::to_string(col_end) +
+                                ") are not multiples of N = " + std::to_string(n));
+
+  // ---- observations: who owns what ----
+  for (std::size_t o = 0; o < obs.size(); ++o) {
+    const auto& st = obs.stencil(o);
+    plan.has_arctan = plan.has_arctan || obs.op()[o] == io::ObsOperator::kArctan;
+    std::size_t e;
+    if (st.count == 1) {
+      if (plan.local(st.index[0], e)) {
+        plan.grid_obs.push_back(o);
+        plan.grid_elem.push_back(e);
+      }
+    } else {
+      plan.off_obs.push_back(o);
+    }
+  }
+  return plan;
+}
+
+std::vector<double> ensf_target_spread(EnsfSpreadTarget target_kind, const EnsfSlabPlan& plan,
+                                       const std::vector<double>& sd,
+                                       std::vector<double>& initial_spread) {
+  std::vector<double> target;
+  if (target_kind == EnsfSpreadTarget::kInitial) {
+    if (initial_spread.empty()) initial_spread.assign(2 * plan.n2, std::nan(""));
+    if (initial_spread.size() != 2 * plan.n2)
+      throw std::invalid_argument("ensf: the stored initial spread has " +
+                                  std::to_string(initial_spread.size()) +
+                                  " values; the state has " + std::to_string(2 * plan.n2));
+    target.resize(plan.dim);
+    for (std::size_t e = 0; e < plan.dim; ++e) {
+      double& tau = initial_spread[plan.global(e)];
+      if (std::isnan(tau)) tau = sd[e];
+      target[e] = tau;
+    }
+  } else if (target_kind == EnsfSpreadTarget::kPrior) {
+    target = sd;
+  }
+  return target;
 }
 
 EnsfAnalysis::EnsfAnalysis(EnsfSettings settings) : settings_(settings) {
@@ -257,43 +301,12 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
   const auto wall_start = std::chrono::steady_clock::now();
   const EnsfSettings& cfg = settings_;
   const bool paper = cfg.mode == EnsfMode::kPaper;
-  const std::size_t n = static_cast<std::size_t>(obs.grid_n());
-  const std::size_t n2 = n * n;
-  const int k_members = prior.members;
-  const std::size_t members = static_cast<std::size_t>(std::max(k_members, 0));
-
-  // ---- checks: the caller's shapes, then what each mode can do ----
-  if (n == 0) throw std::invalid_argument("ensf: the observation space has no grid (N = 0)");
-  if (col_begin >= col_end || col_end > n2)
-    throw std::invalid_argument("ensf: slab columns [" + std::to_string(col_begin) + ", " +
-                                std::to_string(col_end) +
-                                ") are not inside [0, N² = " + std::to_string(n2) + ")");
-  SlabGeometry geo{n2, col_begin, col_end - col_begin};
-  const std::size_t dim = geo.dim();
-  if (k_members < 2)
-    throw std::invalid_argument("ensf: the prior has " + std::to_string(k_members) +
-                                " members; at least 2 are needed for a spread");
-  if (prior.state_size != dim || prior.data.size() != members * dim ||
-      posterior.members != k_members || posterior.state_size != dim ||
-      posterior.data.size() != members * dim)
-    throw std::invalid_argument(
-        "ensf: prior/posterior shapes (" + std::to_string(prior.members) + " x " +
-        std::to_string(prior.state_size) + ", " + std::to_string(posterior.members) + " x " +
-        std::to_string(posterior.state_size) + ") do not match " + std::to_string(members) +
-        " members x 2·" + std::to_string(geo.nc) + " slab elements");
-  if (paper && !obs.all_at_grid_points()) {
-    for (std::size_t o = 0; o < obs.size(); ++o)
-      if (obs.stencil(o).count != 1)
-        throw std::invalid_argument(
-            "ensf.mode = \"paper\": observation id " + std::to_string(obs.id()[o]) +
-            " at (x, y) = (" + fmt_double(obs.x_m()[o]) + ", " + fmt_double(obs.y_m()[o]) +
-            ") m lies between grid points; the paper likelihood is defined per state dimension "
-            "(use ensf.mode = \"standard\" for interpolated observations)");
-  }
-  if (!paper && (col_begin % n != 0 || col_end % n != 0))
-    throw std::invalid_argument("ensf: standard mode needs slabs of whole grid rows; columns [" +
-                                std::to_string(col_begin) + ", " + std::to_string(col_end) +
-                                ") are not multiples of N = " + std::to_string(n));
+  const EnsfSlabPlan geo = ensf_plan_slab(
+      cfg, obs, col_begin, col_end, {prior.members, prior.state_size, prior.data.size()},
+      {posterior.members, posterior.state_size, posterior.data.size()});
+  const std::size_t n = geo.n, dim = geo.dim, members = geo.members;
+  const std::vector<std::size_t>& grid_obs = geo.grid_obs;
+  const std::vector<std::size_t>& grid_elem = geo.grid_elem;
 
   const std::vector<Block> blocks = make_blocks(geo);
   const double s_k = obs.kelvin_per_pv();
@@ -302,52 +315,16 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
   // ---- prior statistics per element (normalization, science.md §4 paper) ----
   std::vector<double> mu(dim), sd(dim), inv_sd(dim);
   for (std::size_t e = 0; e < dim; ++e) {
-    double sum = 0;
-    for (std::size_t i = 0; i < members; ++i)
-      sum += prior.data[i * dim + e];
-    const double m = sum * inv_members;
-    double ss = 0;
-    for (std::size_t i = 0; i < members; ++i) {
-      const double r = prior.data[i * dim + e] - m;
-      ss += r * r;
-    }
-    mu[e] = m;
-    sd[e] = std::sqrt(ss / static_cast<double>(members - 1));
+    ensf_mean_spread(prior.data.data() + e, dim, members, inv_members, mu[e], sd[e]);
     inv_sd[e] = sd[e] > 0 ? 1.0 / sd[e] : 0.0;  // a dimension without spread stays at μ
   }
-  std::vector<double> target;  // τ_d
-  if (cfg.spread_target == EnsfSpreadTarget::kInitial) {
-    if (initial_spread_.empty()) initial_spread_.assign(2 * n2, std::nan(""));
-    if (initial_spread_.size() != 2 * n2)
-      throw std::invalid_argument("ensf: the stored initial spread has " +
-                                  std::to_string(initial_spread_.size()) +
-                                  " values; the state has " + std::to_string(2 * n2));
-    target.resize(dim);
-    for (std::size_t e = 0; e < dim; ++e) {
-      double& tau = initial_spread_[geo.global(e)];
-      if (std::isnan(tau)) tau = sd[e];
-      target[e] = tau;
-    }
-  } else if (cfg.spread_target == EnsfSpreadTarget::kPrior) {
-    target = sd;
-  }
+  const std::vector<double> target =  // τ_d
+      ensf_target_spread(cfg.spread_target, geo, sd, initial_spread_);
 
-  // ---- observations: who owns what; off-grid stencils exchanged through `sum` ----
+  // ---- observations: off-grid stencils exchanged through `sum` ----
   const std::size_t n_obs = obs.size();
-  std::vector<std::size_t> grid_obs, grid_elem;  // grid-point observations this slab owns
   OffGrid off;
-  for (std::size_t o = 0; o < n_obs; ++o) {
-    const auto& st = obs.stencil(o);
-    std::size_t e;
-    if (st.count == 1) {
-      if (geo.local(st.index[0], e)) {
-        grid_obs.push_back(o);
-        grid_elem.push_back(e);
-      }
-    } else {
-      off.obs.push_back(o);
-    }
-  }
+  off.obs = geo.off_obs;
   auto gather_off_grid = [&](std::span<const double> state_members, std::size_t stride) {
     off.values.assign(members * off.obs.size() * 4, 0.0);
     for (std::size_t i = 0; i < members; ++i)
@@ -378,7 +355,7 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
       const std::size_t o = grid_obs[g];
       double hbar = 0;
       for (std::size_t i = 0; i < members; ++i)
-        hbar += obs::operator_value(obs.op()[o], prior.data[i * dim + grid_elem[g]], s_k);
+        hbar += obs_operator_value(obs_kind(obs.op()[o]), prior.data[i * dim + grid_elem[g]], s_k);
       innovation[o] = obs.value()[o] - hbar * inv_members;
     }
     gather_off_grid(prior.data, dim);
@@ -388,7 +365,7 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
       if (!geo.local(obs.stencil(o).index[0], e)) continue;  // owner: slab of stencil point 0
       double hbar = 0;
       for (std::size_t i = 0; i < members; ++i)
-        hbar += obs::operator_value(obs.op()[o], off_grid_q(i, k), s_k);
+        hbar += obs_operator_value(obs_kind(obs.op()[o]), off_grid_q(i, k), s_k);
       innovation[o] = obs.value()[o] - hbar * inv_members;
     }
     if (n_obs > 0) reduce_sum(reducer, innovation);
@@ -407,8 +384,7 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
   std::vector<double> x(members * dim);
   for (std::size_t i = 0; i < members; ++i)
     for (std::size_t e = 0; e < dim; ++e)
-      x[i * dim + e] =
-          cfg.normalize ? (prior.data[i * dim + e] - mu[e]) * inv_sd[e] : prior.data[i * dim + e];
+      x[i * dim + e] = ensf_to_working(prior.data[i * dim + e], mu[e], inv_sd[e], cfg.normalize);
 
   // ---- paper likelihood scores per dimension (science.md §4 paper) ----
   // linear_K (c = s_K) and identity (c = 1): y′ = c (y/c − μ)/s, σ′ = σ_o/s, score
@@ -417,12 +393,10 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
   //   −(arctan(s_K z) − y′)/σ′² · s_K/(1 + s_K² z²)  =  −(atan_a arctan(s_K z) − atan_b) · ….
   // A dimension without prior spread (s = 0) cannot move and gets no score.
   std::vector<double> lin_a, lin_b, atan_a, atan_b;
-  bool has_arctan = false;
+  const bool has_arctan = geo.has_arctan;
   if (paper) {
     lin_a.assign(dim, 0.0);
     lin_b.assign(dim, 0.0);
-    for (std::size_t o = 0; o < n_obs; ++o)
-      has_arctan = has_arctan || obs.op()[o] == io::ObsOperator::kArctan;
     if (has_arctan) {
       atan_a.assign(dim, 0.0);
       atan_b.assign(dim, 0.0);
@@ -430,23 +404,16 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
     for (std::size_t g = 0; g < grid_obs.size(); ++g) {
       const std::size_t o = grid_obs[g], e = grid_elem[g];
       if (!(sd[e] > 0)) continue;
-      const double y = obs.value()[o], sigma_o = obs.error_sd()[o];
-      if (obs.op()[o] == io::ObsOperator::kArctan) {
-        const double limit =
-            std::max(0.0, 0.5 * std::numbers::pi - cfg.arctan_clip_sigmas * sigma_o);
-        const double q = std::tan(std::clamp(y, -limit, limit)) / s_k;
-        const double y_prime = std::atan(s_k * (q - mu[e]) / sd[e]);
-        const double sigma_prime = cfg.arctan_sigma_factor * s_k * sigma_o;
-        const double prec = 1.0 / (sigma_prime * sigma_prime);
-        atan_a[e] += prec;
-        atan_b[e] += y_prime * prec;
-      } else {
-        const double c = obs.op()[o] == io::ObsOperator::kLinearK ? s_k : 1.0;
-        const double y_prime = c * (y / c - mu[e]) / sd[e];
-        const double sigma_prime = sigma_o / sd[e];
-        const double prec = 1.0 / (sigma_prime * sigma_prime);
-        lin_a[e] += c * c * prec;
-        lin_b[e] += c * y_prime * prec;
+      EnsfPaperTerms terms{lin_a[e], lin_b[e], has_arctan ? atan_a[e] : 0.0,
+                           has_arctan ? atan_b[e] : 0.0};
+      ensf_add_paper_observation(obs_kind(obs.op()[o]), obs.value()[o], obs.error_sd()[o], mu[e],
+                                 sd[e], s_k, cfg.arctan_sigma_factor, cfg.arctan_clip_sigmas,
+                                 terms);
+      lin_a[e] = terms.lin_a;
+      lin_b[e] = terms.lin_b;
+      if (has_arctan) {
+        atan_a[e] = terms.atan_a;
+        atan_b[e] = terms.atan_b;
       }
     }
   }
@@ -487,13 +454,10 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
   int steps_taken = 0;
 
   for (int k = 0; k < cap; ++k) {
-    const double t = 1.0 - k * dt;  // every coefficient at the start of the step
-    const EnsfCoefficients co = ensf_coefficients(t, cfg.eps_alpha, cfg.eps_beta);
-    const double inv_beta2 = 1.0 / co.beta2;
-    const double damp = cfg.damping ? 1.0 - t : 1.0;
-    const double noise = std::sqrt(dt) * std::sqrt(co.sigma2);
+    // Every coefficient at the start of the step, t = 1 − k Δt.
+    const EnsfStepCoefficients sc =
+        ensf_step_coefficients(k, dt, cfg.eps_alpha, cfg.eps_beta, cfg.damping);
     const std::uint64_t row = static_cast<std::uint64_t>(k) + 1;
-    const StepCoefficients sc{co.alpha, inv_beta2, co.drift, co.sigma2, damp, dt, noise};
 
     if (!paper) {
       // eq. 13: ‖z_i − α x_j‖² per grid row (both levels), rows summed in ascending order.
@@ -509,10 +473,8 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
             const std::size_t e = level * geo.nc + r * n + c;
             const double zi = z[i * dim + e];
             const double* xe = xt.data() + e * members;
-            for (std::size_t j = 0; j < members; ++j) {
-              const double diff = zi - co.alpha * xe[j];
-              acc[j] += diff * diff;
-            }
+            for (std::size_t j = 0; j < members; ++j)
+              acc[j] += ensf_squared_residual(zi, sc.alpha, xe[j]);
           }
       }
       reduce_sum(reducer, row_d2);
@@ -522,11 +484,8 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
         for (std::size_t r = 0; r < rows_total; ++r)
           for (std::size_t j = 0; j < members; ++j)
             d2[j] += row_d2[(r * members + i) * members + j];
-        std::span<double> w(weights.data() + i * members, members);
-        softmax_weights(d2, co.beta2, w);
-        double w2 = 0;
-        for (double v : w)
-          w2 += v * v;
+        const double w2 =
+            ensf_softmax_weights(d2.data(), members, sc.beta2, weights.data() + i * members);
         ess_sum += 1.0 / w2;
         min_ess = std::min(min_ess, 1.0 / w2);
       }
@@ -537,7 +496,7 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
         std::vector<double> phys(members * dim);
         for (std::size_t i = 0; i < members; ++i)
           for (std::size_t e = 0; e < dim; ++e)
-            phys[i * dim + e] = cfg.normalize ? mu[e] + sd[e] * z[i * dim + e] : z[i * dim + e];
+            phys[i * dim + e] = ensf_to_physical(z[i * dim + e], mu[e], sd[e], cfg.normalize);
         gather_off_grid(phys, dim);
       }
 #pragma omp parallel for schedule(static)
@@ -555,19 +514,17 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
         std::fill(gi, gi + dim, 0.0);
         for (std::size_t g = 0; g < grid_obs.size(); ++g) {
           const std::size_t o = grid_obs[g], e = grid_elem[g];
-          const double q = cfg.normalize ? mu[e] + sd[e] * z[i * dim + e] : z[i * dim + e];
-          const double sig = obs.error_sd()[o];
-          const double dlogp = -(obs::operator_value(obs.op()[o], q, s_k) - obs.value()[o]) /
-                               (sig * sig) * obs::operator_derivative(obs.op()[o], q, s_k);
+          const double q = ensf_to_physical(z[i * dim + e], mu[e], sd[e], cfg.normalize);
+          const double dlogp = obs_log_likelihood_slope(obs_kind(obs.op()[o]), q, obs.value()[o],
+                                                        obs.error_sd()[o], s_k);
           gi[e] += (cfg.normalize ? sd[e] : 1.0) * dlogp;  // chain rule through x = μ + s z
         }
         for (std::size_t kk = 0; kk < off.obs.size(); ++kk) {
           const std::size_t o = off.obs[kk];
           const auto& st = obs.stencil(o);
           const double q = off_grid_q(i, kk);
-          const double sig = obs.error_sd()[o];
-          const double dlogp = -(obs::operator_value(obs.op()[o], q, s_k) - obs.value()[o]) /
-                               (sig * sig) * obs::operator_derivative(obs.op()[o], q, s_k);
+          const double dlogp = obs_log_likelihood_slope(obs_kind(obs.op()[o]), q, obs.value()[o],
+                                                        obs.error_sd()[o], s_k);
           for (int p = 0; p < st.count; ++p) {
             std::size_t e;
             if (geo.local(st.index[p], e))
@@ -601,11 +558,8 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
           const double* ab = atan_b.data() + bl.e0;
           for (std::size_t d = 0; d < bl.len; ++d) {
             const double zd = zi[d];
-            const double u = s_k * zd;
-            const double lik =
-                (lb[d] - la[d] * zd) - (aa[d] * std::atan(u) - ab[d]) * (s_k / (1.0 + u * u));
-            const double score = -(zd - co.alpha * xi_prior[d]) * inv_beta2 + damp * lik;
-            const double zn = zd - dt * (co.drift * zd - co.sigma2 * score) + noise * xi[d];
+            const double lik = ensf_paper_likelihood(zd, la[d], lb[d], aa[d], ab[d], s_k);
+            const double zn = ensf_euler_maruyama(sc, zd, xi_prior[d], lik, xi[d]);
             zi[d] = zn;
             msum[d] += zn;
           }
@@ -645,36 +599,9 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
     for (std::size_t d = 0; d < bl.len; ++d) {
       const std::size_t e = bl.e0 + d;
       for (std::size_t i = 0; i < members; ++i)
-        out[i * dim + e] = cfg.normalize ? mu[e] + sd[e] * z[i * dim + e] : z[i * dim + e];
-      auto mean_spread = [&](double& mean, double& spread) {
-        double s = 0;
-        for (std::size_t i = 0; i < members; ++i)
-          s += out[i * dim + e];
-        mean = s * inv_members;
-        double ss = 0;
-        for (std::size_t i = 0; i < members; ++i) {
-          const double r = out[i * dim + e] - mean;
-          ss += r * r;
-        }
-        spread = std::sqrt(ss / static_cast<double>(members - 1));
-      };
-      double mean, spread;
-      if (cfg.rtps > 0) {  // eq. 10
-        mean_spread(mean, spread);
-        if (spread > 0) {
-          const double f = 1.0 + cfg.rtps * (sd[e] - spread) / spread;
-          for (std::size_t i = 0; i < members; ++i)
-            out[i * dim + e] = mean + (out[i * dim + e] - mean) * f;
-        }
-      }
-      if (!target.empty()) {
-        mean_spread(mean, spread);
-        if (spread > 0 && std::isfinite(target[e])) {
-          const double f = target[e] / spread;
-          for (std::size_t i = 0; i < members; ++i)
-            out[i * dim + e] = mean + (out[i * dim + e] - mean) * f;
-        }
-      }
+        out[i * dim + e] = ensf_to_physical(z[i * dim + e], mu[e], sd[e], cfg.normalize);
+      ensf_rescale_spread(out.data() + e, dim, members, inv_members, sd[e], cfg.rtps,
+                          !target.empty(), target.empty() ? 0.0 : target[e]);
     }
   }
 

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/ensf_math.hpp"
 #include "filters/filter.hpp"
 
 namespace rtda::filters {
@@ -80,15 +81,6 @@ struct EnsfSettings {
   int step_cap() const { return max_steps == 0 ? steps : max_steps; }
 };
 
-// The coefficient functions of eq. 11–12 at pseudo-time t (exposed for tests).
-struct EnsfCoefficients {
-  double alpha;   // α_t
-  double beta2;   // β_t²
-  double drift;   // b(t) = −(1 − ε_α)/α_t
-  double sigma2;  // σ²(t) = dβ_t²/dt − 2 b(t) β_t²
-};
-EnsfCoefficients ensf_coefficients(double t, double eps_alpha, double eps_beta);
-
 // eq. 13 for one particle: the paired score uses prior member `pair` only; the Monte-Carlo
 // estimator uses all members with softmax weights (stable: the largest exponent is
 // subtracted). `prior` is members × dim, member-major. Exposed for tests.
@@ -96,6 +88,48 @@ void ensf_paired_score(std::span<const double> z, std::span<const double> x_pair
                        double eps_alpha, double eps_beta, std::span<double> score);
 void ensf_monte_carlo_score(std::span<const double> z, std::span<const double> prior, int members,
                             double t, double eps_alpha, double eps_beta, std::span<double> score);
+
+// Host-side bookkeeping of one slab analysis that both backends share (ensf.cpp and
+// hip/ensf_hip.hip): the shape checks, which observations the slab owns, and the target
+// spread. Not part of the filter's interface; exposed so the backends cannot drift apart.
+struct EnsfEnsembleShape {
+  int members = 0;
+  std::size_t state_size = 0;  // values per member
+  std::size_t values = 0;      // values in the whole ensemble
+};
+struct EnsfSlabPlan {
+  std::size_t n = 0;        // grid N
+  std::size_t n2 = 0;       // N², columns per level
+  std::size_t c0 = 0;       // first column of the slab
+  std::size_t nc = 0;       // columns in the slab
+  std::size_t dim = 0;      // 2 nc local elements, [level][c − c0]
+  std::size_t members = 0;  // k
+  // Grid-point observations this slab owns (index into obs, local element), in obs order.
+  std::vector<std::size_t> grid_obs, grid_elem;
+  // Observations between grid points (standard mode), in obs order; every slab lists all.
+  std::vector<std::size_t> off_obs;
+  bool has_arctan = false;  // any arctan observation (paper mode's heuristic term)
+  // Global state index of local element e (level·N² + c).
+  std::size_t global(std::size_t e) const { return e < nc ? c0 + e : n2 + c0 + (e - nc); }
+  // Local element of global index g, or false when another slab owns it.
+  bool local(std::size_t g, std::size_t& e) const {
+    const std::size_t level = g / n2, c = g % n2;
+    if (c < c0 || c >= c0 + nc) return false;
+    e = level * nc + (c - c0);
+    return true;
+  }
+};
+// Throws std::invalid_argument (the messages of EnsfAnalysis::analyse_slab) when the slab,
+// the ensemble shapes or the observations do not fit the settings.
+EnsfSlabPlan ensf_plan_slab(const EnsfSettings& settings, const obs::ObservationSpace& obs,
+                            std::size_t col_begin, std::size_t col_end, EnsfEnsembleShape prior,
+                            EnsfEnsembleShape posterior);
+// τ_d of the slab's elements for the spread target (empty for "none"), from the prior
+// spread sd (per local element); "initial" fills the run's stored spread (2 N², NaN where
+// unseen) on first sight.
+std::vector<double> ensf_target_spread(EnsfSpreadTarget target, const EnsfSlabPlan& plan,
+                                       const std::vector<double>& sd,
+                                       std::vector<double>& initial_spread);
 
 // What a slab of the state needs from the other slabs (architecture.md §5). Both act in
 // place on a vector of the same length on every slab. Leave both empty for a single slab.

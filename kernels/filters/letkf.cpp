@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "filters/letkf_math.hpp"
 #include "filters/localization.hpp"
 
 namespace rtda::filters {
@@ -52,6 +53,55 @@ void LetkfSettings::validate() const {
   }
 }
 
+LetkfObservationCells::LetkfObservationCells(const obs::ObservationSpace& space, double radius_m)
+    : n(space.grid_n()) {
+  const double dx = space.domain_m() / n;
+  const std::size_t cells = static_cast<std::size_t>(n) * n;
+  std::vector<std::uint32_t> cell_of(space.size());
+  for (int lev = 0; lev < 2; ++lev)
+    start[lev].assign(cells + 1, 0);
+  const auto cell_index = [&](double pos) {
+    return std::clamp(static_cast<int>(std::floor(pos / dx)), 0, n - 1);
+  };
+  for (std::size_t o = 0; o < space.size(); ++o) {
+    cell_of[o] =
+        static_cast<std::uint32_t>(cell_index(space.y_m()[o]) * n + cell_index(space.x_m()[o]));
+    ++start[space.level()[o]][cell_of[o] + 1];
+  }
+  for (int lev = 0; lev < 2; ++lev) {
+    for (std::size_t c = 0; c < cells; ++c)
+      start[lev][c + 1] += start[lev][c];
+    obs[lev].resize(start[lev][cells]);
+  }
+  std::array<std::vector<std::uint32_t>, 2> fill = {start[0], start[1]};
+  for (std::size_t o = 0; o < space.size(); ++o) {
+    obs[space.level()[o]][fill[space.level()[o]][cell_of[o]]++] = static_cast<std::uint32_t>(o);
+  }
+  // Minimum-image distance from a grid point to the cells a steps away along one axis:
+  // cell 0 and cell N-1 touch the point; otherwise min(a, N-1-a) cell widths.
+  const auto gap = [&](int a) {
+    return (a == 0 || a == n - 1) ? 0.0 : std::min(a, n - 1 - a) * dx;
+  };
+  // Slack of 1e-6 dx keeps cells whose nearest corner is within round-off of L_h.
+  const double reach = radius_m + 1e-6 * dx;
+  for (int b = 0; b < n; ++b) {
+    for (int a = 0; a < n; ++a) {
+      if (gap(a) * gap(a) + gap(b) * gap(b) < reach * reach) offsets.push_back({a, b});
+    }
+  }
+}
+
+std::size_t LetkfObservationCells::candidates(std::size_t column) const {
+  const int i = static_cast<int>(column % n), j = static_cast<int>(column / n);
+  std::size_t count = 0;
+  for (std::size_t a = 0; a < offsets.size(); ++a) {
+    const std::size_t c = cell(i, j, a);
+    for (int ol = 0; ol < 2; ++ol)
+      count += start[ol][c + 1] - start[ol][c];
+  }
+  return count;
+}
+
 LetkfAnalysis::LetkfAnalysis(LetkfSettings settings) : settings_(settings) {
   settings_.validate();
 }
@@ -59,54 +109,6 @@ LetkfAnalysis::LetkfAnalysis(LetkfSettings settings) : settings_(settings) {
 namespace {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-// Observations sorted into the grid cells [a dx, (a+1) dx) x [b dx, (b+1) dx) of their
-// level, and the cell offsets (relative to a grid point's cell) that can hold an observation
-// closer than L_h to that grid point. The offsets are the same for every grid point, so the
-// candidate search costs O(candidates) per column for any observation positions.
-struct ObservationCells {
-  int n = 0;
-  std::array<std::vector<std::uint32_t>, 2> start;  // per level, N^2 + 1 (CSR)
-  std::array<std::vector<std::uint32_t>, 2> obs;    // observation indices by cell
-  std::vector<std::array<int, 2>> offsets;          // (a, b) in [0, N)^2
-
-  ObservationCells(const obs::ObservationSpace& space, double radius_m) : n(space.grid_n()) {
-    const double dx = space.domain_m() / n;
-    const std::size_t cells = static_cast<std::size_t>(n) * n;
-    std::vector<std::uint32_t> cell_of(space.size());
-    for (int lev = 0; lev < 2; ++lev)
-      start[lev].assign(cells + 1, 0);
-    const auto cell_index = [&](double pos) {
-      return std::clamp(static_cast<int>(std::floor(pos / dx)), 0, n - 1);
-    };
-    for (std::size_t o = 0; o < space.size(); ++o) {
-      cell_of[o] =
-          static_cast<std::uint32_t>(cell_index(space.y_m()[o]) * n + cell_index(space.x_m()[o]));
-      ++start[space.level()[o]][cell_of[o] + 1];
-    }
-    for (int lev = 0; lev < 2; ++lev) {
-      for (std::size_t c = 0; c < cells; ++c)
-        start[lev][c + 1] += start[lev][c];
-      obs[lev].resize(start[lev][cells]);
-    }
-    std::array<std::vector<std::uint32_t>, 2> fill = {start[0], start[1]};
-    for (std::size_t o = 0; o < space.size(); ++o) {
-      obs[space.level()[o]][fill[space.level()[o]][cell_of[o]]++] = static_cast<std::uint32_t>(o);
-    }
-    // Minimum-image distance from a grid point to the cells a steps away along one axis:
-    // cell 0 and cell N-1 touch the point; otherwise min(a, N-1-a) cell widths.
-    const auto gap = [&](int a) {
-      return (a == 0 || a == n - 1) ? 0.0 : std::min(a, n - 1 - a) * dx;
-    };
-    // Slack of 1e-6 dx keeps cells whose nearest corner is within round-off of L_h.
-    const double reach = radius_m + 1e-6 * dx;
-    for (int b = 0; b < n; ++b) {
-      for (int a = 0; a < n; ++a) {
-        if (gap(a) * gap(a) + gap(b) * gap(b) < reach * reach) offsets.push_back({a, b});
-      }
-    }
-  }
-};
 
 // Per-call observation-space quantities shared by all columns (eq. 7–9).
 struct EnsembleObservations {
@@ -452,39 +454,13 @@ struct Workspace {
   }
 };
 
-// Eq. 10 for one element: relax the analysis spread toward the prior spread.
-void rtps_inflate(const double* xb, double* xa, int k, double alpha) {
-  if (alpha == 0) return;
-  double mb = 0, ma = 0;
-  for (int m = 0; m < k; ++m) {
-    mb += xb[m];
-    ma += xa[m];
-  }
-  mb /= k;
-  ma /= k;
-  double vb = 0, va = 0;
-  for (int m = 0; m < k; ++m) {
-    vb += (xb[m] - mb) * (xb[m] - mb);
-    va += (xa[m] - ma) * (xa[m] - ma);
-  }
-  const double sb = std::sqrt(vb / (k - 1));
-  const double sa = std::sqrt(va / (k - 1));
-  if (!(sa > 0)) return;  // a collapsed analysis has no perturbations to scale
-  const double factor = 1.0 + alpha * (sb - sa) / sa;
-  for (int m = 0; m < k; ++m)
-    xa[m] = ma + (xa[m] - ma) * factor;
-}
-
 }  // namespace
 
-void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::span<const double> hx,
-                                    int members, const obs::ObservationSpace& space,
-                                    std::size_t col_begin, std::size_t col_end,
-                                    std::span<double> posterior_cols,
-                                    LetkfColumnStats* stats) const {
+void letkf_check_columns(std::size_t prior_values, std::size_t hx_values, int members,
+                         const obs::ObservationSpace& space, std::size_t col_begin,
+                         std::size_t col_end, std::size_t posterior_values) {
   const int n = space.grid_n();
   const std::size_t columns = static_cast<std::size_t>(n) * n;
-  const std::size_t nc = col_end - col_begin;
   const int k = members;
   if (k < 2)
     throw std::invalid_argument("LETKF needs at least 2 members, got " + std::to_string(k));
@@ -493,14 +469,27 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
                                 std::to_string(col_end) + ") outside [0, " +
                                 std::to_string(columns) + ")");
   }
-  if (prior_cols.size() != 2 * nc * k || posterior_cols.size() != 2 * nc * k) {
+  const std::size_t nc = col_end - col_begin;
+  if (prior_values != 2 * nc * k || posterior_values != 2 * nc * k) {
     throw std::invalid_argument("LETKF: prior/posterior columns must hold members x 2 x " +
                                 std::to_string(nc) + " values");
   }
-  if (hx.size() != space.size() * k) {
+  if (hx_values != space.size() * k) {
     throw std::invalid_argument("LETKF: hx must hold members x " + std::to_string(space.size()) +
-                                " values, got " + std::to_string(hx.size()));
+                                " values, got " + std::to_string(hx_values));
   }
+}
+
+void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::span<const double> hx,
+                                    int members, const obs::ObservationSpace& space,
+                                    std::size_t col_begin, std::size_t col_end,
+                                    std::span<double> posterior_cols,
+                                    LetkfColumnStats* stats) const {
+  const int n = space.grid_n();
+  const std::size_t nc = col_end - col_begin;
+  const int k = members;
+  letkf_check_columns(prior_cols.size(), hx.size(), members, space, col_begin, col_end,
+                      posterior_cols.size());
 
   const EnsembleObservations eo(hx, k, space);
   const double cut = settings_.weight_cutoff;
@@ -527,7 +516,7 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
     b_global.resize(k);
     ws.accumulate(eo, all_idx, ones, c_global, b_global);
   }
-  std::optional<ObservationCells> cells;
+  std::optional<LetkfObservationCells> cells;
   if (localize) cells.emplace(space, radius_m);
 
   std::size_t local_total = 0, failures = 0;
@@ -602,7 +591,7 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
         if (p_loc[lev] == 0) {
           std::copy(xb, xb + k, xa);  // no local observations: the prior, exactly
         } else {
-          rtps_inflate(xb, xa, k, alpha);  // eq. 10
+          letkf_rtps(xb, xa, k, alpha);  // eq. 10
         }
         local_total += p_loc[lev];
         for (int m = 0; m < k; ++m)
@@ -615,6 +604,129 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
         "LETKF: the ensemble-space eigendecomposition (eq. 8) did not converge for " +
         std::to_string(failures) + " element(s) in columns [" + std::to_string(col_begin) + ", " +
         std::to_string(col_end) + ")");
+  }
+  if (stats) {
+    stats->elements += 2 * nc;
+    stats->local_observations += local_total;
+  }
+}
+
+void LetkfAnalysis::analyse_columns_shared(std::span<const double> prior_cols,
+                                           std::span<const double> hx, int members,
+                                           const obs::ObservationSpace& space,
+                                           std::size_t col_begin, std::size_t col_end,
+                                           std::span<double> posterior_cols,
+                                           LetkfColumnStats* stats) const {
+  letkf_check_columns(prior_cols.size(), hx.size(), members, space, col_begin, col_end,
+                      posterior_cols.size());
+  const int n = space.grid_n();
+  const std::size_t nc = col_end - col_begin;
+  const int k = members;
+  const int m = jacobi_size(k);
+  const std::size_t p = space.size();
+  // Y_b, y − ȳ_b and 1/σ per observation (eq. 8–9), as the kernel's first pass.
+  std::vector<double> dev(p * k), innov(p), inv_sd(p);
+  for (std::size_t o = 0; o < p; ++o)
+    letkf_observation_row(hx.data(), p, k, o, space.value()[o], space.error_sd()[o],
+                          dev.data() + o * k, innov[o], inv_sd[o]);
+  const bool localize = settings_.localize;
+  const double cut = settings_.weight_cutoff;
+  const double radius_m = settings_.localization_radius_km * 1e3;
+  const double v = localize ? vertical_localization_factor(settings_.localization_radius_km,
+                                                           settings_.vertical_distance_km)
+                            : 1.0;
+  const double l_m = space.domain_m();
+  const double dx = l_m / n;
+  std::optional<LetkfObservationCells> cells;
+  if (localize) cells.emplace(space, radius_m);
+
+  std::size_t local_total = 0, failures = 0;
+  const auto first = static_cast<std::ptrdiff_t>(col_begin);
+  const auto last = static_cast<std::ptrdiff_t>(col_end);
+#pragma omp parallel reduction(+ : local_total, failures)
+  {
+    std::vector<std::uint32_t> cand_obs;
+    std::vector<int> cand_level;
+    std::vector<double> cand_rho;
+    std::vector<double> a(static_cast<std::size_t>(m) * m), vec(static_cast<std::size_t>(m) * m);
+    std::vector<JacobiRotation> rot(static_cast<std::size_t>(m / 2));
+    std::vector<double> xb(2 * k), xa(2 * k), b(k), xd(k), z(k), zb(k);
+#pragma omp for schedule(dynamic, 4)
+    for (std::ptrdiff_t col = first; col < last; ++col) {
+      const std::size_t rel = static_cast<std::size_t>(col) - col_begin;
+      for (int lev = 0; lev < 2; ++lev)
+        for (int mm = 0; mm < k; ++mm)
+          xb[lev * k + mm] = prior_cols[(static_cast<std::size_t>(mm) * 2 + lev) * nc + rel];
+      // Candidates in the shared order (LetkfObservationCells), with ρ (eq. 7).
+      cand_obs.clear();
+      cand_level.clear();
+      cand_rho.clear();
+      const int i = static_cast<int>(col % n), j = static_cast<int>(col / n);
+      const double xc = i * dx, yc = j * dx;
+      const auto add = [&](std::uint32_t o) {
+        cand_obs.push_back(o);
+        cand_level.push_back(space.level()[o]);
+        cand_rho.push_back(
+            letkf_candidate_rho(xc, yc, space.x_m()[o], space.y_m()[o], l_m, radius_m, localize));
+      };
+      if (localize) {
+        for (std::size_t off = 0; off < cells->offsets.size(); ++off) {
+          const std::size_t cell = cells->cell(i, j, off);
+          for (int ol = 0; ol < 2; ++ol)
+            for (std::uint32_t s = cells->start[ol][cell]; s < cells->start[ol][cell + 1]; ++s)
+              add(cells->obs[ol][s]);
+        }
+      } else {
+        for (std::size_t o = 0; o < p; ++o)
+          add(static_cast<std::uint32_t>(o));
+      }
+      for (int lev = 0; lev < 2; ++lev) {
+        // C (lower triangle, then mirrored) and b (eq. 8–9).
+        std::fill(a.begin(), a.end(), 0.0);
+        std::fill(b.begin(), b.end(), 0.0);
+        std::size_t used = 0;
+        for (std::size_t t = 0; t < cand_obs.size(); ++t) {
+          const double w = letkf_level_weight(cand_rho[t], cand_level[t], lev, v);
+          if (!(w > cut)) continue;
+          ++used;
+          const std::uint32_t o = cand_obs[t];
+          const double prec = letkf_precision(w, inv_sd[o]);
+          const double* y = dev.data() + static_cast<std::size_t>(o) * k;
+          for (int r = 0; r < k; ++r) {
+            b[r] += letkf_b_term(prec, y[r], innov[o]);
+            for (int c = 0; c <= r; ++c)
+              a[r * m + c] += letkf_c_term(prec, y[r], y[c]);
+          }
+        }
+        local_total += used;
+        const double* xbl = xb.data() + lev * k;
+        double* xal = xa.data() + lev * k;
+        if (used == 0) {
+          std::copy(xbl, xbl + k, xal);  // no local observations: the prior, exactly
+          continue;
+        }
+        for (int r = 0; r < k; ++r)
+          for (int c = 0; c < r; ++c)
+            a[c * m + r] = a[r * m + c];
+        if (jacobi_eigen(a.data(), vec.data(), m, rot.data()) < 0) {  // eq. 8
+          ++failures;
+          std::copy(xbl, xbl + k, xal);
+          continue;
+        }
+        letkf_transform(a.data(), vec.data(), m, k, xbl, b.data(), xd.data(), z.data(), zb.data(),
+                        xal);                     // eq. 9
+        letkf_rtps(xbl, xal, k, settings_.rtps);  // eq. 10
+      }
+      for (int lev = 0; lev < 2; ++lev)
+        for (int mm = 0; mm < k; ++mm)
+          posterior_cols[(static_cast<std::size_t>(mm) * 2 + lev) * nc + rel] = xa[lev * k + mm];
+    }
+  }
+  if (failures > 0) {
+    throw std::runtime_error("LETKF: the Jacobi eigendecomposition (eq. 8) did not converge in " +
+                             std::to_string(kJacobiMaxSweeps) + " sweeps for " +
+                             std::to_string(failures) + " element(s) in columns [" +
+                             std::to_string(col_begin) + ", " + std::to_string(col_end) + ")");
   }
   if (stats) {
     stats->elements += 2 * nc;

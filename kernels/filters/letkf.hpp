@@ -11,9 +11,12 @@
 // columns (threads, MPI ranks) gives bitwise the same analysis.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "filters/filter.hpp"
 
@@ -35,6 +38,36 @@ struct LetkfColumnStats {
   std::size_t elements = 0;            // state elements analysed (2 per column)
   std::size_t local_observations = 0;  // sum over elements of the local observation count
 };
+
+// Observations sorted into the grid cells [a dx, (a+1) dx) x [b dx, (b+1) dx) of their
+// level, and the cell offsets (relative to a grid point's cell) that can hold an observation
+// closer than L_h to that grid point. The offsets are the same for every grid point, so the
+// candidate search costs O(candidates) per column for any observation positions. Host-side
+// bookkeeping that every backend shares (letkf.cpp, hip/letkf_hip.hip).
+//
+// Candidate order of a column (i, j), the order every backend sums in: offsets in order,
+// within an offset level 0 then level 1, within a cell the observations in their order.
+struct LetkfObservationCells {
+  int n = 0;
+  std::array<std::vector<std::uint32_t>, 2> start;  // per level, N^2 + 1 (CSR)
+  std::array<std::vector<std::uint32_t>, 2> obs;    // observation indices by cell
+  std::vector<std::array<int, 2>> offsets;          // (a, b) in [0, N)^2
+
+  LetkfObservationCells(const obs::ObservationSpace& space, double radius_m);
+  // The cell of offset `a` from grid column (i, j).
+  std::size_t cell(int i, int j, std::size_t a) const {
+    return static_cast<std::size_t>((j + offsets[a][1]) % n) * n +
+           static_cast<std::size_t>((i + offsets[a][0]) % n);
+  }
+  // Candidates of column c = j N + i over both levels (before any weight test).
+  std::size_t candidates(std::size_t column) const;
+};
+
+// The shape checks of analyse_columns (std::invalid_argument naming what does not fit),
+// shared by the backends.
+void letkf_check_columns(std::size_t prior_values, std::size_t hx_values, int members,
+                         const obs::ObservationSpace& obs, std::size_t col_begin,
+                         std::size_t col_end, std::size_t posterior_values);
 
 class LetkfAnalysis final : public Filter {
  public:
@@ -59,6 +92,15 @@ class LetkfAnalysis final : public Filter {
   void analyse_columns(std::span<const double> prior_cols, std::span<const double> hx, int members,
                        const obs::ObservationSpace& obs, std::size_t col_begin, std::size_t col_end,
                        std::span<double> posterior_cols, LetkfColumnStats* stats = nullptr) const;
+
+  // Exactly what analyse_columns computes, through the arithmetic the HIP kernel runs
+  // (letkf_math.hpp: C summed per entry in candidate order, the round-robin Jacobi
+  // eigensolver instead of Eigen's QR iteration). The oracle of the HIP parity tests; agrees
+  // with analyse_columns to round-off (relative ~1e-12 on SQG-sized problems).
+  void analyse_columns_shared(std::span<const double> prior_cols, std::span<const double> hx,
+                              int members, const obs::ObservationSpace& obs, std::size_t col_begin,
+                              std::size_t col_end, std::span<double> posterior_cols,
+                              LetkfColumnStats* stats = nullptr) const;
 
   // Observations whose weight exceeds the cut-off for at least one grid element (all of them
   // without localization): the nearest grid point on the observation's own level decides.

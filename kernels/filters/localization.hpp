@@ -9,13 +9,16 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/hd.hpp"
+
 namespace rtda::filters {
 
-// (Inline: LETKF evaluates these for every candidate observation of every column.)
+// (Inline, and host/device: LETKF evaluates these for every candidate observation of every
+// column, on the CPU and in the HIP kernel.)
 
 // Gaspari–Cohn taper as a function of r = d / c = 2 d / L_h (eq. 7): 1 at r = 0, 0 for r >= 2.
 // Negative r is treated as |r|.
-inline double gaspari_cohn(double r) {
+RTDA_HD inline double gaspari_cohn(double r) {
   r = std::abs(r);
   if (r <= 1.0) {
     // 1 - 5/3 r^2 + 5/8 r^3 + 1/2 r^4 - 1/4 r^5
@@ -33,7 +36,7 @@ inline double gaspari_cohn(double r) {
 // Minimum-image horizontal distance (m) for coordinate differences dx_m, dy_m on a doubly
 // periodic square of side domain_m: each component becomes min(|d|, L - |d|) (eq. 7).
 // Differences are expected in (-L, L), as between two positions in [0, L).
-inline double periodic_distance_m(double dx_m, double dy_m, double domain_m) {
+RTDA_HD inline double periodic_distance_m(double dx_m, double dy_m, double domain_m) {
   double ax = std::abs(dx_m);
   double ay = std::abs(dy_m);
   ax = std::min(ax, domain_m - ax);
@@ -42,7 +45,7 @@ inline double periodic_distance_m(double dx_m, double dy_m, double domain_m) {
 }
 
 // Horizontal weight rho(d) for a localization radius (cut-off) L_h: gaspari_cohn(2 d / L_h).
-inline double horizontal_localization(double distance_m, double radius_m) {
+RTDA_HD inline double horizontal_localization(double distance_m, double radius_m) {
   return gaspari_cohn(2.0 * distance_m / radius_m);
 }
 
