@@ -4,6 +4,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "surrogate/nn_math.hpp"
+
 namespace rtda::surrogate {
 
 namespace {
@@ -115,18 +117,14 @@ void LayerNorm::collect(ParameterList& params) {
 Mat LayerNorm::forward(const Mat& x) {
   require_cols(x, gamma_.value.cols(), "LayerNorm", gamma_.name);
   const Eigen::Index n = x.rows();
-  const Real inv_d = Real(1) / static_cast<Real>(x.cols());
-  x_hat_.resize(n, x.cols());
+  const int d = static_cast<int>(x.cols());
+  x_hat_.resize(n, d);
   inv_std_.resize(n);
-  Mat y(n, x.cols());
+  Mat y(n, d);
+  // Row by row through the arithmetic the HIP kernel shares (surrogate/nn_math.hpp).
   for (Eigen::Index i = 0; i < n; ++i) {
-    const Real mean = x.row(i).sum() * inv_d;
-    x_hat_.row(i) = x.row(i).array() - mean;
-    const Real var = x_hat_.row(i).squaredNorm() * inv_d;
-    const Real inv_std = Real(1) / std::sqrt(var + eps_);
-    inv_std_(i) = inv_std;
-    x_hat_.row(i) *= inv_std;
-    y.row(i) = x_hat_.row(i).cwiseProduct(gamma_.value.row(0)) + beta_.value.row(0);
+    inv_std_(i) = nn::layer_norm_row(x.data() + i * d, d, gamma_.value.data(), beta_.value.data(),
+                                     eps_, y.data() + i * d, x_hat_.data() + i * d);
   }
   return y;
 }
@@ -150,26 +148,30 @@ Mat LayerNorm::backward(const Mat& dy) {
 
 // ------------------------------------------------------------------------------------ GELU
 
-namespace {
-constexpr Real kGeluC = 0.044715f;
-const Real kSqrt2OverPi = static_cast<Real>(std::sqrt(2.0 / 3.14159265358979323846));
-}  // namespace
-
 Mat Gelu::forward(const Mat& x) {
   x_ = x;
-  tanh_ = (kSqrt2OverPi * (x.array() + kGeluC * x.array().cube())).tanh().matrix();
-  return (Real(0.5) * x.array() * (Real(1) + tanh_.array())).matrix();
+  gate_.resize(x.rows(), x.cols());
+  Mat y(x.rows(), x.cols());
+  const Real* in = x.data();
+  Real* gate = gate_.data();
+  Real* out = y.data();
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    gate[i] = nn::gelu_gate(in[i]);
+    out[i] = in[i] * gate[i];  // == nn::gelu(in[i])
+  }
+  return y;
 }
 
 Mat Gelu::backward(const Mat& dy) {
   require_cache(x_, dy.rows(), "Gelu");
-  // d/dx [x/2 (1 + t)] = (1 + t)/2 + x/2 (1 - t^2) u'(x), u' = sqrt(2/pi) (1 + 3 c x^2).
-  const auto x = x_.array();
-  const auto t = tanh_.array();
-  return (dy.array() *
-          (Real(0.5) * (Real(1) + t) + Real(0.5) * x * (Real(1) - t.square()) * kSqrt2OverPi *
-                                           (Real(1) + Real(3) * kGeluC * x.square())))
-      .matrix();
+  Mat dx(dy.rows(), dy.cols());
+  const Real* x = x_.data();
+  const Real* gate = gate_.data();
+  const Real* g = dy.data();
+  Real* out = dx.data();
+  for (Eigen::Index i = 0; i < dy.size(); ++i)
+    out[i] = g[i] * nn::gelu_derivative_from_gate(x[i], gate[i]);
+  return dx;
 }
 
 // ---------------------------------------------------------------------------------- Attention
@@ -202,7 +204,7 @@ Mat MultiHeadSelfAttention::forward(const Mat& x, Eigen::Index tokens_per_sample
   tokens_ = t;
   const Eigen::Index batch = x.rows() / t;
   const Eigen::Index dh = dim_ / heads_;
-  const Real scale = Real(1) / std::sqrt(static_cast<Real>(dh));
+  const Real scale = nn::attention_scale(static_cast<int>(dh));
 
   qkv_out_ = qkv_.forward(x);
   probs_.resize(batch * heads_ * t, t);
@@ -214,11 +216,10 @@ Mat MultiHeadSelfAttention::forward(const Mat& x, Eigen::Index tokens_per_sample
       const auto v = qkv_out_.block(s * t, 2 * dim_ + h * dh, t, dh);
       auto p = probs_.middleRows((s * heads_ + h) * t, t);
       p.noalias() = q * k.transpose();
-      // Softmax per row, shifted by the row maximum (exact in real arithmetic, no overflow).
-      const Eigen::Matrix<Real, Eigen::Dynamic, 1> row_max = p.rowwise().maxCoeff();
-      p = ((p.array().colwise() - row_max.array()) * scale).exp();
-      const Eigen::Matrix<Real, Eigen::Dynamic, 1> row_sum = p.rowwise().sum();
-      p.array().colwise() /= row_sum.array();
+      // Softmax per row, shifted by the row maximum (surrogate/nn_math.hpp, shared with HIP).
+      Real* p_rows = probs_.data() + (s * heads_ + h) * t * t;
+      for (Eigen::Index r = 0; r < t; ++r)
+        nn::softmax_row(p_rows + r * t, static_cast<int>(t), scale);
       heads_out.block(s * t, h * dh, t, dh).noalias() = p * v;
     }
   }
@@ -230,7 +231,7 @@ Mat MultiHeadSelfAttention::backward(const Mat& dy) {
   const Eigen::Index t = tokens_;
   const Eigen::Index batch = dy.rows() / t;
   const Eigen::Index dh = dim_ / heads_;
-  const Real scale = Real(1) / std::sqrt(static_cast<Real>(dh));
+  const Real scale = nn::attention_scale(static_cast<int>(dh));
 
   const Mat d_heads = proj_.backward(dy);
   Mat d_qkv(dy.rows(), 3 * dim_);

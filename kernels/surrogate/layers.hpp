@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <string>
 
+#include "surrogate/nn_math.hpp"
 #include "surrogate/tensor.hpp"
 
 namespace rtda::surrogate {
@@ -61,7 +62,7 @@ class Linear {
 // biased variance over the row's features (as torch.nn.LayerNorm).
 class LayerNorm {
  public:
-  LayerNorm(const std::string& name, int features, Real eps = 1e-5f);
+  LayerNorm(const std::string& name, int features, Real eps = nn::kLayerNormEps);
 
   void collect(ParameterList& params);
   Mat forward(const Mat& x);
@@ -79,9 +80,10 @@ class LayerNorm {
 };
 
 // GELU, tanh approximation (Hendrycks & Gimpel 2016; PyTorch approximate="tanh"):
-//   gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-// It needs one tanh per element instead of erf, and Eigen vectorises tanh; the difference to
-// the exact erf form is below 1e-3, far under what the surrogate resolves.
+//   gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+// element by element through surrogate/nn_math.hpp (shared with the HIP kernels). It needs
+// one exp per element instead of erf; the difference to the exact erf form is below 1e-3, far
+// under what the surrogate resolves.
 class Gelu {
  public:
   void collect(ParameterList& /*params*/) {}  // no parameters
@@ -90,7 +92,7 @@ class Gelu {
 
  private:
   Mat x_;
-  Mat tanh_;  // tanh(u(x)), reused by the derivative
+  Mat gate_;  // (1 + tanh(u(x))) / 2 = gelu(x) / x, reused by the derivative
 };
 
 // Multi-head self-attention: one fused Linear to [q | k | v] (each dim wide, head h in columns

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "surrogate/nn_math.hpp"
+
 namespace rtda::surrogate {
 
 namespace {
@@ -13,22 +15,15 @@ void fail(const std::string& key, long long value, const std::string& expected) 
                               expected);
 }
 
-// 2-D sin-cos position embedding (MAE, He et al. 2022): the first dim/2 features encode the
-// column j, the last dim/2 the row i, each as [sin(pos w_k), cos(pos w_k)] with
-// w_k = 10000^(-k / (dim/4)), k = 0 .. dim/4 - 1. Computed in double, stored as float.
+// The fixed 2-D sin-cos position embedding [tokens][dim] (nn::sincos_position_value, MAE,
+// He et al. 2022), computed in double and stored as float.
 Mat sincos_position_embedding(int grid, int dim) {
-  const int quarter = dim / 4;
   Mat e(static_cast<Eigen::Index>(grid) * grid, dim);
   for (int i = 0; i < grid; ++i) {
     for (int j = 0; j < grid; ++j) {
       const Eigen::Index row = static_cast<Eigen::Index>(i) * grid + j;
-      for (int k = 0; k < quarter; ++k) {
-        const double w = std::pow(10000.0, -static_cast<double>(k) / quarter);
-        e(row, k) = static_cast<Real>(std::sin(j * w));
-        e(row, quarter + k) = static_cast<Real>(std::cos(j * w));
-        e(row, 2 * quarter + k) = static_cast<Real>(std::sin(i * w));
-        e(row, 3 * quarter + k) = static_cast<Real>(std::cos(i * w));
-      }
+      for (int f = 0; f < dim; ++f)
+        e(row, f) = static_cast<Real>(nn::sincos_position_value(i, j, f, dim));
     }
   }
   return e;
@@ -101,41 +96,37 @@ std::int64_t Vit::flops_per_sample() const {
   return 2 * t * pd * d + config_.depth * block + 2 * t * d * pd;
 }
 
+// Both directions use the index map that the HIP kernels share (nn::patch_state_index).
 Mat Vit::patchify(const Mat& states) const {
-  const Eigen::Index n = config_.grid_n;
-  const Eigen::Index p = config_.patch;
-  const Eigen::Index g = n / p;
+  const int n = config_.grid_n;
+  const int p = config_.patch;
+  const int t = static_cast<int>(tokens_);
+  const int f = static_cast<int>(patch_dim_);
   Mat out(states.rows() * tokens_, patch_dim_);
   for (Eigen::Index s = 0; s < states.rows(); ++s) {
-    for (Eigen::Index c = 0; c < 2; ++c) {
-      for (Eigen::Index y = 0; y < n; ++y) {
-        for (Eigen::Index tj = 0; tj < g; ++tj) {
-          const Eigen::Index token = s * tokens_ + (y / p) * g + tj;
-          const Eigen::Index feature = c * p * p + (y % p) * p;
-          out.row(token).segment(feature, p) = states.row(s).segment(c * n * n + y * n + tj * p, p);
-        }
-      }
+    const Real* state = states.row(s).data();
+    for (int token = 0; token < t; ++token) {
+      Real* patch = out.row(s * tokens_ + token).data();
+      for (int feature = 0; feature < f; ++feature)
+        patch[feature] = state[nn::patch_state_index(token, feature, n, p)];
     }
   }
   return out;
 }
 
 Mat Vit::unpatchify(const Mat& patches) const {
-  const Eigen::Index n = config_.grid_n;
-  const Eigen::Index p = config_.patch;
-  const Eigen::Index g = n / p;
+  const int n = config_.grid_n;
+  const int p = config_.patch;
+  const int t = static_cast<int>(tokens_);
+  const int f = static_cast<int>(patch_dim_);
   const Eigen::Index batch = patches.rows() / tokens_;
-  Mat out(batch, 2 * n * n);
+  Mat out(batch, 2 * static_cast<Eigen::Index>(n) * n);
   for (Eigen::Index s = 0; s < batch; ++s) {
-    for (Eigen::Index c = 0; c < 2; ++c) {
-      for (Eigen::Index y = 0; y < n; ++y) {
-        for (Eigen::Index tj = 0; tj < g; ++tj) {
-          const Eigen::Index token = s * tokens_ + (y / p) * g + tj;
-          const Eigen::Index feature = c * p * p + (y % p) * p;
-          out.row(s).segment(c * n * n + y * n + tj * p, p) =
-              patches.row(token).segment(feature, p);
-        }
-      }
+    Real* state = out.row(s).data();
+    for (int token = 0; token < t; ++token) {
+      const Real* patch = patches.row(s * tokens_ + token).data();
+      for (int feature = 0; feature < f; ++feature)
+        state[nn::patch_state_index(token, feature, n, p)] = patch[feature];
     }
   }
   return out;
