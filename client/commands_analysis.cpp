@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "distributed_ensemble.hpp"
 #include "experiment.hpp"
+#include "hip/device.hpp"
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
 #include "obs/experiments.hpp"
@@ -36,6 +37,22 @@ struct MpiSession {
   }
   int rank = 0, size = 1;
 };
+
+// --device auto|cpu|hip of the offline tools: the worker's choice (kernels/hip/device.hpp),
+// reported on stderr by rank 0.
+device::Backend choose_backend(const std::string& request, int rank) {
+  const device::Choice c = device::choose(device::parse_request(request),
+                                          device::local_rank_from_environment(rank));
+  if (rank == 0) std::fprintf(stderr, "%s\n", c.reason.c_str());
+  return c.backend;
+}
+
+void add_device_option(CLI::App& cmd, std::string& request) {
+  cmd.add_option("--device", request,
+                 "auto | cpu | hip: where the filters (and the surrogate's forecasts) run; auto "
+                 "takes a HIP device when one is visible")
+      ->check(CLI::IsMember({"auto", "cpu", "hip"}));
+}
 
 // With --ranks R > 1 outside mpiexec, run this same command under `mpiexec -n R`.
 int relaunch_under_mpiexec(int ranks, const std::vector<std::string>& args) {
@@ -112,9 +129,12 @@ Runner add_analyze_command(CLI::App& app) {
   cmd->add_option("--ranks", *ranks, "MPI ranks (starts mpiexec when > 1)")
       ->check(CLI::PositiveNumber);
   opts->add_to(*cmd);
-  return [opts, prior_path, obs_path, filter, out, ranks]() {
+  auto device_request = std::make_shared<std::string>("auto");
+  add_device_option(*cmd, *device_request);
+  return [opts, prior_path, obs_path, filter, out, ranks, device_request]() {
     if (relaunch_under_mpiexec(*ranks, g_raw_args) >= 0) return 0;
     MpiSession mpi;
+    const device::Backend backend = choose_backend(*device_request, mpi.rank);
     io::FieldFile prior = io::read_fields(*prior_path);
     if (prior.members < 2) {
       throw std::runtime_error("--prior " + *prior_path +
@@ -160,7 +180,7 @@ Runner add_analyze_command(CLI::App& app) {
     } else {
       ens.scatter({}, 0);
     }
-    auto analysis = worker::make_slab_analysis(*filter, cfg);
+    auto analysis = worker::make_slab_analysis(*filter, cfg, backend);
     const auto t0 = std::chrono::steady_clock::now();
     const auto hx = ens.observe_all(space);
     std::vector<double> cols, post;
@@ -206,10 +226,13 @@ Runner add_experiment_command(CLI::App& app) {
   cmd->add_option("--ranks", *ranks, "MPI ranks (starts mpiexec when > 1)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--out", *out, "Analysis archive (HDF5)")->required();
-  return [opts, filter, out, ranks]() {
+  auto device_request = std::make_shared<std::string>("auto");
+  add_device_option(*cmd, *device_request);
+  return [opts, filter, out, ranks, device_request]() {
     const config::Config cfg = opts->load();
     if (relaunch_under_mpiexec(*ranks, g_raw_args) >= 0) return 0;
     MpiSession mpi;
+    const device::Backend backend = choose_backend(*device_request, mpi.rank);
     const int stats_from = cfg.experiment.statistics_from_cycle;
     if (mpi.rank == 0) {
       std::printf("experiment %s with %s: N = %d, %d members, %d cycles of %g h, %d rank%s\n",
@@ -227,7 +250,8 @@ Runner add_experiment_command(CLI::App& app) {
                       r.spread_background_K, r.spread_analysis_K, r.observations_used,
                       r.seconds_forecast, r.seconds_analysis, r.shock_sd > 0 ? "  shock" : "");
           std::fflush(stdout);
-        });
+        },
+        backend);
     if (mpi.rank == 0) {
       std::printf("\nsummary over cycles %d..%d (%s, %s):\n", stats_from, cfg.experiment.cycles - 1,
                   cfg.experiment.observations.c_str(), filter->c_str());

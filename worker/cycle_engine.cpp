@@ -15,6 +15,7 @@
 #include "surrogate/trainer.hpp"
 #include "surrogate/training_data.hpp"
 #include "surrogate/vit.hpp"
+#include "hip/vit_hip.hpp"
 
 namespace rtda::worker {
 namespace {
@@ -192,9 +193,10 @@ const config::Config& checked(MPI_Comm comm, const config::Config& cfg) {
 }
 }  // namespace
 
-CycleEngine::CycleEngine(MPI_Comm comm, const config::Config& cfg)
+CycleEngine::CycleEngine(MPI_Comm comm, const config::Config& cfg, device::Backend backend)
     : comm_(comm),
       cfg_(checked(comm, cfg)),
+      backend_(backend),
       model_(std::make_unique<sqg::SqgModel<double>>(cfg_.model.sqg, cfg_.model.fft_planning)),
       ensemble_(comm, cfg_.ensemble.members, cfg_.model.sqg.N),
       stepper_(std::make_unique<sqg::EnsembleStepper<double>>(*model_, cfg_.model.threads)),
@@ -209,6 +211,9 @@ struct CycleEngine::Surrogate {
   std::string identity;
   // surrogate.online: the adapter, and what the last analysis left for it.
   std::unique_ptr<surrogate::OnlineAdapter> online;
+  // Backend::kHip: the forward pass on the device, its weights re-uploaded after adaptation.
+  std::unique_ptr<hip::VitForwardHip> device_forward;
+  std::uint64_t device_version = 0;
   struct Pending {
     std::uint64_t cycle = 0;
     obs::ObservationSpace space;
@@ -240,6 +245,8 @@ void CycleEngine::load_surrogate_weights() {
   surrogate_->norm.mean = {f.norm_mean[0], f.norm_mean[1]};
   surrogate_->norm.std = {f.norm_std[0], f.norm_std[1]};
   surrogate_->identity = "vit:" + std::filesystem::path(path).filename().string();
+  if (backend_ == device::Backend::kHip)
+    surrogate_->device_forward = std::make_unique<hip::VitForwardHip>(*surrogate_->vit);
   if (cfg_.surrogate.online.enabled) {
     surrogate_->online = std::make_unique<surrogate::OnlineAdapter>(
         *surrogate_->vit, surrogate_->norm, cfg_.surrogate.online, cfg_.experiment.seed,
@@ -375,6 +382,7 @@ std::int64_t CycleEngine::start_from_checkpoint(const std::string& path) {
     // A checkpoint without adapter state (written without surrogate.online) starts the
     // adaptation afresh from the weights file.
     if (!st.attributes.empty()) surrogate_->online->restore_state(st);
+    surrogate_->device_version = std::numeric_limits<std::uint64_t>::max();  // re-upload
   }
   return cycle;
 }
@@ -433,7 +441,19 @@ double CycleEngine::forecast_cycle() {
     surrogate_->norm.apply(states.subspan(static_cast<std::size_t>(r) * n, n),
                            std::span<float>(x.row(r).data(), n), grid);
   }
-  const surrogate::Mat y = surrogate_->vit->forward(x);
+  surrogate::Mat y;
+  if (surrogate_->device_forward) {
+    // Weights changed by online adaptation (or a restart) reach the device before use.
+    const std::uint64_t version = surrogate_version();
+    if (version != surrogate_->device_version) {
+      surrogate_->device_forward->upload_weights(*surrogate_->vit);
+      surrogate_->device_version = version;
+    }
+    y.resize(m, static_cast<Eigen::Index>(n));
+    surrogate_->device_forward->forward(x.data(), y.data(), m);
+  } else {
+    y = surrogate_->vit->forward(x);
+  }
   for (int r = 0; r < m; ++r) {
     surrogate_->norm.invert(std::span<const float>(y.row(r).data(), n),
                             states.subspan(static_cast<std::size_t>(r) * n, n), grid);
@@ -443,7 +463,8 @@ double CycleEngine::forecast_cycle() {
 
 SlabAnalysis& CycleEngine::filter(const std::string& name) {
   auto it = filters_.find(name);
-  if (it == filters_.end()) it = filters_.emplace(name, make_slab_analysis(name, cfg_)).first;
+  if (it == filters_.end())
+    it = filters_.emplace(name, make_slab_analysis(name, cfg_, backend_)).first;
   return *it->second;
 }
 

@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "distributed_ensemble.hpp"
+#include "hip/device.hpp"
 #include "io/archive.hpp"
 #include "io/checkpoint.hpp"
 #include "io/fields.hpp"
@@ -47,8 +48,12 @@ struct CycleOutcome {
 
 class CycleEngine {
  public:
-  // Collective: plans the FFTs the same way on every rank (rank 0's wisdom).
-  CycleEngine(MPI_Comm comm, const config::Config& cfg);
+  // Collective: plans the FFTs the same way on every rank (rank 0's wisdom). With
+  // Backend::kHip the filters and the surrogate's forward pass run on this rank's HIP device
+  // (device::choose has selected it); the SQG physics stays on the CPU (FFTW).
+  CycleEngine(MPI_Comm comm, const config::Config& cfg,
+              device::Backend backend = device::Backend::kCpu);
+  device::Backend backend() const { return backend_; }
   ~CycleEngine();
 
   const config::Config& config() const { return cfg_; }
@@ -94,6 +99,7 @@ class CycleEngine {
 
   MPI_Comm comm_;
   config::Config cfg_;
+  device::Backend backend_;
   std::unique_ptr<sqg::SqgModel<double>> model_;
   DistributedEnsemble ensemble_;
   std::unique_ptr<sqg::EnsembleStepper<double>> stepper_;

@@ -16,7 +16,8 @@ namespace rtda::worker {
 
 ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const std::string& filter,
                                 const std::string& out_path,
-                                const std::function<void(const CycleRecord&)>& on_cycle) {
+                                const std::function<void(const CycleRecord&)>& on_cycle,
+                                device::Backend backend) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   const sqg::SqgParams& p = cfg.model.sqg;
@@ -50,7 +51,7 @@ ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const 
                               nature_path + " holds only " + std::to_string(nature.size()) +
                               " states");
   }
-  CycleEngine engine(comm, cfg);
+  CycleEngine engine(comm, cfg, backend);
   engine.start_from_nature(nature);
   const int k = engine.members();
   const std::size_t n = engine.state_size();

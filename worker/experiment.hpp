@@ -21,8 +21,10 @@ struct ExperimentResult {
 };
 
 // Collective over `comm`. `on_cycle` (rank 0) is called after each cycle.
+// `backend`: where this rank computes (device::choose).
 ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const std::string& filter,
                                 const std::string& out_path,
-                                const std::function<void(const CycleRecord&)>& on_cycle = {});
+                                const std::function<void(const CycleRecord&)>& on_cycle = {},
+                                device::Backend backend = device::Backend::kCpu);
 
 }  // namespace rtda::worker

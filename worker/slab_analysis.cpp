@@ -2,6 +2,8 @@
 
 #include "filters/ensf.hpp"
 #include "filters/letkf.hpp"
+#include "hip/ensf_hip.hpp"
+#include "hip/letkf_hip.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -23,6 +25,8 @@ class FreeRun : public SlabAnalysis {
   }
 };
 
+// Letkf: filters::LetkfAnalysis (CPU) or hip::LetkfAnalysisHip (same interface).
+template <class Letkf>
 class LetkfSlab : public SlabAnalysis {
  public:
   explicit LetkfSlab(const filters::LetkfSettings& s) : letkf_(s) {}
@@ -41,11 +45,12 @@ class LetkfSlab : public SlabAnalysis {
   }
 
  private:
-  filters::LetkfAnalysis letkf_;
+  Letkf letkf_;
 };
 
 // One EnSF instance for the whole run: spread_target = "initial" keeps the first cycle's
-// spread across cycles.
+// spread across cycles. Ensf: filters::EnsfAnalysis (CPU) or hip::EnsfAnalysisHip.
+template <class Ensf>
 class EnsfSlab : public SlabAnalysis {
  public:
   explicit EnsfSlab(const filters::EnsfSettings& s) : ensf_(s) {}
@@ -79,16 +84,24 @@ class EnsfSlab : public SlabAnalysis {
   }
 
  private:
-  filters::EnsfAnalysis ensf_;
+  Ensf ensf_;
 };
 
 }  // namespace
 
 std::unique_ptr<SlabAnalysis> make_slab_analysis(std::string_view filter,
-                                                 const config::Config& cfg) {
+                                                 const config::Config& cfg,
+                                                 device::Backend backend) {
+  const bool hip = backend == device::Backend::kHip;
   if (filter == "none") return std::make_unique<FreeRun>();
-  if (filter == "letkf") return std::make_unique<LetkfSlab>(cfg.letkf);
-  if (filter == "ensf") return std::make_unique<EnsfSlab>(cfg.ensf);
+  if (filter == "letkf") {
+    if (hip) return std::make_unique<LetkfSlab<hip::LetkfAnalysisHip>>(cfg.letkf);
+    return std::make_unique<LetkfSlab<filters::LetkfAnalysis>>(cfg.letkf);
+  }
+  if (filter == "ensf") {
+    if (hip) return std::make_unique<EnsfSlab<hip::EnsfAnalysisHip>>(cfg.ensf);
+    return std::make_unique<EnsfSlab<filters::EnsfAnalysis>>(cfg.ensf);
+  }
   throw std::invalid_argument("--filter " + std::string(filter) + ": expected letkf, ensf or none");
 }
 

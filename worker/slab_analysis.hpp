@@ -14,6 +14,7 @@
 
 #include "config/config.hpp"
 #include "filters/filter.hpp"
+#include "hip/device.hpp"
 #include "obs/observation_space.hpp"
 
 namespace rtda::worker {
@@ -36,8 +37,11 @@ class SlabAnalysis {
   virtual void restore_carried_state(std::vector<double>) {}
 };
 
-// "letkf" or "ensf", configured from cfg.letkf / cfg.ensf.
-std::unique_ptr<SlabAnalysis> make_slab_analysis(std::string_view filter,
-                                                 const config::Config& cfg);
+// "letkf", "ensf" or "none", configured from cfg.letkf / cfg.ensf; with Backend::kHip the
+// filter's steps run on this rank's HIP device (kernels/hip), the columns' data copied to it
+// and back around each analysis.
+std::unique_ptr<SlabAnalysis> make_slab_analysis(
+    std::string_view filter, const config::Config& cfg,
+    device::Backend backend = device::Backend::kCpu);
 
 }  // namespace rtda::worker

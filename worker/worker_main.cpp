@@ -19,6 +19,7 @@
 
 #include "config/config.hpp"
 #include "cycle_engine.hpp"
+#include "hip/device.hpp"
 #include "io/checkpoint.hpp"
 #include "io/fields.hpp"
 #include "rtda.pb.h"
@@ -262,6 +263,11 @@ int main(int argc, char** argv) {
   app.add_option("--server-key", server_key, "the server's public key (CURVE): file or Z85");
   app.add_option("--key", client_key, "this group's .key_secret (CURVE); default: a fresh pair");
   app.add_option("--log-level", level, "trace, debug, info, warn, error");
+  std::string device_request = "auto";
+  app.add_option("--device", device_request,
+                 "auto | cpu | hip: where each rank computes; auto takes a HIP device when one "
+                 "is visible (one rank per GPU: device = local rank modulo devices)")
+      ->check(CLI::IsMember({"auto", "cpu", "hip"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -271,6 +277,24 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(spdlog::level::from_str(level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ rtda-worker[" + std::to_string(rank) + "]: %v");
+
+  // The device of each rank; a rank that cannot have what was asked stops the whole group.
+  rtda::device::Choice dev;
+  std::string device_error;
+  try {
+    dev = rtda::device::choose(rtda::device::parse_request(device_request),
+                               rtda::device::local_rank_from_environment(rank));
+    spdlog::info("{}", dev.reason);
+  } catch (const std::exception& e) {
+    device_error = e.what();
+  }
+  int device_ok = device_error.empty() ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &device_ok, 1, MPI_INT, MPI_MIN, comm);
+  if (!device_ok) {
+    if (!device_error.empty()) spdlog::error("{}", device_error);
+    MPI_Finalize();
+    return 2;
+  }
 
   int rc = 0;
   std::unique_ptr<ServerLink> link;
@@ -300,7 +324,7 @@ int main(int argc, char** argv) {
       h->set_ranks(static_cast<std::uint32_t>(size));
       h->set_host(host);
       h->set_pid(static_cast<std::uint32_t>(getpid()));
-      h->set_device("cpu");
+      h->set_device(std::string(rtda::device::name(dev.backend)));
       h->set_config_hash(own_hash);
       h->set_analysed_cycle(have_state ? analysed : -1);
       link->send(m);
@@ -333,7 +357,7 @@ int main(int argc, char** argv) {
         if (rank == 0) link->set_heartbeat(w.heartbeat_seconds());
         checkpoint_dir = w.checkpoint_dir();
         if (!engine || engine_hash != w.config_hash()) {
-          engine = std::make_unique<rtda::worker::CycleEngine>(comm, cfg);
+          engine = std::make_unique<rtda::worker::CycleEngine>(comm, cfg, dev.backend);
           engine_hash = w.config_hash();
           have_state = false;
         }

@@ -547,6 +547,23 @@ def experiment_with_the_trained_surrogate_as_forecast_model(rtda):
     check(np.isfinite(a["mean"].values).all() and a.sizes["cycle"] == 3, f"archive {dict(a.sizes)}")
 
 
+@case
+def device_choice_is_logged_and_hip_without_a_device_is_refused(rtda):
+    """--device auto picks the CPU here and says why; --device hip without a usable device is
+    an error naming the reason, not a silent CPU run (architecture.md §5)."""
+    small = [*SHORT_NATURE, "--set", "experiment.cycles=1", "--set", "ensemble.members=4"]
+    p = rtda.ok("experiment", "--filter", "letkf", "--out", "auto.h5", *small)
+    check("device auto -> cpu" in p.stderr, f"no device choice on stderr: {p.stderr}")
+    p = rtda.run("experiment", "--filter", "letkf", "--out", "hip.h5", "--device", "hip", *small)
+    if "device hip:" in p.stderr:
+        return  # a machine with a HIP device: the run went to it
+    check(p.returncode != 0 and "hip was requested" in p.stderr,
+          f"exit {p.returncode}: {p.stderr}")
+    p = rtda.run("analyze", "--prior", "auto.h5", "--obs", "auto.h5", "--filter", "letkf",
+                 "--out", "z.h5", "--device", "gpu")
+    check(p.returncode != 0 and "--device: gpu" in p.stderr, f"exit {p.returncode}: {p.stderr}")
+
+
 def analyze_case(rtda, filter_name):
     """nature -> ensemble -> observe -> analyze: the posterior is an ensemble file that
     xarray reads, and its mean is closer to the observed truth than the prior's."""
