@@ -52,7 +52,8 @@ CYCLES = 4
 BATCH = 700  # 2048 observations per window -> batches of 700, 700, 648 (+ marker and truth)
 
 CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "bad_input",
-         "curve", "curve_cert_file", "cli_control", "metrics", "off_grid_ensf"]
+         "curve", "curve_cert_file", "cli_control", "metrics", "off_grid_ensf",
+         "online_surrogate_restart"]
 
 
 sys.path.insert(0, str(HERE))
@@ -580,6 +581,74 @@ def case_worker_kill9_restart(t):
                   f"cycle {c}: {got[c].lineage.observations_used} observations used")
         print_joins(k)
         compare_bitwise(t, "the uninterrupted run", got, ref, [2, 3])
+        k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_online_surrogate_restart(t):
+    """The surrogate adapting online in the service: every analysis names the weights version
+    that made its background, the checkpoints carry the adapter, and after kill -9 of the
+    worker group a new group continues from a checkpoint bit for bit like an uninterrupted
+    `rtda experiment` (same weights versions, same analyses)."""
+    np = t.np
+    k = Case(t, "online")
+    try:
+        k.make_data()
+        weights = k.tmp / "vit.h5"
+        k.run_cli(["train", "--config", str(k.cfg), "--data", str(k.nature_h5), "--validation",
+                   str(k.nature_h5), "--out", str(weights), "--set", "surrogate.dim=16", "--set",
+                   "surrogate.depth=1", "--set", "surrogate.heads=2", "--set",
+                   "surrogate.steps=20", "--set", "surrogate.eval_every=10", "--set",
+                   "surrogate.warmup_steps=2"], timeout=120)
+        k.write_config(**{"model.kind": "vit", "surrogate.weights": str(weights),
+                          "surrogate.online": True, "surrogate.online_lr": 1e-3,
+                          "surrogate.online_steps": 2, "surrogate.online_batch": 4,
+                          "surrogate.online_window": 1, "server.filter": "ensf",
+                          "server.heartbeat_seconds": 0.2,
+                          "server.worker_timeout_seconds": 1.0})
+        archive = k.tmp / "experiment.h5"
+        k.run_cli(["experiment", "--config", str(k.cfg), "--filter", "ensf", "--out",
+                   str(archive)], timeout=120)
+        with t.h5py.File(archive, "r") as f:
+            ref = {c: (np.asarray(f["mean"][c], dtype=np.float64),
+                       np.asarray(f["spread"][c], dtype=np.float64),
+                       float(f["rmse_analysis"][c])) for c in range(CYCLES)}
+            versions = [int(v) for v in f["surrogate_version"][...]]
+        check(versions[-1] > 0, f"the experiment's surrogate adapted (versions {versions})")
+        k.start_server()
+        k.start_worker()
+        sub = k.subscriber()
+        batches = {c: k.window_batches(c) for c in range(CYCLES)}
+        k.feed(batches[0] + batches[1])
+        got = k.collect(sub, [0, 1])
+        k.feed(batches[2])
+        kill_session(k.worker.pid, signal.SIGKILL)
+        k.worker.wait(timeout=10)
+        time.sleep(1.5)  # past worker_timeout_seconds: the server declares the group lost
+        while (m := sub.recv(0.3)) is not None:
+            if m[0] == "rtda.analysis":
+                got[m[1].cycle] = m[1]
+        k.worker = None
+        k.start_worker()
+        k.collect(sub, [2], into=got)
+        k.feed(batches[3])
+        k.collect(sub, [3], into=got)
+        sub.close()
+        for c in range(CYCLES):
+            lin = got[c].lineage
+            want = "vit:vit.h5" + (f"+online.v{versions[c]}" if versions[c] else "")
+            check(lin.surrogate_version == versions[c] and lin.model == want,
+                  f"cycle {c}: lineage {lin.model!r} v{lin.surrogate_version}, expected "
+                  f"{want!r} v{versions[c]}")
+        ckpts = sorted((k.tmp / "data" / "checkpoints").glob("checkpoint-*.h5"))
+        check(ckpts, "checkpoints written")
+        with t.h5py.File(ckpts[-1], "r") as f:
+            check("surrogate_online" in f and "current" in f["surrogate_online"],
+                  f"{ckpts[-1].name} holds the adapter (group surrogate_online)")
+        print_joins(k)
+        compare_bitwise(t, "rtda experiment", got, ref, range(CYCLES))
         k.shutdown()
         k.ok = True
     finally:
