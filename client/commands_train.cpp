@@ -59,6 +59,7 @@ Runner add_train_command(CLI::App& app) {
     vc.mlp_ratio = s.mlp_ratio;
     vc.predict_increment = s.predict_increment;
     vc.seed = s.seed;
+    vc.embedding = s.embedding;
     surrogate::Vit model(vc);
     const surrogate::Normalisation norm = surrogate::normalisation_of(runs);
     surrogate::TrainSettings ts;

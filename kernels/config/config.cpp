@@ -548,6 +548,13 @@ const std::vector<Key>& registry() {
     m.push_back(int_key(
         "surrogate.patch", [](Config& c) -> int& { return c.surrogate.patch; },
         "ViT patch size p (p x p on both levels, one token); N % p == 0."));
+    m.push_back(choice_key(
+        "surrogate.embedding", [](Config& c) -> std::string& { return c.surrogate.embedding; },
+        std::vector<std::pair<std::string, std::string>>{{"joint", "joint"},
+                                                         {"per-level", "per-level"}},
+        "ViT patch embedding: one Linear on the 2p^2 values of both levels (joint), or one "
+        "Linear per level merged into one token by cross-attention from a learned query "
+        "(per-level, science.md §5)."));
     m.push_back(int_key(
         "surrogate.dim", [](Config& c) -> int& { return c.surrogate.dim; },
         "ViT token width (a multiple of 4 and of heads)."));

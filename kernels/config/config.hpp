@@ -113,11 +113,14 @@ struct SecurityConfig {
 
 // The ViT surrogate (science.md §5): architecture and training (`rtda train`).
 struct SurrogateConfig {
-  int patch = 4;  // p x p patches on both levels, embedded jointly
+  int patch = 4;  // p x p patches on both levels
   int dim = 128;  // token width
   int depth = 4;  // transformer blocks
   int heads = 4;
   int mlp_ratio = 4;
+  // Patch embedding: "joint" (one Linear on a patch's 2 p^2 values) or "per-level" (a Linear
+  // per level, the two tokens merged by cross-attention; science.md §5).
+  std::string embedding = "joint";
   bool predict_increment = true;  // the network predicts x(t + 12 h) - x(t)
   std::uint64_t seed = 1;         // parameter initialisation, batch order, augmentation
   int batch = 16;

@@ -256,6 +256,107 @@ Mat MultiHeadSelfAttention::backward(const Mat& dy) {
   return qkv_.backward(d_qkv);
 }
 
+// ------------------------------------------------------------------------- LevelAggregation
+
+LevelAggregation::LevelAggregation(const std::string& name, int dim, int heads, int levels,
+                                   std::uint64_t seed)
+    : dim_(dim),
+      heads_(heads),
+      levels_(levels),
+      query_(name + ".query", 1, dim),
+      level_embed_(name + ".level_embed", levels, dim),
+      kv_(name + ".kv", dim, 2 * dim, seed),
+      proj_(name + ".proj", dim, dim, seed) {
+  if (heads <= 0 || dim % heads != 0) {
+    throw std::invalid_argument("LevelAggregation '" + name + "': dim " + std::to_string(dim) +
+                                " is not a multiple of heads " + std::to_string(heads));
+  }
+  if (levels <= 0) {
+    throw std::invalid_argument("LevelAggregation '" + name + "': levels must be positive, got " +
+                                std::to_string(levels));
+  }
+  xavier_uniform(query_.value, seed, query_.name);
+  xavier_uniform(level_embed_.value, seed, level_embed_.name);
+}
+
+void LevelAggregation::collect(ParameterList& params) {
+  params.push_back(&query_);
+  params.push_back(&level_embed_);
+  kv_.collect(params);
+  proj_.collect(params);
+}
+
+Mat LevelAggregation::forward(const Mat& x) {
+  require_cols(x, static_cast<Eigen::Index>(levels_) * dim_, "LevelAggregation", query_.name);
+  const Eigen::Index rows = x.rows();
+  const Eigen::Index levels = levels_;
+  const Eigen::Index dh = dim_ / heads_;
+  const Real scale = nn::attention_scale(static_cast<int>(dh));
+  // Row-major [R][L dim] is the same memory as [R L][dim]: one row per level token, so the
+  // key/value map is one GEMM over all R L tokens.
+  Mat z = Eigen::Map<const Mat>(x.data(), rows * levels, dim_);
+  for (Eigen::Index r = 0; r < rows; ++r)
+    z.middleRows(r * levels, levels) += level_embed_.value;
+  kv_out_ = kv_.forward(z);
+  probs_.resize(rows, heads_ * levels);
+  Mat mixed = Mat::Zero(rows, dim_);
+  const auto q = query_.value.row(0);
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    for (Eigen::Index h = 0; h < heads_; ++h) {
+      Real* p = probs_.data() + (r * heads_ + h) * levels;
+      for (Eigen::Index l = 0; l < levels; ++l)
+        p[l] = kv_out_.row(r * levels + l).segment(h * dh, dh).dot(q.segment(h * dh, dh));
+      // Softmax over the levels, shifted by the maximum (surrogate/nn_math.hpp).
+      nn::softmax_row(p, levels_, scale);
+      for (Eigen::Index l = 0; l < levels; ++l) {
+        mixed.row(r).segment(h * dh, dh) +=
+            p[l] * kv_out_.row(r * levels + l).segment(dim_ + h * dh, dh);
+      }
+    }
+  }
+  return proj_.forward(mixed);
+}
+
+Mat LevelAggregation::backward(const Mat& dy) {
+  require_cache(probs_, dy.rows(), "LevelAggregation");
+  const Eigen::Index rows = dy.rows();
+  const Eigen::Index levels = levels_;
+  const Eigen::Index dh = dim_ / heads_;
+  const Real scale = nn::attention_scale(static_cast<int>(dh));
+  const Mat d_mixed = proj_.backward(dy);
+  Mat d_kv(rows * levels, 2 * dim_);
+  RowVec d_query = RowVec::Zero(dim_);
+  RowVec d_p(levels);
+  const auto q = query_.value.row(0);
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    for (Eigen::Index h = 0; h < heads_; ++h) {
+      const Real* p = probs_.data() + (r * heads_ + h) * levels;
+      const auto d_o = d_mixed.row(r).segment(h * dh, dh);
+      Real p_dot_dp = 0;
+      for (Eigen::Index l = 0; l < levels; ++l) {
+        d_p(l) = d_o.dot(kv_out_.row(r * levels + l).segment(dim_ + h * dh, dh));
+        p_dot_dp += p[l] * d_p(l);
+      }
+      for (Eigen::Index l = 0; l < levels; ++l) {
+        const Eigen::Index row = r * levels + l;
+        // Softmax Jacobian dS = p (dP - sum p dP), with the 1/sqrt(dh) of the scores folded in.
+        const Real d_score = p[l] * (d_p(l) - p_dot_dp) * scale;
+        d_kv.row(row).segment(h * dh, dh) = d_score * q.segment(h * dh, dh);
+        d_query.segment(h * dh, dh) += d_score * kv_out_.row(row).segment(h * dh, dh);
+        d_kv.row(row).segment(dim_ + h * dh, dh) = p[l] * d_o;
+      }
+    }
+  }
+  query_.grad += d_query;
+  const Mat d_z = kv_.backward(d_kv);  // [R L][dim]
+  // Every level token of every row carries the same level embedding.
+  const Eigen::Map<const Mat> d_by_row(d_z.data(), rows, levels * dim_);
+  const RowVec d_embed = d_by_row.colwise().sum();
+  for (Eigen::Index l = 0; l < levels; ++l)
+    level_embed_.grad.row(l) += d_embed.segment(l * dim_, dim_);
+  return d_by_row;
+}
+
 // ---------------------------------------------------------------------------------------- MLP
 
 Mlp::Mlp(const std::string& name, int dim, int ratio, std::uint64_t seed)

@@ -120,6 +120,45 @@ class MultiHeadSelfAttention {
   Mat probs_;    // softmax of sample s, head h in rows [(s heads + h) T, ... + T): [B heads T][T]
 };
 
+// Variable aggregation of [SC]/ClimaX (science.md §5): merges the L level tokens of one patch
+// position into one token by cross-attention from a learned query.
+//   z_l = x_l + E_l                       level token plus its learned level embedding E_l
+//   [k_l | v_l] = z_l W_kv + b_kv         one fused Linear dim -> 2 dim (".kv")
+//   p_hl = softmax_l(q_h . k_lh / sqrt(dh))  per head h over the L levels
+//   y = (concat_h sum_l p_hl v_lh) W_o + b_o  (".proj")
+// The query q [1][dim] is a parameter shared by every position and sample (a projection of a
+// learned query would only reparametrise it, so there is none). Multi-head: with one head the
+// merged token is a single convex mixture of the level values, so a position whose softmax
+// favours one level suppresses the other in every channel; with several heads each group of
+// dh channels takes its own mixture and some heads can keep each level (cost: L scores per head
+// and position, nothing next to the Linears).
+// Input rows hold the L level tokens side by side: x [R][L dim], level l in columns
+// [l dim, (l+1) dim); output [R][dim]. Rows are independent (R = batch * positions).
+// Parameters, in collect() order: query [1][dim], level_embed [L][dim], kv.weight, kv.bias,
+// proj.weight, proj.bias; query and level_embed Xavier-initialised like the Linears.
+class LevelAggregation {
+ public:
+  LevelAggregation(const std::string& name, int dim, int heads, int levels, std::uint64_t seed);
+
+  void collect(ParameterList& params);
+  Mat forward(const Mat& x);
+  Mat backward(const Mat& dy);
+
+  int levels() const { return levels_; }
+  int heads() const { return heads_; }
+
+ private:
+  int dim_;
+  int heads_;
+  int levels_;
+  Parameter query_;
+  Parameter level_embed_;
+  Linear kv_;
+  Linear proj_;
+  Mat kv_out_;  // [R L][2 dim]: row r L + l holds [k | v] of level l at row r
+  Mat probs_;   // [R][heads L]: softmax weights, head h in columns [h L, (h+1) L)
+};
+
 // Linear(dim -> ratio dim) - GELU - Linear(ratio dim -> dim).
 class Mlp {
  public:

@@ -45,7 +45,8 @@ std::map<std::string, std::string> architecture_of(const VitConfig& c) {
           {"heads", std::to_string(c.heads)},
           {"mlp_ratio", std::to_string(c.mlp_ratio)},
           {"predict_increment", c.predict_increment ? "true" : "false"},
-          {"seed", std::to_string(c.seed)}};
+          {"seed", std::to_string(c.seed)},
+          {"embedding", c.embedding}};
 }
 
 VitConfig vit_config_from(const std::map<std::string, std::string>& a) {
@@ -66,6 +67,9 @@ VitConfig vit_config_from(const std::map<std::string, std::string>& a) {
   c.mlp_ratio = std::stoi(get("mlp_ratio"));
   c.predict_increment = get("predict_increment") == "true";
   c.seed = std::stoull(get("seed"));
+  // Checkpoints from before the per-level embedding have no "embedding": they are joint.
+  const auto embedding = a.find("embedding");
+  c.embedding = embedding == a.end() ? "joint" : embedding->second;
   c.validate();
   return c;
 }

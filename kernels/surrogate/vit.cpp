@@ -10,9 +10,14 @@ namespace rtda::surrogate {
 
 namespace {
 
+constexpr int kLevels = 2;
+
+void fail(const std::string& key, const std::string& value, const std::string& expected) {
+  throw std::invalid_argument("surrogate." + key + " = " + value + ": expected " + expected);
+}
+
 void fail(const std::string& key, long long value, const std::string& expected) {
-  throw std::invalid_argument("surrogate." + key + " = " + std::to_string(value) + ": expected " +
-                              expected);
+  fail(key, std::to_string(value), expected);
 }
 
 // The fixed 2-D sin-cos position embedding [tokens][dim] (nn::sincos_position_value, MAE,
@@ -48,6 +53,9 @@ void VitConfig::validate() const {
   }
   if (depth < 0) fail("depth", depth, "a non-negative number of blocks");
   if (mlp_ratio <= 0) fail("mlp_ratio", mlp_ratio, "a positive MLP width ratio");
+  if (embedding != "joint" && embedding != "per-level") {
+    fail("embedding", "\"" + embedding + "\"", "\"joint\" or \"per-level\"");
+  }
 }
 
 Vit::Vit(VitConfig config)
@@ -55,11 +63,22 @@ Vit::Vit(VitConfig config)
       tokens_(static_cast<Eigen::Index>(config.grid_n / config.patch) *
               (config.grid_n / config.patch)),
       patch_dim_(2 * static_cast<Eigen::Index>(config.patch) * config.patch),
-      embed_("patch_embed", static_cast<int>(patch_dim_), config.dim, config.seed),
+      per_level_(config.embedding == "per-level"),
       pos_embed_(sincos_position_embedding(config.grid_n / config.patch, config.dim)),
       norm_("norm", config.dim),
       // Zero head: the untrained increment model is exactly persistence.
       head_("head", config.dim, static_cast<int>(patch_dim_), config.seed, Linear::Init::kZero) {
+  if (per_level_) {
+    const int level_dim = config.patch * config.patch;
+    level_embeds_.reserve(kLevels);
+    for (int l = 0; l < kLevels; ++l) {
+      level_embeds_.emplace_back("embed.level" + std::to_string(l), level_dim, config.dim,
+                                 config.seed);
+    }
+    aggregate_.emplace("aggregate", config.dim, config.heads, kLevels, config.seed);
+  } else {
+    embed_.emplace("patch_embed", static_cast<int>(patch_dim_), config.dim, config.seed);
+  }
   blocks_.reserve(static_cast<std::size_t>(config.depth));
   for (int b = 0; b < config.depth; ++b) {
     blocks_.emplace_back("blocks." + std::to_string(b), config.dim, config.heads, config.mlp_ratio,
@@ -68,7 +87,10 @@ Vit::Vit(VitConfig config)
 }
 
 void Vit::collect(ParameterList& params) {
-  embed_.collect(params);
+  if (embed_) embed_->collect(params);
+  for (auto& level : level_embeds_)
+    level.collect(params);
+  if (aggregate_) aggregate_->collect(params);
   for (auto& block : blocks_)
     block.collect(params);
   norm_.collect(params);
@@ -93,7 +115,15 @@ std::int64_t Vit::flops_per_sample() const {
                              + 2 * 2 * t * t * d        // q k^T and p v, summed over heads
                              + 2 * t * d * d            // output projection
                              + 2 * 2 * t * d * hidden;  // fc1 and fc2
-  return 2 * t * pd * d + config_.depth * block + 2 * t * d * pd;
+  // Joint: one product [T][2 p^2] x [2 p^2][dim]. Per-level: the same flops split over the two
+  // level Linears, then the aggregation's key/value map over 2 T tokens, the query-key scores
+  // and the weighted values (2 levels each) and its output projection.
+  const std::int64_t levels = kLevels;
+  const std::int64_t aggregation = per_level_ ? 2 * (levels * t) * d * (2 * d)  // kv
+                                                    + 2 * 2 * t * levels * d    // q k, p v
+                                                    + 2 * t * d * d             // proj
+                                              : 0;
+  return 2 * t * pd * d + aggregation + config_.depth * block + 2 * t * d * pd;
 }
 
 // Both directions use the index map that the HIP kernels share (nn::patch_state_index).
@@ -140,7 +170,20 @@ Mat Vit::forward(const Mat& x) {
                                 std::to_string(config_.grid_n) + "^2)");
   }
   batch_ = x.rows();
-  Mat h = embed_.forward(patchify(x));
+  Mat h;
+  if (per_level_) {
+    const Mat patches = patchify(x);  // features [level][dy][dx]: level l in a column block
+    const Eigen::Index level_dim = patch_dim_ / kLevels;
+    Mat level_tokens(patches.rows(), kLevels * static_cast<Eigen::Index>(config_.dim));
+    for (int l = 0; l < kLevels; ++l) {
+      level_tokens.middleCols(l * config_.dim, config_.dim) =
+          level_embeds_[static_cast<std::size_t>(l)].forward(
+              patches.middleCols(l * level_dim, level_dim));
+    }
+    h = aggregate_->forward(level_tokens);
+  } else {
+    h = embed_->forward(patchify(x));
+  }
   for (Eigen::Index s = 0; s < batch_; ++s)
     h.middleRows(s * tokens_, tokens_) += pos_embed_;
   for (auto& block : blocks_)
@@ -160,7 +203,20 @@ Mat Vit::backward(const Mat& d_out) {
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it)
     dh = it->backward(dh);
   // The position embedding is a fixed additive term: its gradient passes straight through.
-  Mat d_x = unpatchify(embed_.backward(dh));
+  Mat d_patches;
+  if (per_level_) {
+    const Mat d_tokens = aggregate_->backward(dh);
+    const Eigen::Index level_dim = patch_dim_ / kLevels;
+    d_patches.resize(d_tokens.rows(), patch_dim_);
+    for (int l = 0; l < kLevels; ++l) {
+      d_patches.middleCols(l * level_dim, level_dim) =
+          level_embeds_[static_cast<std::size_t>(l)].backward(
+              d_tokens.middleCols(l * config_.dim, config_.dim));
+    }
+  } else {
+    d_patches = embed_->backward(dh);
+  }
+  Mat d_x = unpatchify(d_patches);
   if (config_.predict_increment) d_x += d_out;
   return d_x;
 }

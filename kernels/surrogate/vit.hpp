@@ -1,6 +1,8 @@
 // The ViT surrogate of docs/science.md §5 (the "small CPU probe" shape by default): joint
-// 2-channel patch embedding, fixed 2-D sin-cos position embedding, `depth` pre-norm
-// transformer blocks, final LayerNorm, a Linear head to patch pixels, unpatchified to 2 x N x N.
+// 2-channel patch embedding (or, with embedding = "per-level", one Linear per level merged by
+// the cross-attention of LevelAggregation, as [SC]/ClimaX), fixed 2-D sin-cos position
+// embedding, `depth` pre-norm transformer blocks, final LayerNorm, a Linear head to patch
+// pixels, unpatchified to 2 x N x N.
 // With predict_increment the output is x + head(...), and the head starts at zero so the
 // untrained model is exactly persistence.
 //
@@ -10,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "surrogate/layers.hpp"
@@ -25,6 +29,9 @@ struct VitConfig {
   int mlp_ratio = 4;              // MLP hidden width = mlp_ratio * dim
   bool predict_increment = true;  // output = x + network(x)
   std::uint64_t seed = 1;         // parameter initialisation
+  // Patch embedding: "joint" (one Linear on the 2 p^2 values of both levels) or "per-level"
+  // (a Linear p^2 -> dim per level, the two tokens merged by LevelAggregation).
+  std::string embedding = "joint";
 
   // Throws std::invalid_argument naming `surrogate.<key>` and the offending value.
   void validate() const;
@@ -40,8 +47,9 @@ class Vit {
   Vit(Vit&&) = default;
   Vit& operator=(Vit&&) = default;
 
-  // Appends every trainable parameter, in a fixed order: patch_embed, blocks.0 ... blocks.{d-1}
-  // (norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2), norm, head.
+  // Appends every trainable parameter, in a fixed order: the embedding (joint: patch_embed;
+  // per-level: embed.level0, embed.level1, aggregate.{query, level_embed, kv, proj}),
+  // blocks.0 ... blocks.{d-1} (norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2), norm, head.
   void collect(ParameterList& params);
 
   // x: [batch][2 N^2]; returns the predicted states, same shape. Caches for backward.
@@ -55,7 +63,8 @@ class Vit {
   int state_size() const { return 2 * config_.grid_n * config_.grid_n; }
   std::int64_t parameter_count();
   // Multiply-add flops (2 m n k per product) of one sample's forward pass: every Linear and
-  // the two attention products; elementwise work (norms, GELU, softmax) is not counted.
+  // the two attention products (of the blocks and of the level aggregation); elementwise work
+  // (norms, GELU, softmax, adding embeddings) is not counted.
   std::int64_t flops_per_sample() const;
 
   const Mat& position_embedding() const { return pos_embed_; }  // [tokens][dim], fixed
@@ -67,7 +76,10 @@ class Vit {
   VitConfig config_;
   Eigen::Index tokens_;
   Eigen::Index patch_dim_;
-  Linear embed_;
+  bool per_level_;
+  std::optional<Linear> embed_;                // joint: 2 p^2 -> dim
+  std::vector<Linear> level_embeds_;           // per-level: p^2 -> dim, one per level
+  std::optional<LevelAggregation> aggregate_;  // per-level: 2 tokens -> 1
   Mat pos_embed_;
   std::vector<TransformerBlock> blocks_;
   LayerNorm norm_;

@@ -13,11 +13,13 @@
 
 #include "surrogate_test_support.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "surrogate/layers.hpp"
 
@@ -183,6 +185,108 @@ TEST(SurrogateLayers, TransformerBlockBackwardMatchesFiniteDifferences) {
   check_layer_gradients<TransformerBlock>(
       layer, random_normal(10, 8, rng),
       [](TransformerBlock& l, const Mat& x) { return l.forward(x, 5); }, rng);
+}
+
+TEST(SurrogateLayers, LevelAggregationBackwardMatchesFiniteDifferences) {
+  SCOPED_TRACE("seed " + std::to_string(kSeed + 9));
+  std::mt19937_64 rng(kSeed + 9);
+  // 2 levels, dim 8, 2 heads; 6 rows (positions of any samples: rows are independent).
+  LevelAggregation layer("aggregate", 8, 2, 2, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  randomise(params, rng, 0.5);
+  check_layer_gradients<LevelAggregation>(
+      layer, random_normal(6, 16, rng),
+      [](LevelAggregation& l, const Mat& x) { return l.forward(x); }, rng);
+}
+
+TEST(SurrogateLayers, LevelAggregationIsTheCrossAttentionOfItsDefinition) {
+  // One row, written out in double from the definition: z_l = x_l + E_l, [k|v] = z W + b,
+  // per head p = softmax_l(q_h . k_lh / sqrt(dh)), y = (sum_l p_l v_lh) W_o + b_o.
+  std::mt19937_64 rng(kSeed + 10);
+  const int dim = 8, heads = 2, levels = 3, dh = dim / heads;
+  LevelAggregation layer("aggregate", dim, heads, levels, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  randomise(params, rng, 0.7);
+  ASSERT_EQ(params.size(), 6u);
+  const Mat& q = params[0]->value;
+  const Mat& e = params[1]->value;
+  const Mat& w_kv = params[2]->value;
+  const Mat& b_kv = params[3]->value;
+  const Mat& w_o = params[4]->value;
+  const Mat& b_o = params[5]->value;
+  const Mat x = random_normal(1, levels * dim, rng);
+  const Mat y = layer.forward(x);
+  ASSERT_EQ(y.rows(), 1);
+  ASSERT_EQ(y.cols(), dim);
+  Eigen::MatrixXd kv(levels, 2 * dim);
+  for (int l = 0; l < levels; ++l) {
+    for (int o = 0; o < 2 * dim; ++o) {
+      double s = b_kv(0, o);
+      for (int i = 0; i < dim; ++i)
+        s += (static_cast<double>(x(0, l * dim + i)) + e(l, i)) * w_kv(i, o);
+      kv(l, o) = s;
+    }
+  }
+  Eigen::VectorXd mixed = Eigen::VectorXd::Zero(dim);
+  for (int h = 0; h < heads; ++h) {
+    std::vector<double> score(levels);
+    double top = -1e300, sum = 0;
+    for (int l = 0; l < levels; ++l) {
+      score[l] = 0;
+      for (int i = 0; i < dh; ++i)
+        score[l] += q(0, h * dh + i) * kv(l, h * dh + i);
+      score[l] /= std::sqrt(static_cast<double>(dh));
+      top = std::max(top, score[l]);
+    }
+    for (int l = 0; l < levels; ++l)
+      sum += std::exp(score[l] - top);
+    for (int l = 0; l < levels; ++l) {
+      const double p = std::exp(score[l] - top) / sum;
+      for (int i = 0; i < dh; ++i)
+        mixed(h * dh + i) += p * kv(l, dim + h * dh + i);
+    }
+  }
+  for (int o = 0; o < dim; ++o) {
+    double expected = b_o(0, o);
+    for (int i = 0; i < dim; ++i)
+      expected += mixed(i) * w_o(i, o);
+    EXPECT_NEAR(y(0, o), expected, 1e-5 * (1.0 + std::abs(expected))) << "feature " << o;
+  }
+}
+
+TEST(SurrogateLayers, LevelAggregationRegistersNamedParametersAndRejectsBadShapes) {
+  LevelAggregation layer("aggregate", 8, 2, 2, kSeed);
+  ParameterList params;
+  layer.collect(params);
+  const std::vector<std::string> expected = {"aggregate.query",       "aggregate.level_embed",
+                                             "aggregate.kv.weight",   "aggregate.kv.bias",
+                                             "aggregate.proj.weight", "aggregate.proj.bias"};
+  ASSERT_EQ(params.size(), expected.size());
+  for (std::size_t i = 0; i < params.size(); ++i)
+    EXPECT_EQ(params[i]->name, expected[i]);
+  EXPECT_EQ(params[0]->value.rows(), 1);
+  EXPECT_EQ(params[1]->value.rows(), 2);
+  EXPECT_EQ(params[2]->value.cols(), 16);
+  // Xavier-initialised query and level embedding (not zero), reproducible from the seed.
+  EXPECT_GT(params[0]->value.cwiseAbs().maxCoeff(), 0.0f);
+  EXPECT_GT(params[1]->value.cwiseAbs().maxCoeff(), 0.0f);
+  LevelAggregation same("aggregate", 8, 2, 2, kSeed);
+  ParameterList same_params;
+  same.collect(same_params);
+  for (std::size_t i = 0; i < params.size(); ++i)
+    EXPECT_EQ(params[i]->value, same_params[i]->value) << params[i]->name;
+  EXPECT_THROW(layer.forward(Mat::Zero(3, 8)), std::invalid_argument);  // one level's width
+  EXPECT_THROW(layer.backward(Mat::Zero(3, 8)), std::logic_error);      // no forward yet
+  EXPECT_THROW(LevelAggregation("bad", 8, 3, 2, kSeed), std::invalid_argument);
+}
+
+TEST(SurrogateLayers, LevelAggregationSoftmaxSurvivesHugeScores) {
+  std::mt19937_64 rng(kSeed + 11);
+  LevelAggregation layer("aggregate", 8, 2, 2, kSeed);
+  const Mat y = layer.forward(random_normal(4, 16, rng, 1e4));
+  EXPECT_TRUE(y.allFinite());
 }
 
 TEST(SurrogateLayers, BackwardAccumulatesParameterGradients) {
