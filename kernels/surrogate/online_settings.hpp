@@ -6,8 +6,8 @@ namespace rtda::surrogate {
 
 struct OnlineSettings {
   bool enabled = false;            // surrogate.online
-  double lr = 2e-5;                // peak AdamW learning rate of the online steps
-  int steps = 2;                   // optimiser steps after each analysis
+  double lr = 1e-3;                // peak AdamW learning rate of the online steps
+  int steps = 4;                   // optimiser steps after each analysis
   int batch = 8;                   // pairs per step, drawn from the replay buffer
   int buffer = 64;                 // replay buffer capacity (newest pairs kept)
   int warmup_steps = 20;           // linear warm-up of the online learning rate
