@@ -2,13 +2,14 @@
 // rates of every term of a cycle, and the MPI costs of the messages a cycle sends.
 // Plain main(), so that it can run under mpiexec; one section per call:
 //
-//   OMP_NUM_THREADS=1 build/bench/scaling_inputs forecast [reps]   SQG per member-step, N 64/128/256
-//   OMP_NUM_THREADS=1 build/bench/scaling_inputs vit [reps]        ViT forward per member, N 64/128
-//   OMP_NUM_THREADS=1 build/bench/scaling_inputs ensf [reps]       EnSF per member-element-step
-//   OMP_NUM_THREADS=1 build/bench/scaling_inputs letkf [reps]      LETKF per column vs k, p_loc
-//   OMP_NUM_THREADS=1 build/bench/scaling_inputs serial [reps]     obs space, mean/spread, rank-0 diagnostics, triad
-//   OMP_NUM_THREADS=1 build/bench/scaling_inputs local [reps]      the worker's h(x) + transposes on 1 rank
-//   mpiexec -n 2 build/bench/scaling_inputs mpi [reps]             alpha/beta: Alltoallv, Allreduce, Gatherv,
+//   OMP_NUM_THREADS=1 build/bench/scaling_inputs forecast [reps]   SQG per member-step, N
+//   64/128/256 OMP_NUM_THREADS=1 build/bench/scaling_inputs vit [reps]        ViT forward per
+//   member, N 64/128 OMP_NUM_THREADS=1 build/bench/scaling_inputs ensf [reps]       EnSF per
+//   member-element-step OMP_NUM_THREADS=1 build/bench/scaling_inputs letkf [reps]      LETKF per
+//   column vs k, p_loc OMP_NUM_THREADS=1 build/bench/scaling_inputs serial [reps]     obs space,
+//   mean/spread, rank-0 diagnostics, triad OMP_NUM_THREADS=1 build/bench/scaling_inputs local
+//   [reps]      the worker's h(x) + transposes on 1 rank mpiexec -n 2 build/bench/scaling_inputs
+//   mpi [reps]             alpha/beta: Alltoallv, Allreduce, Gatherv,
 //                                                                  and the worker's own transposes
 //
 // Every measurement is repeated `reps` times (default 5); each line prints min / median / max
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "analysis_problem.hpp"
+#include "distributed_ensemble.hpp"
 #include "filters/ensf.hpp"
 #include "filters/letkf.hpp"
 #include "obs/observation_space.hpp"
@@ -38,7 +40,6 @@
 #include "sqg/sqg_model.hpp"
 #include "sqg/sqg_params.hpp"
 #include "surrogate/vit.hpp"
-#include "distributed_ensemble.hpp"
 
 namespace {
 
@@ -91,10 +92,9 @@ Stats repeat(int reps, const std::function<void()>& fn, bool warm = true) {
 void print(const char* section, const std::string& name, Stats s, double scale, const char* unit,
            const std::string& extra = "") {
   if (g_rank != 0) return;
-  std::printf("%s %s min %.4g med %.4g max %.4g %s | cpu min %.4g med %.4g max %.4g%s%s\n",
-              section, name.c_str(), s.min * scale, s.med * scale, s.max * scale, unit,
-              s.cpu_min * scale, s.cpu_med * scale, s.cpu_max * scale, extra.empty() ? "" : "  ",
-              extra.c_str());
+  std::printf("%s %s min %.4g med %.4g max %.4g %s | cpu min %.4g med %.4g max %.4g%s%s\n", section,
+              name.c_str(), s.min * scale, s.med * scale, s.max * scale, unit, s.cpu_min * scale,
+              s.cpu_med * scale, s.cpu_max * scale, extra.empty() ? "" : "  ", extra.c_str());
   std::fflush(stdout);
 }
 
@@ -183,9 +183,9 @@ void section_ensf(int reps) {
       });
     };
     const Stats a = run(c.s1), b = run(c.s2);
-    const std::string tag = std::string(c.mode == filters::EnsfMode::kPaper ? "paper" : "standard") +
-                            "_N" + std::to_string(c.n) + "_K" + std::to_string(c.k) +
-                            (c.slab < 1 ? "_halfslab" : "");
+    const std::string tag =
+        std::string(c.mode == filters::EnsfMode::kPaper ? "paper" : "standard") + "_N" +
+        std::to_string(c.n) + "_K" + std::to_string(c.k) + (c.slab < 1 ? "_halfslab" : "");
     print("ensf", tag + "_" + std::to_string(c.s1) + "steps", a, 1e3, "ms");
     print("ensf", tag + "_" + std::to_string(c.s2) + "steps", b, 1e3, "ms");
     // Derived from the two minima and the two medians (a max - max difference means nothing).
@@ -194,12 +194,13 @@ void section_ensf(int reps) {
     const double step_min = (b.min - a.min) / ds, step_med = (b.med - a.med) / ds;
     const double cstep_min = (b.cpu_min - a.cpu_min) / ds, cstep_med = (b.cpu_med - a.cpu_med) / ds;
     if (g_rank == 0)
-      std::printf("ensf %s_per_step from_min %.4g from_med %.4g ms  per_member_elem_step "
-                  "from_min %.4g from_med %.4g ns  fixed from_min %.4g ms | cpu per_member_elem_step "
-                  "from_min %.4g from_med %.4g ns  fixed from_min %.4g ms\n",
-                  tag.c_str(), step_min * 1e3, step_med * 1e3, step_min * 1e9 / work,
-                  step_med * 1e9 / work, (a.min - c.s1 * step_min) * 1e3, cstep_min * 1e9 / work,
-                  cstep_med * 1e9 / work, (a.cpu_min - c.s1 * cstep_min) * 1e3);
+      std::printf(
+          "ensf %s_per_step from_min %.4g from_med %.4g ms  per_member_elem_step "
+          "from_min %.4g from_med %.4g ns  fixed from_min %.4g ms | cpu per_member_elem_step "
+          "from_min %.4g from_med %.4g ns  fixed from_min %.4g ms\n",
+          tag.c_str(), step_min * 1e3, step_med * 1e3, step_min * 1e9 / work, step_med * 1e9 / work,
+          (a.min - c.s1 * step_min) * 1e3, cstep_min * 1e9 / work, cstep_med * 1e9 / work,
+          (a.cpu_min - c.s1 * cstep_min) * 1e3);
     std::fflush(stdout);
   }
 }
@@ -227,8 +228,7 @@ void section_letkf(int reps) {
     std::vector<double> cols(static_cast<std::size_t>(c.k) * 2 * nc), post(cols.size());
     for (int m = 0; m < c.k; ++m)
       for (int lev = 0; lev < 2; ++lev)
-        std::copy_n(p.prior.data() + m * dim + lev * n2 + c0, nc,
-                    cols.data() + (m * 2 + lev) * nc);
+        std::copy_n(p.prior.data() + m * dim + lev * n2 + c0, nc, cols.data() + (m * 2 + lev) * nc);
     filters::LetkfAnalysis letkf;
     filters::LetkfColumnStats st;
     const Stats s = repeat(reps, [&] {
@@ -248,11 +248,11 @@ void section_local(int reps) {
     const bench::Problem p = bench::make_problem(n, k);
     worker::DistributedEnsemble ens(MPI_COMM_WORLD, k, n);
     std::copy(p.prior.begin() + static_cast<std::ptrdiff_t>(ens.first_member() * ens.state_size()),
-              p.prior.begin() + static_cast<std::ptrdiff_t>((ens.first_member() + ens.local_members()) *
-                                                            ens.state_size()),
+              p.prior.begin() + static_cast<std::ptrdiff_t>(
+                                    (ens.first_member() + ens.local_members()) * ens.state_size()),
               ens.local_states().begin());
-    const std::string tag = "_N" + std::to_string(n) + "_K" + std::to_string(k) + "_R" +
-                            std::to_string(g_size);
+    const std::string tag =
+        "_N" + std::to_string(n) + "_K" + std::to_string(k) + "_R" + std::to_string(g_size);
     std::vector<double> cols;
     const Stats t1 = repeat(reps, [&] {
       MPI_Barrier(MPI_COMM_WORLD);
@@ -280,7 +280,8 @@ void section_serial(int reps) {
   for (auto [n, k] : {std::pair{64, 20}, std::pair{128, 40}}) {
     const bench::Problem p = bench::make_problem(n, k);
     const std::string tag = "_N" + std::to_string(n) + "_K" + std::to_string(k);
-    // ObservationSpace from an ObservationSet of every grid point (built on every rank, every cycle).
+    // ObservationSpace from an ObservationSet of every grid point (built on every rank, every
+    // cycle).
     io::ObservationSet set;
     for (std::size_t o = 0; o < p.obs.size(); ++o)
       set.push_back({0.0, p.obs.level()[o], p.obs.x_m()[o], p.obs.y_m()[o], p.obs.value()[o],
@@ -329,8 +330,8 @@ void section_serial(int reps) {
       }
       sink += dsum + hvar;
     });
-    print("serial", "rank0_innovations" + tag, sd, 1e9 / (static_cast<double>(k) * po),
-          "ns/value", sink == 42 ? "." : "");
+    print("serial", "rank0_innovations" + tag, sd, 1e9 / (static_cast<double>(k) * po), "ns/value",
+          sink == 42 ? "." : "");
   }
   // Triad a = b + s c over 3 x 32 MB (one core's streaming bandwidth).
   const std::size_t len = 4u << 20;
@@ -339,7 +340,7 @@ void section_serial(int reps) {
     for (std::size_t i = 0; i < len; ++i)
       a[i] = b[i] + 3.0 * c[i];
   });
-  const Stats bw{24.0 * len / st.max, 24.0 * len / st.med, 24.0 * len / st.min,
+  const Stats bw{24.0 * len / st.max,     24.0 * len / st.med,     24.0 * len / st.min,
                  24.0 * len / st.cpu_max, 24.0 * len / st.cpu_med, 24.0 * len / st.cpu_min};
   print("serial", "triad_bandwidth", bw, 1e-9, "GB/s", "(min/med/max of the rate)");
 }
@@ -425,7 +426,8 @@ int main(int argc, char** argv) {
     section_local(reps);
   } else {
     if (g_rank == 0)
-      std::fprintf(stderr, "usage: scaling_inputs forecast|vit|ensf|letkf|serial|local|mpi [reps]\n");
+      std::fprintf(stderr,
+                   "usage: scaling_inputs forecast|vit|ensf|letkf|serial|local|mpi [reps]\n");
     rc = 2;
   }
   MPI_Finalize();

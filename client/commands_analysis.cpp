@@ -41,8 +41,8 @@ struct MpiSession {
 // --device auto|cpu|hip of the offline tools: the worker's choice (kernels/hip/device.hpp),
 // reported on stderr by rank 0.
 device::Backend choose_backend(const std::string& request, int rank) {
-  const device::Choice c = device::choose(device::parse_request(request),
-                                          device::local_rank_from_environment(rank));
+  const device::Choice c =
+      device::choose(device::parse_request(request), device::local_rank_from_environment(rank));
   if (rank == 0) std::fprintf(stderr, "%s\n", c.reason.c_str());
   return c.backend;
 }
@@ -244,7 +244,8 @@ Runner add_experiment_command(CLI::App& app) {
       std::fflush(stdout);
     }
     const auto result = worker::run_experiment(
-        MPI_COMM_WORLD, cfg, *filter, *out, [&](const worker::CycleRecord& r) {
+        MPI_COMM_WORLD, cfg, *filter, *out,
+        [&](const worker::CycleRecord& r) {
           std::printf("%6d %8.1f %9.3f %9.3f %9.3f %9.3f %7.0f %7.2f %7.3f%s\n", r.cycle,
                       r.time_seconds / 86400.0, r.rmse_background_K, r.rmse_analysis_K,
                       r.spread_background_K, r.spread_analysis_K, r.observations_used,

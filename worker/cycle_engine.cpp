@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "hip/vit_hip.hpp"
 #include "obs/experiments.hpp"
 #include "obs/observation_space.hpp"
 #include "sqg/fft_wisdom.hpp"
@@ -15,7 +16,6 @@
 #include "surrogate/trainer.hpp"
 #include "surrogate/training_data.hpp"
 #include "surrogate/vit.hpp"
-#include "hip/vit_hip.hpp"
 
 namespace rtda::worker {
 namespace {

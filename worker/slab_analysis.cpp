@@ -89,8 +89,7 @@ class EnsfSlab : public SlabAnalysis {
 
 }  // namespace
 
-std::unique_ptr<SlabAnalysis> make_slab_analysis(std::string_view filter,
-                                                 const config::Config& cfg,
+std::unique_ptr<SlabAnalysis> make_slab_analysis(std::string_view filter, const config::Config& cfg,
                                                  device::Backend backend) {
   const bool hip = backend == device::Backend::kHip;
   if (filter == "none") return std::make_unique<FreeRun>();

@@ -40,8 +40,7 @@ class SlabAnalysis {
 // "letkf", "ensf" or "none", configured from cfg.letkf / cfg.ensf; with Backend::kHip the
 // filter's steps run on this rank's HIP device (kernels/hip), the columns' data copied to it
 // and back around each analysis.
-std::unique_ptr<SlabAnalysis> make_slab_analysis(
-    std::string_view filter, const config::Config& cfg,
-    device::Backend backend = device::Backend::kCpu);
+std::unique_ptr<SlabAnalysis> make_slab_analysis(std::string_view filter, const config::Config& cfg,
+                                                 device::Backend backend = device::Backend::kCpu);
 
 }  // namespace rtda::worker
