@@ -30,8 +30,8 @@ namespace {
 
 constexpr std::uint64_t kSeed = 20250310;
 
+using test_support::expect_vit_backward_matches_finite_differences;
 using test_support::random_normal;
-using test_support::weighted_sum;
 
 VitConfig tiny_per_level() {
   VitConfig c;
@@ -115,50 +115,7 @@ TEST(SurrogateEmbedding, PerLevelBackwardMatchesFiniteDifferences) {
   SCOPED_TRACE("seed " + std::to_string(kSeed + 1));
   std::mt19937_64 rng(kSeed + 1);
   Vit vit(tiny_per_level());
-  ParameterList params;
-  vit.collect(params);
-  // Randomise the zero head (else every gradient before it vanishes), the norms and biases.
-  for (Parameter* p : params) {
-    if (p->name.rfind("head", 0) == 0 || p->name.find("norm") != std::string::npos ||
-        p->name.find("bias") != std::string::npos) {
-      p->value = random_normal(p->value.rows(), p->value.cols(), rng, 0.3);
-      if (p->name.find("norm") != std::string::npos &&
-          p->name.find("weight") != std::string::npos) {
-        p->value.array() += 1.0f;
-      }
-    }
-  }
-  Mat x = random_normal(2, vit.state_size(), rng);
-  const Mat r = random_normal(2, vit.state_size(), rng);
-  for (Parameter* p : params)
-    p->zero_grad();
-  vit.forward(x);
-  const Mat dx = vit.backward(r);
-  const auto loss = [&] { return weighted_sum(vit.forward(x), r); };
-  const auto fd = [&](Real& entry) {
-    const Real saved = entry;
-    const Real up = static_cast<Real>(saved + 1e-2);
-    const Real down = static_cast<Real>(saved - 1e-2);
-    entry = up;
-    const double l_up = loss();
-    entry = down;
-    const double l_down = loss();
-    entry = saved;
-    return (l_up - l_down) / (static_cast<double>(up) - static_cast<double>(down));
-  };
-  const auto check = [&](Mat& values, const Mat& grad, const std::string& what) {
-    SCOPED_TRACE(what);
-    const double scale = grad.cwiseAbs().maxCoeff();
-    ASSERT_GT(scale, 1e-4) << "vanishing gradient: the check would be vacuous";
-    for (int k = 0; k < 4; ++k) {
-      const Eigen::Index i = static_cast<Eigen::Index>(rng() % values.size());
-      const double numeric = fd(values.data()[i]);
-      EXPECT_NEAR(numeric, grad.data()[i], 2e-2 * scale) << "entry " << i;
-    }
-  };
-  check(x, dx, "input");
-  for (Parameter* p : params)
-    check(p->value, p->grad, p->name);
+  expect_vit_backward_matches_finite_differences(vit, rng);
 }
 
 TEST(SurrogateEmbedding, PerLevelBatchOfThreeEqualsThreeSingleSamples) {
