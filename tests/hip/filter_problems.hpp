@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../unit/observation_builders.hpp"
 #include "core/random.hpp"
 #include "io/observations_file.hpp"
 #include "obs/observation_space.hpp"
@@ -97,15 +98,7 @@ inline FilterProblem make_filter_problem(int n, int members, ObsLayout layout, s
                : op == io::ObsOperator::kArctan ? std::atan(s_k * q)
                                                 : q;
     h += sigma * u.normal(4 * o + 3);
-    io::Observation ob;
-    ob.level = level;
-    ob.x_m = x_m;
-    ob.y_m = y_m;
-    ob.value = h;
-    ob.error_sd = sigma;
-    ob.op = op;
-    ob.id = o;
-    set.push_back(ob);
+    set.push_back(test_support::observation(x_m, y_m, level, h, op, sigma, o));
   }
   p.obs = obs::ObservationSpace(p.grid, set);
   return p;
