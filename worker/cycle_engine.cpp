@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "filters/inflation.hpp"
 #include "hip/vit_hip.hpp"
 #include "obs/experiments.hpp"
 #include "obs/observation_space.hpp"
@@ -513,11 +514,37 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   ensemble_.to_columns(cols);
   std::vector<double> mean_b, spread_b;
   column_mean_spread(ensemble_, cols, k, comm_, mean_b, spread_b);
+  // Prior inflation (filters/inflation.hpp) after the background diagnostics, which stay the
+  // forecast's own. Every rank holds all of h(x), so every rank finds the same factor.
+  const filters::InflationEstimate inflation =
+      filters::estimate_inflation(cfg_.inflation, hx, k, space);
+  std::vector<double> hx_inflated;
+  std::span<const double> hx_used = hx;
+  if (inflation.factor != 1.0) {
+    // EnSF's spread target "initial" is the initial ensemble's spread (science.md §4), not
+    // the inflated one: record it from this prior before inflating it.
+    if (filter_name == "ensf" && cfg_.ensf.spread_target == filters::EnsfSpreadTarget::kInitial &&
+        analysis.carried_state().empty()) {
+      const auto [c0, c1] = ensemble_.columns();
+      const std::size_t local = c1 - c0, n2 = ensemble_.columns_total();
+      std::vector<double> m, sd;
+      mean_and_spread(cols, k, 2 * local, m, sd);
+      std::vector<double> initial(n, std::numeric_limits<double>::quiet_NaN());
+      for (int lev = 0; lev < 2; ++lev)
+        for (std::size_t j = 0; j < local; ++j)
+          initial[lev * n2 + c0 + j] = sd[lev * local + j];
+      analysis.restore_carried_state(std::move(initial));
+    }
+    filters::inflate(cols, k, inflation.factor);
+    hx_inflated = hx;
+    filters::inflate(hx_inflated, k, inflation.factor);
+    hx_used = hx_inflated;
+  }
   post.assign(cols.size(), 0.0);
   std::map<std::string, double> extra;
   const auto [c0, c1] = ensemble_.columns();
-  analysis.analyse_columns(cols, hx, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post, comm_,
-                           extra);
+  analysis.analyse_columns(cols, hx_used, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post,
+                           comm_, extra);
   ensemble_.from_columns(post);
   column_mean_spread(ensemble_, post, k, comm_, out.mean, out.spread);
   std::vector<double> posterior;
@@ -581,6 +608,10 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   diag["seconds_analysis"] = {rec.seconds_analysis, "s", "wall time of the analysis stage"};
   for (const auto& [name, value] : extra)
     diag[name] = {value, "1", name};
+  if (cfg_.inflation.mode != filters::InflationMode::kNone) {
+    diag["inflation_factor"] = {inflation.factor, "1",
+                                "multiplicative prior inflation applied before the filter"};
+  }
   if (surrogate_ && surrogate_->online) {
     // The weights that made this background, and what the adaptation before it found.
     const surrogate::OnlineReport& rep = surrogate_->last;

@@ -435,6 +435,22 @@ const std::vector<Key>& registry() {
     m.push_back(real_key(
         "ensf.rtps", [](Config& c) -> double& { return c.ensf.rtps; },
         "Relaxation to prior spread (eq. 10) before the spread target; 0 = off."));
+    // [inflation]
+    m.push_back(choice_key(
+        "inflation.mode", [](Config& c) -> filters::InflationMode& { return c.inflation.mode; },
+        std::vector<std::pair<std::string, filters::InflationMode>>{
+            {"none", filters::InflationMode::kNone},
+            {"fixed", filters::InflationMode::kFixed},
+            {"adaptive", filters::InflationMode::kAdaptive}},
+        "Multiplicative prior inflation before every filter: none, the fixed inflation.factor, "
+        "or estimated each cycle from the innovations (lambda^2 = (d^T d - tr R) / tr HPH^T, "
+        "clamped to [1, inflation.max])."));
+    m.push_back(real_key(
+        "inflation.factor", [](Config& c) -> double& { return c.inflation.factor; },
+        "lambda of inflation.mode = \"fixed\" (>= 1)."));
+    m.push_back(real_key(
+        "inflation.max", [](Config& c) -> double& { return c.inflation.max; },
+        "Upper bound of the adaptive lambda (>= 1)."));
     // [server]
     m.push_back(string_key(
         "server.ingest", [](Config& c) -> std::string& { return c.server.ingest; },
@@ -805,6 +821,7 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
     c.nature.validate(c.model.sqg);
     c.letkf.validate();
     c.ensf.validate();
+    c.inflation.validate();
   } catch (const std::invalid_argument& e) {
     throw ConfigError((toml_path ? *toml_path + ": " : std::string()) + e.what());
   }

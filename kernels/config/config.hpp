@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "filters/ensf.hpp"
+#include "filters/inflation.hpp"
 #include "filters/letkf.hpp"
 #include "obs/experiments.hpp"
 #include "sqg/nature_run.hpp"
@@ -146,6 +147,7 @@ struct Config {
   ExperimentConfig experiment;
   filters::LetkfSettings letkf;
   filters::EnsfSettings ensf;  // ensf.mode selects that mode's defaults before other keys
+  filters::InflationSettings inflation;  // prior inflation before any filter
   ServerConfig server;
   WindowConfig window;
   LimitsConfig limits;
