@@ -376,8 +376,11 @@ class ServerJobTest(ScriptCase):
                        RTDA_ADVERTISE_HOST="127.0.0.1", RTDA_PORT_BASE=base,
                        RTDA_METRICS_PORT="", SLURM_JOB_ID=99)
         endpoint_file = self.tmp / "rtda-server.endpoints"
+        # Own process group: on failure the whole job (bash and the server holding the pipe)
+        # is killed, so the test ends instead of waiting for the pipe to close.
         job = subprocess.Popen(["bash", str(SERVER_JOB)], env=env, cwd=self.tmp,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
         try:
             deadline = time.monotonic() + 20
             while not endpoint_file.exists() and time.monotonic() < deadline:
@@ -391,8 +394,8 @@ class ServerJobTest(ScriptCase):
             out, _ = job.communicate(timeout=30)
         finally:
             if job.poll() is None:
-                job.kill()
-                job.communicate()
+                os.killpg(job.pid, signal.SIGKILL)
+                job.communicate(timeout=30)
         self.assertEqual(job.returncode, 0, out)
         self.assertIn("stopping", out)
         self.assertFalse(endpoint_file.exists(), "the endpoint file outlived the server")
@@ -433,7 +436,7 @@ class SystemdUnitTest(unittest.TestCase):
             unit = Path(tmp) / "rtda-server.service"
             unit.write_text(text)
             r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                               text=True)
+                               text=True, timeout=90)
         # Complaints about the unit name it; anything else comes from the host's own units.
         complaints = [line for line in (r.stdout + r.stderr).splitlines()
                       if "rtda-server" in line]
