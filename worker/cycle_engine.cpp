@@ -8,6 +8,9 @@
 #include <stdexcept>
 
 #include "filters/inflation.hpp"
+#include "hip/cycle_hip.hpp"
+#include "hip/ensf_hip_kernels.hpp"
+#include "hip/nn_hip.hpp"
 #include "hip/vit_hip.hpp"
 #include "obs/experiments.hpp"
 #include "obs/observation_space.hpp"
@@ -52,17 +55,12 @@ void mean_and_spread(std::span<const double> all, int k, std::size_t n, std::vec
 // summed over the members in the same order as mean_and_spread on the whole ensemble, so the
 // result is the same bits; only 4 values per grid column travel to rank 0, instead of the
 // whole ensemble.
-void column_mean_spread(const DistributedEnsemble& ens, std::span<const double> cols, int k,
+//
+// gather_mean_spread is the second half: `packed` = [mean level 0, mean level 1, spread level
+// 0, spread level 1] of this rank's columns (4 (c1 - c0) values, computed on the host or on
+// the device), assembled on rank 0.
+void gather_mean_spread(const DistributedEnsemble& ens, std::span<const double> packed,
                         MPI_Comm comm, std::vector<double>& mean, std::vector<double>& spread) {
-  const auto [c0, c1] = ens.columns();
-  const std::size_t local = c1 - c0;
-  std::vector<double> m, s;
-  mean_and_spread(cols, k, 2 * local, m, s);
-  // Pack [mean level 0, mean level 1, spread level 0, spread level 1] of the local columns.
-  std::vector<double> packed;
-  packed.reserve(4 * local);
-  packed.insert(packed.end(), m.begin(), m.end());
-  packed.insert(packed.end(), s.begin(), s.end());
   const int ranks = ens.ranks();
   std::vector<int> counts(static_cast<std::size_t>(ranks)), displs(static_cast<std::size_t>(ranks));
   int offset = 0;
@@ -88,6 +86,22 @@ void column_mean_spread(const DistributedEnsemble& ens, std::span<const double> 
       std::copy_n(src + (2 + lev) * w, w, spread.data() + lev * n2 + b);
     }
   }
+}
+
+// Returns this rank's part, packed as for gather_mean_spread.
+std::vector<double> column_mean_spread(const DistributedEnsemble& ens, std::span<const double> cols,
+                                       int k, MPI_Comm comm, std::vector<double>& mean,
+                                       std::vector<double>& spread) {
+  const auto [c0, c1] = ens.columns();
+  const std::size_t local = c1 - c0;
+  std::vector<double> m, s;
+  mean_and_spread(cols, k, 2 * local, m, s);
+  std::vector<double> packed;
+  packed.reserve(4 * local);
+  packed.insert(packed.end(), m.begin(), m.end());
+  packed.insert(packed.end(), s.begin(), s.end());
+  gather_mean_spread(ens, packed, comm, mean, spread);
+  return packed;
 }
 
 double rms_difference(std::span<const double> a, std::span<const double> b) {
@@ -204,6 +218,10 @@ CycleEngine::CycleEngine(MPI_Comm comm, const config::Config& cfg, device::Backe
       steps_per_cycle_(static_cast<int>(
           std::lround(cfg_.experiment.cycle_hours * 3600.0 / cfg_.model.sqg.dt_s))) {
   if (cfg_.model.kind == "vit") load_surrogate_weights();
+  // With Backend::kHip the ensemble lives on the device between the stages (docs/hip.md).
+  if (backend_ == device::Backend::kHip)
+    device_ = std::make_unique<DeviceEnsemble>(comm_, ensemble_);
+  device_bytes_mark_ = hip::detail::host_device_bytes();
 }
 
 struct CycleEngine::Surrogate {
@@ -215,6 +233,7 @@ struct CycleEngine::Surrogate {
   // Backend::kHip: the forward pass on the device, its weights re-uploaded after adaptation.
   std::unique_ptr<hip::VitForwardHip> device_forward;
   std::uint64_t device_version = 0;
+  hip::nn::DeviceArray device_batch;  // the normalised members, float, in and out of the ViT
   struct Pending {
     std::uint64_t cycle = 0;
     obs::ObservationSpace space;
@@ -331,6 +350,7 @@ void CycleEngine::start_from_nature(const io::NatureRun& nature) {
   } else {
     ensemble_.scatter({}, 0);
   }
+  if (device_) device_->host_written();
   filters_.clear();
 }
 
@@ -361,6 +381,7 @@ std::int64_t CycleEngine::start_from_checkpoint(const std::string& path) {
     throw std::runtime_error(error);
   }
   ensemble_.scatter(c.q, 0);
+  if (device_) device_->host_written();
   std::int64_t cycle = c.cycle;
   MPI_Bcast(&cycle, 1, MPI_INT64_T, 0, comm_);
   // EnSF's spread target travels with the checkpoint (every rank keeps its own slab of it).
@@ -395,6 +416,7 @@ io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) 
   c.time_seconds = time_seconds;
   c.members = ensemble_.members();
   c.config_hash = config::science_hash(cfg_);
+  if (device_) device_->to_host();  // the device copy may be the current one
   c.q = ensemble_.gather(0);
   // The adapted surrogate is part of the state: identical on every rank, saved from rank 0.
   if (surrogate_ && surrogate_->online && ensemble_.rank() == 0) {
@@ -428,12 +450,19 @@ io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) 
 double CycleEngine::forecast_cycle() {
   const auto t0 = Clock::now();
   if (!surrogate_) {
+    // The SQG physics runs on the CPU (FFTW) with either backend.
+    if (device_) device_->to_host();
     stepper_->advance_grid(ensemble_.local_states(), ensemble_.local_members(), steps_per_cycle_);
+    if (device_) device_->host_written();
     return seconds_since(t0);
   }
   // The surrogate: this rank's members as one batch through the ViT (one cycle per step).
   const int m = ensemble_.local_members();
   if (m == 0) return seconds_since(t0);
+  if (device_) {
+    forecast_surrogate_on_device();
+    return seconds_since(t0);
+  }
   const std::size_t n = ensemble_.state_size();
   const int grid = cfg_.model.sqg.N;
   auto states = ensemble_.local_states();
@@ -442,24 +471,115 @@ double CycleEngine::forecast_cycle() {
     surrogate_->norm.apply(states.subspan(static_cast<std::size_t>(r) * n, n),
                            std::span<float>(x.row(r).data(), n), grid);
   }
-  surrogate::Mat y;
-  if (surrogate_->device_forward) {
-    // Weights changed by online adaptation (or a restart) reach the device before use.
-    const std::uint64_t version = surrogate_version();
-    if (version != surrogate_->device_version) {
-      surrogate_->device_forward->upload_weights(*surrogate_->vit);
-      surrogate_->device_version = version;
-    }
-    y.resize(m, static_cast<Eigen::Index>(n));
-    surrogate_->device_forward->forward(x.data(), y.data(), m);
-  } else {
-    y = surrogate_->vit->forward(x);
-  }
+  const surrogate::Mat y = surrogate_->vit->forward(x);
   for (int r = 0; r < m; ++r) {
     surrogate_->norm.invert(std::span<const float>(y.row(r).data(), n),
                             states.subspan(static_cast<std::size_t>(r) * n, n), grid);
   }
   return seconds_since(t0);
+}
+
+// The ViT step with the members on the device: normalise (double -> float), the forward pass
+// (the increment added inside), restore (float -> double), with the per-element arithmetic of
+// the CPU path (surrogate/normalisation_math.hpp). Nothing crosses to the host but the weights
+// after online adaptation changed them.
+void CycleEngine::forecast_surrogate_on_device() {
+  Surrogate& sur = *surrogate_;
+  // Weights changed by online adaptation (or a restart) reach the device before use.
+  const std::uint64_t version = surrogate_version();
+  if (version != sur.device_version) {
+    sur.device_forward->upload_weights(*sur.vit);
+    sur.device_version = version;
+  }
+  device_->to_device();
+  const std::size_t m = static_cast<std::size_t>(ensemble_.local_members());
+  const std::size_t n2 = ensemble_.columns_total();
+  if (sur.device_batch.size() != m * 2 * n2) sur.device_batch = hip::nn::DeviceArray(m * 2 * n2);
+  hip::cycle::LevelScaling scaling;
+  for (int l = 0; l < 2; ++l) {
+    scaling.mean[l] = sur.norm.mean[static_cast<std::size_t>(l)];
+    scaling.std_dev[l] = sur.norm.std[static_cast<std::size_t>(l)];
+    scaling.inv_std[l] =
+        1.0 / sur.norm.std[static_cast<std::size_t>(l)];  // as Normalisation::apply
+  }
+  float* batch = sur.device_batch.data();
+  hip::cycle::normalise(device_->states(), batch, m, n2, scaling);
+  sur.device_forward->forward_device(batch, batch, static_cast<int>(m));
+  hip::cycle::denormalise(batch, device_->states(), m, n2, scaling);
+  device_->device_written();
+  hip::detail::synchronize("the ViT forecast");  // the stage's wall time; errors surface here
+}
+
+// The analysis with the ensemble on the device (docs/hip.md, "Residency"): h(x) of every
+// member, the column layout, the background statistics, the prior inflation, the filter and the
+// analysis statistics all on the device; to the host go the 4 values per grid column of each
+// mean/spread pair, 2 per observation for the innovation diagnostics (rank 0), h(x) when
+// inflation is on, and the members only when asked for.
+CycleEngine::DeviceStage CycleEngine::analyse_on_device(SlabAnalysis& analysis,
+                                                        const obs::ObservationSpace& space,
+                                                        std::uint64_t cycle, bool gather_members,
+                                                        CycleOutcome& out) {
+  using hip::detail::DeviceArray;
+  DeviceStage st;
+  const int k = ensemble_.members();
+  const std::size_t p = space.size();
+  device_->to_device();
+  DeviceArray<double> hx = device_->observe_all(space);
+  double* cols = device_->to_columns();
+  const std::size_t dim = 2 * ensemble_.local_columns();
+  DeviceArray<double> packed(2 * dim, "the ensemble's mean and spread");
+  std::vector<double> local;  // this rank's columns: [mean (dim) | spread (dim)]
+  const auto mean_spread = [&](std::vector<double>& mean, std::vector<double>& spread) {
+    hip::cycle::mean_and_spread(cols, static_cast<std::size_t>(k), dim, packed.get());
+    local = packed.download();
+    gather_mean_spread(ensemble_, local, comm_, mean, spread);
+  };
+  mean_spread(st.mean_b, st.spread_b);
+  // The moments of h(x) per observation (filters::observation_moments' sums), 2 values per
+  // observation to the host: the innovation diagnostics and the inflation factor. Every rank
+  // holds all of h(x), so every rank finds the same factor.
+  if (p > 0) {
+    DeviceArray<double> moments(2 * p, "h(x) statistics");
+    hip::cycle::observation_mean_and_variance(hx.get(), static_cast<std::size_t>(k), p,
+                                              moments.get());
+    st.hx_stats = moments.download();
+  }
+  if (cfg_.inflation.mode != filters::InflationMode::kNone) {
+    st.inflation = filters::estimate_inflation_from_moments(cfg_.inflation, st.hx_stats, space);
+    if (st.inflation.factor != 1.0) {
+      keep_uninflated_spread_target(analysis, std::span<const double>(local).subspan(dim));
+      hip::cycle::inflate(cols, k, dim, st.inflation.factor);
+      hip::cycle::inflate(hx.get(), k, p, st.inflation.factor);
+    }
+  }
+  const auto [c0, c1] = ensemble_.columns();
+  analysis.analyse_columns_device(cols, hx.get(), k, space, {cfg_.experiment.seed, cycle}, c0, c1,
+                                  cols, comm_, st.extra);
+  mean_spread(out.mean, out.spread);
+  device_->from_columns(cols);
+  if (gather_members) {
+    device_->to_host();
+    st.posterior = ensemble_.gather(0);
+  }
+  return st;
+}
+
+// EnSF's spread target "initial" is the initial ensemble's spread (science.md §4), not the
+// inflated one: before the first inflated prior reaches EnSF, it is given the uninflated
+// spread of this rank's columns (`local_spread` = [level][c - c0]).
+void CycleEngine::keep_uninflated_spread_target(SlabAnalysis& analysis,
+                                                std::span<const double> local_spread) {
+  if (analysis.name() != "ensf" || cfg_.ensf.spread_target != filters::EnsfSpreadTarget::kInitial ||
+      !analysis.carried_state().empty()) {
+    return;
+  }
+  const auto [c0, c1] = ensemble_.columns();
+  const std::size_t width = c1 - c0, n2 = ensemble_.columns_total();
+  std::vector<double> initial(ensemble_.state_size(), std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t lev = 0; lev < 2; ++lev)
+    for (std::size_t j = 0; j < width; ++j)
+      initial[lev * n2 + c0 + j] = local_spread[lev * width + j];
+  analysis.restore_carried_state(std::move(initial));
 }
 
 SlabAnalysis& CycleEngine::filter(const std::string& name) {
@@ -509,46 +629,58 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
     out.last_observation_id = *std::max_element(set.id.begin(), set.id.end());
   }
 
-  const std::vector<double> hx = ensemble_.observe_all(space);
-  std::vector<double> cols, post;
-  ensemble_.to_columns(cols);
   std::vector<double> mean_b, spread_b;
-  column_mean_spread(ensemble_, cols, k, comm_, mean_b, spread_b);
-  // Prior inflation (filters/inflation.hpp) after the background diagnostics, which stay the
-  // forecast's own. Every rank holds all of h(x), so every rank finds the same factor.
-  const filters::InflationEstimate inflation =
-      filters::estimate_inflation(cfg_.inflation, hx, k, space);
-  std::vector<double> hx_inflated;
-  std::span<const double> hx_used = hx;
-  if (inflation.factor != 1.0) {
-    // EnSF's spread target "initial" is the initial ensemble's spread (science.md §4), not
-    // the inflated one: record it from this prior before inflating it.
-    if (filter_name == "ensf" && cfg_.ensf.spread_target == filters::EnsfSpreadTarget::kInitial &&
-        analysis.carried_state().empty()) {
-      const auto [c0, c1] = ensemble_.columns();
-      const std::size_t local = c1 - c0, n2 = ensemble_.columns_total();
-      std::vector<double> m, sd;
-      mean_and_spread(cols, k, 2 * local, m, sd);
-      std::vector<double> initial(n, std::numeric_limits<double>::quiet_NaN());
-      for (int lev = 0; lev < 2; ++lev)
-        for (std::size_t j = 0; j < local; ++j)
-          initial[lev * n2 + c0 + j] = sd[lev * local + j];
-      analysis.restore_carried_state(std::move(initial));
-    }
-    filters::inflate(cols, k, inflation.factor);
-    hx_inflated = hx;
-    filters::inflate(hx_inflated, k, inflation.factor);
-    hx_used = hx_inflated;
-  }
-  post.assign(cols.size(), 0.0);
+  std::vector<double> hx_stats;  // filters::observation_moments of h(x_b)
+  filters::InflationEstimate inflation;
   std::map<std::string, double> extra;
-  const auto [c0, c1] = ensemble_.columns();
-  analysis.analyse_columns(cols, hx_used, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post,
-                           comm_, extra);
-  ensemble_.from_columns(post);
-  column_mean_spread(ensemble_, post, k, comm_, out.mean, out.spread);
   std::vector<double> posterior;
-  if (gather_members) posterior = ensemble_.gather(0);
+  if (device_) {
+    DeviceStage st = analyse_on_device(analysis, space, cycle, gather_members, out);
+    mean_b = std::move(st.mean_b);
+    spread_b = std::move(st.spread_b);
+    hx_stats = std::move(st.hx_stats);
+    inflation = st.inflation;
+    extra = std::move(st.extra);
+    posterior = std::move(st.posterior);
+  } else {
+    const std::vector<double> hx = ensemble_.observe_all(space);
+    std::vector<double> cols, post;
+    ensemble_.to_columns(cols);
+    const std::vector<double> local =
+        column_mean_spread(ensemble_, cols, k, comm_, mean_b, spread_b);
+    // Prior inflation (filters/inflation.hpp) after the background diagnostics, which stay the
+    // forecast's own. Every rank holds all of h(x), so every rank finds the same factor.
+    hx_stats = filters::observation_moments(hx, k);
+    inflation = filters::estimate_inflation_from_moments(cfg_.inflation, hx_stats, space);
+    std::vector<double> hx_inflated;
+    std::span<const double> hx_used = hx;
+    if (inflation.factor != 1.0) {
+      keep_uninflated_spread_target(analysis,
+                                    std::span<const double>(local).subspan(local.size() / 2));
+      filters::inflate(cols, k, inflation.factor);
+      hx_inflated = hx;
+      filters::inflate(hx_inflated, k, inflation.factor);
+      hx_used = hx_inflated;
+    }
+    post.assign(cols.size(), 0.0);
+    const auto [c0, c1] = ensemble_.columns();
+    analysis.analyse_columns(cols, hx_used, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post,
+                             comm_, extra);
+    ensemble_.from_columns(post);
+    column_mean_spread(ensemble_, post, k, comm_, out.mean, out.spread);
+    if (gather_members) posterior = ensemble_.gather(0);
+  }
+  // Residency (docs/hip.md): bytes copied between host and device since the previous
+  // analysis (this cycle's forecast and analysis), summed over the ranks that use a device.
+  unsigned long long moved[2] = {0, 0};
+  if (device_) {
+    const std::uint64_t now = hip::detail::host_device_bytes();
+    moved[0] = now - device_bytes_mark_;
+    moved[1] = 1;
+    device_bytes_mark_ = now;
+  }
+  MPI_Reduce(ensemble_.rank() == 0 ? MPI_IN_PLACE : moved, moved, 2, MPI_UNSIGNED_LONG_LONG,
+             MPI_SUM, 0, comm_);
   if (surrogate_ && surrogate_->online) {
     // Every rank adapts the surrogate: give them the analysis mean and the observations.
     Surrogate::Pending pending{cycle, space, std::vector<double>(n)};
@@ -572,14 +704,8 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   const std::size_t po = space.size();
   double dsum = 0, d2 = 0, hvar = 0, r = 0;
   for (std::size_t o = 0; o < po; ++o) {
-    double hm = 0;
-    for (int m = 0; m < k; ++m)
-      hm += hx[m * po + o];
-    hm /= k;
-    double v = 0;
-    for (int m = 0; m < k; ++m)
-      v += (hx[m * po + o] - hm) * (hx[m * po + o] - hm);
-    hvar += v / (k - 1);
+    const double hm = hx_stats[o];
+    hvar += hx_stats[po + o];
     const double d = space.value()[o] - hm;
     dsum += d;
     d2 += d * d;
@@ -608,6 +734,11 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   diag["seconds_analysis"] = {rec.seconds_analysis, "s", "wall time of the analysis stage"};
   for (const auto& [name, value] : extra)
     diag[name] = {value, "1", name};
+  if (moved[1] > 0) {
+    diag["device_host_bytes"] = {static_cast<double>(moved[0]), "B",
+                                 "bytes copied between host and device since the previous "
+                                 "analysis, summed over the ranks (docs/hip.md, residency)"};
+  }
   if (cfg_.inflation.mode != filters::InflationMode::kNone) {
     diag["inflation_factor"] = {inflation.factor, "1",
                                 "multiplicative prior inflation applied before the filter"};

@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "device_ensemble.hpp"
 #include "distributed_ensemble.hpp"
+#include "filters/inflation.hpp"
 #include "hip/device.hpp"
 #include "io/archive.hpp"
 #include "io/checkpoint.hpp"
@@ -50,7 +52,8 @@ class CycleEngine {
  public:
   // Collective: plans the FFTs the same way on every rank (rank 0's wisdom). With
   // Backend::kHip the filters and the surrogate's forward pass run on this rank's HIP device
-  // (device::choose has selected it); the SQG physics stays on the CPU (FFTW).
+  // (device::choose has selected it), with the ensemble resident there between the stages;
+  // the SQG physics stays on the CPU (FFTW).
   CycleEngine(MPI_Comm comm, const config::Config& cfg,
               device::Backend backend = device::Backend::kCpu);
   device::Backend backend() const { return backend_; }
@@ -70,7 +73,9 @@ class CycleEngine {
   void start_from_nature(const io::NatureRun& nature);
   // Collective; rank 0 reads `path`. Returns the checkpoint's cycle.
   std::int64_t start_from_checkpoint(const std::string& path);
-  // Collective: the ensemble and filter state for a checkpoint (complete on rank 0).
+  // Collective: the ensemble and filter state for a checkpoint (complete on rank 0). With
+  // Backend::kHip it first brings the host copy of the ensemble up to date (a cache: the
+  // ensemble itself does not change).
   io::Checkpoint checkpoint(std::int64_t cycle, double time_seconds) const;
 
   // Advances every member by one cycle length (the SQG model, or one step of the ViT surrogate
@@ -95,7 +100,19 @@ class CycleEngine {
 
  private:
   SlabAnalysis& filter(const std::string& name);
+  void keep_uninflated_spread_target(SlabAnalysis& analysis, std::span<const double> local_spread);
   void load_surrogate_weights();
+  // Backend::kHip: the ViT step and the analysis with the ensemble resident on the device.
+  void forecast_surrogate_on_device();
+  struct DeviceStage {
+    std::vector<double> mean_b, spread_b;  // background mean and spread (rank 0)
+    std::vector<double> hx_stats;          // filters::observation_moments of h(x_b)
+    filters::InflationEstimate inflation;
+    std::map<std::string, double> extra;
+    std::vector<double> posterior;  // every member (rank 0), when asked for
+  };
+  DeviceStage analyse_on_device(SlabAnalysis& analysis, const obs::ObservationSpace& space,
+                                std::uint64_t cycle, bool gather_members, CycleOutcome& out);
 
   MPI_Comm comm_;
   config::Config cfg_;
@@ -107,6 +124,10 @@ class CycleEngine {
   int steps_per_cycle_;
   struct Surrogate;
   std::unique_ptr<Surrogate> surrogate_;  // model.kind = "vit"
+  // Backend::kHip: the device mirror of ensemble_ (which copy is current, lazy syncs), and the
+  // transfer counter's value at the end of the previous analysis.
+  std::unique_ptr<DeviceEnsemble> device_;
+  std::uint64_t device_bytes_mark_ = 0;
 };
 
 // Every rank plans its FFTs with the same algorithms: rank 0 plans (with the wisdom file when

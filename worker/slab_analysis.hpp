@@ -31,6 +31,15 @@ class SlabAnalysis {
                                const filters::AnalysisContext& ctx, std::size_t c0, std::size_t c1,
                                std::span<double> post_cols, MPI_Comm comm,
                                std::map<std::string, double>& extra) = 0;
+  // The same analysis with the columns on this rank's HIP device (Backend::kHip; the
+  // device-resident cycle): prior_cols, post_cols and hx are device pointers in the layouts
+  // above, and post_cols may be prior_cols (an analysis in place). Only the filters made with
+  // Backend::kHip (and "none") have it; the CPU ones throw std::logic_error.
+  virtual void analyse_columns_device(const double* prior_cols, const double* hx, int members,
+                                      const obs::ObservationSpace& obs,
+                                      const filters::AnalysisContext& ctx, std::size_t c0,
+                                      std::size_t c1, double* post_cols, MPI_Comm comm,
+                                      std::map<std::string, double>& extra);
   // State a filter carries from one analysis to the next (EnSF's spread target), over the
   // whole state [level][y][x] with NaN where this rank holds nothing; empty when stateless.
   virtual std::vector<double> carried_state() const { return {}; }
@@ -38,8 +47,9 @@ class SlabAnalysis {
 };
 
 // "letkf", "ensf" or "none", configured from cfg.letkf / cfg.ensf; with Backend::kHip the
-// filter's steps run on this rank's HIP device (kernels/hip), the columns' data copied to it
-// and back around each analysis.
+// filter's steps run on this rank's HIP device (kernels/hip): analyse_columns_device on
+// device-resident columns, or analyse_columns, which copies host columns to the device and
+// back around each analysis.
 std::unique_ptr<SlabAnalysis> make_slab_analysis(std::string_view filter, const config::Config& cfg,
                                                  device::Backend backend = device::Backend::kCpu);
 

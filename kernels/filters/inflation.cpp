@@ -37,25 +37,25 @@ std::string_view to_string(InflationMode m) {
   return "none";
 }
 
-InflationEstimate estimate_inflation(const InflationSettings& s, std::span<const double> hx,
-                                     int members, const obs::ObservationSpace& space) {
+std::vector<double> observation_moments(std::span<const double> hx, int members) {
+  const std::size_t p = members > 0 ? hx.size() / static_cast<std::size_t>(members) : 0;
+  std::vector<double> out(2 * p);
+  for (std::size_t o = 0; o < p; ++o)
+    observation_moment(hx.data(), members, p, o, out.data());
+  return out;
+}
+
+InflationEstimate estimate_inflation_from_moments(const InflationSettings& s,
+                                                  std::span<const double> moments,
+                                                  const obs::ObservationSpace& space) {
   InflationEstimate est;
   if (s.mode == InflationMode::kNone) return est;
   const std::size_t p = space.size();
-  if (members >= 2 && p > 0) {
+  if (p > 0 && moments.size() == 2 * p) {
     double d2 = 0, hvar = 0, r = 0;
     for (std::size_t o = 0; o < p; ++o) {
-      double hm = 0;
-      for (int m = 0; m < members; ++m)
-        hm += hx[static_cast<std::size_t>(m) * p + o];
-      hm /= members;
-      double v = 0;
-      for (int m = 0; m < members; ++m) {
-        const double dev = hx[static_cast<std::size_t>(m) * p + o] - hm;
-        v += dev * dev;
-      }
-      hvar += v / (members - 1);
-      const double d = space.value()[o] - hm;
+      hvar += moments[p + o];
+      const double d = space.value()[o] - moments[o];
       d2 += d * d;
       r += space.error_sd()[o] * space.error_sd()[o];
     }
@@ -75,6 +75,13 @@ InflationEstimate estimate_inflation(const InflationSettings& s, std::span<const
     est.unclamped_factor = std::numeric_limits<double>::quiet_NaN();
   }
   return est;
+}
+
+InflationEstimate estimate_inflation(const InflationSettings& s, std::span<const double> hx,
+                                     int members, const obs::ObservationSpace& space) {
+  if (s.mode == InflationMode::kNone) return {};
+  if (members < 2) return estimate_inflation_from_moments(s, {}, space);
+  return estimate_inflation_from_moments(s, observation_moments(hx, members), space);
 }
 
 void inflate(std::span<double> values, int members, double lambda) {

@@ -18,8 +18,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "core/hd.hpp"
+#include "filters/inflation_math.hpp"
 #include "obs/observation_space.hpp"
 
 namespace rtda::filters {
@@ -47,25 +48,21 @@ struct InflationEstimate {
   double unclamped_factor = 1.0;  // adaptive: the estimate before clamping (NaN when undefined)
 };
 
+// Per observation o of hx ([member][obs], `members` rows, p = hx.size() / members): the member
+// mean of h(x) in out[o] and its (n-1) variance in out[p + o]. The sums every user of these
+// moments shares (the estimate below, the innovation diagnostics, the device path's copy).
+std::vector<double> observation_moments(std::span<const double> hx, int members);
+
+// lambda from the moments of observation_moments() and the observations.
+InflationEstimate estimate_inflation_from_moments(const InflationSettings& s,
+                                                  std::span<const double> moments,
+                                                  const obs::ObservationSpace& space);
+
 // lambda for this cycle from hx = h(x_b) of every member ([member][obs], `members` rows) and
 // the observations. "none" gives 1, "fixed" the factor; "adaptive" with no observations or no
 // ensemble variance in observation space gives 1.
 InflationEstimate estimate_inflation(const InflationSettings& s, std::span<const double> hx,
                                      int members, const obs::ObservationSpace& space);
-
-// Element e of an ensemble stored as values[m * stride + e], m < members: perturbations about
-// the member mean scaled by lambda. The same arithmetic on the CPU and in a HIP kernel.
-RTDA_HD inline void inflate_element(double* values, int members, std::size_t stride, std::size_t e,
-                                    double lambda) {
-  double mean = 0;
-  for (int m = 0; m < members; ++m)
-    mean += values[static_cast<std::size_t>(m) * stride + e];
-  mean /= members;
-  for (int m = 0; m < members; ++m) {
-    double& v = values[static_cast<std::size_t>(m) * stride + e];
-    v = mean + lambda * (v - mean);
-  }
-}
 
 // Every element of values ([member][stride]) inflated by lambda (nothing when lambda == 1).
 void inflate(std::span<double> values, int members, double lambda);

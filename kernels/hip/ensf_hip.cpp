@@ -386,6 +386,19 @@ void copy_to_device(void*, const void*, std::size_t) {
 void copy_to_host(void*, const void*, std::size_t) {
   throw std::runtime_error("hip: this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
 }
+void copy_on_device(void*, const void*, std::size_t) {
+  throw std::runtime_error("hip: this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+}
+void fill_zero(void*, std::size_t) {
+  throw std::runtime_error("hip: this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+}
+void synchronize(const char*) {
+  throw std::runtime_error("hip: this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+}
+std::uint64_t host_device_bytes() {
+  return 0;
+}
+void count_host_device_bytes(std::size_t) {}
 }  // namespace detail
 
 #endif

@@ -19,6 +19,7 @@
 
 #include <hip/hip_runtime.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -347,14 +348,28 @@ void device_free(void* p) noexcept {
   if (p) (void)hipFree(p);  // a destructor cannot throw; hipFree only fails on a dead context
 }
 
+namespace {
+std::atomic<std::uint64_t> transferred_bytes{0};
+}  // namespace
+
+std::uint64_t host_device_bytes() {
+  return transferred_bytes.load(std::memory_order_relaxed);
+}
+
+void count_host_device_bytes(std::size_t bytes) {
+  transferred_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
 void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) {
   if (bytes == 0) return;
   check(hipMemcpy(device_dst, host_src, bytes, hipMemcpyHostToDevice), "hipMemcpy(host to device)");
+  count_host_device_bytes(bytes);
 }
 
 void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
   if (bytes == 0) return;
   check(hipMemcpy(host_dst, device_src, bytes, hipMemcpyDeviceToHost), "hipMemcpy(device to host)");
+  count_host_device_bytes(bytes);
 }
 
 void copy_on_device(void* device_dst, const void* device_src, std::size_t bytes) {

@@ -24,6 +24,12 @@ void copy_on_device(void* device_dst, const void* device_src, std::size_t bytes)
 void fill_zero(void* device_dst, std::size_t bytes);
 void synchronize(const char* what);
 int multiprocessors();  // compute units of the current device
+// Bytes this process has copied between host and device so far, both directions: every
+// copy_to_device / copy_to_host above and nn::copy_to_device / nn::copy_to_host (nn_hip.hpp)
+// adds to it. The device-resident cycle reports the difference per cycle (docs/hip.md,
+// "Residency"). 0 in a build without the HIP backend.
+std::uint64_t host_device_bytes();
+void count_host_device_bytes(std::size_t bytes);
 
 // An owning device array of T (trivially copyable). Empty arrays hold no allocation.
 template <typename T>

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "hip/ensf_hip_kernels.hpp"
 #include "hip/nn_hip.hpp"
 #include "surrogate/nn_math.hpp"
 
@@ -354,12 +355,14 @@ void copy_to_device(float* device_dst, const float* host_src, std::size_t count)
   if (count == 0) return;
   check(hipMemcpy(device_dst, host_src, count * sizeof(float), hipMemcpyHostToDevice),
         "hipMemcpy(host to device)");
+  detail::count_host_device_bytes(count * sizeof(float));
 }
 
 void copy_to_host(float* host_dst, const float* device_src, std::size_t count) {
   if (count == 0) return;
   check(hipMemcpy(host_dst, device_src, count * sizeof(float), hipMemcpyDeviceToHost),
         "hipMemcpy(device to host)");
+  detail::count_host_device_bytes(count * sizeof(float));
 }
 
 void copy_on_device(float* device_dst, const float* device_src, std::size_t count) {

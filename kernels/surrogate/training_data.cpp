@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "surrogate/normalisation_math.hpp"
+
 namespace rtda::surrogate {
 
 void Normalisation::apply(std::span<const double> q, std::span<float> z, int grid_n) const {
@@ -11,7 +13,7 @@ void Normalisation::apply(std::span<const double> q, std::span<float> z, int gri
   for (std::size_t l = 0; l < 2; ++l) {
     const double inv = 1.0 / std[l];
     for (std::size_t e = 0; e < n2; ++e)
-      z[l * n2 + e] = static_cast<float>((q[l * n2 + e] - mean[l]) * inv);
+      z[l * n2 + e] = normalise_value(q[l * n2 + e], mean[l], inv);
   }
 }
 
@@ -19,7 +21,7 @@ void Normalisation::invert(std::span<const float> z, std::span<double> q, int gr
   const std::size_t n2 = static_cast<std::size_t>(grid_n) * grid_n;
   for (std::size_t l = 0; l < 2; ++l) {
     for (std::size_t e = 0; e < n2; ++e)
-      q[l * n2 + e] = static_cast<double>(z[l * n2 + e]) * std[l] + mean[l];
+      q[l * n2 + e] = denormalise_value(z[l * n2 + e], std[l], mean[l]);
   }
 }
 
