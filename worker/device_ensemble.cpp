@@ -4,7 +4,7 @@
 #include <string>
 
 #include "hip/cycle_hip.hpp"
-#include "hip/letkf_hip_kernels.hpp"
+#include "hip/letkf_hip.hpp"
 
 namespace rtda::worker {
 
@@ -128,35 +128,8 @@ hip::detail::DeviceArray<double> DeviceEnsemble::observe_all(const obs::Observat
   const std::size_t p = space.size();
   const int my_k = host_.local_members();
   const std::size_t k = static_cast<std::size_t>(host_.members());
-  // The stencils and operators (as LetkfAnalysisHip::analyse_device lays them out).
-  std::vector<std::uint32_t> index(4 * p, 0);
-  std::vector<double> weight(4 * p, 0.0);
-  std::vector<std::int32_t> count(p);
-  std::vector<std::int8_t> kind(p);
-  for (std::size_t o = 0; o < p; ++o) {
-    const auto& st = space.stencil(o);
-    count[o] = st.count;
-    for (int q = 0; q < st.count; ++q) {
-      index[4 * o + static_cast<std::size_t>(q)] = st.index[q];
-      weight[4 * o + static_cast<std::size_t>(q)] = st.weight[q];
-    }
-    kind[o] = static_cast<std::int8_t>(space.op()[o]);
-  }
   DeviceArray<double> mine(static_cast<std::size_t>(my_k) * p, "h(x) of this rank's members");
-  if (p > 0) {
-    const DeviceArray<std::uint32_t> d_index(index, "stencil indices");
-    const DeviceArray<double> d_weight(weight, "stencil weights");
-    const DeviceArray<std::int32_t> d_count(count, "stencil sizes");
-    const DeviceArray<std::int8_t> d_kind(kind, "observation operators");
-#if RTDA_HAVE_HIP
-    hip::detail::letkf_apply_operators(states_.get(), host_.state_size(), my_k, p, d_index.get(),
-                                       d_weight.get(), d_count.get(), d_kind.get(),
-                                       space.kelvin_per_pv(), mine.get());
-#else
-    throw std::runtime_error(
-        "DeviceEnsemble::observe_all: this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
-#endif
-  }
+  hip::observe_on_device(space, states_.get(), host_.state_size(), my_k, mine.get());
   const int ranks = host_.ranks();
   if (ranks == 1) return mine;
   // Every rank needs every member's h(x) (the LETKF's Y_b): exchanged through the host.
