@@ -146,7 +146,7 @@ struct Config {
   EnsembleConfig ensemble;
   ExperimentConfig experiment;
   filters::LetkfSettings letkf;
-  filters::EnsfSettings ensf;  // ensf.mode selects that mode's defaults before other keys
+  filters::EnsfSettings ensf;            // ensf.mode selects that mode's defaults before other keys
   filters::InflationSettings inflation;  // prior inflation before any filter
   ServerConfig server;
   WindowConfig window;
