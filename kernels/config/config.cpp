@@ -450,7 +450,8 @@ const std::vector<Key>& registry() {
         "lambda of inflation.mode = \"fixed\" (>= 1)."));
     m.push_back(real_key(
         "inflation.max", [](Config& c) -> double& { return c.inflation.max; },
-        "Upper bound of the adaptive lambda (>= 1)."));
+        "Upper bound of the adaptive lambda (>= 1); 5 with surrogate.online, whose training "
+        "costs ensemble spread (docs/surrogate.md)."));
     // [server]
     m.push_back(string_key(
         "server.ingest", [](Config& c) -> std::string& { return c.server.ingest; },
