@@ -760,10 +760,8 @@ std::size_t LetkfAnalysis::count_used_observations(const obs::ObservationSpace& 
   return used;
 }
 
-AnalysisDiagnostics LetkfAnalysis::analyse(ConstEnsembleView prior,
-                                           const obs::ObservationSpace& space,
-                                           const AnalysisContext& /*ctx*/, EnsembleView posterior) {
-  const auto t0 = std::chrono::steady_clock::now();
+void check_letkf_ensembles(const ConstEnsembleView& prior, const EnsembleView& posterior,
+                           const obs::ObservationSpace& space) {
   const int n = space.grid_n();
   const std::size_t state = 2 * static_cast<std::size_t>(n) * n;
   if (prior.state_size != state || posterior.state_size != state) {
@@ -775,6 +773,14 @@ AnalysisDiagnostics LetkfAnalysis::analyse(ConstEnsembleView prior,
       posterior.data.size() != state * posterior.members) {
     throw std::invalid_argument("LETKF: prior and posterior ensembles differ in shape");
   }
+}
+
+AnalysisDiagnostics LetkfAnalysis::analyse(ConstEnsembleView prior,
+                                           const obs::ObservationSpace& space,
+                                           const AnalysisContext& /*ctx*/, EnsembleView posterior) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_letkf_ensembles(prior, posterior, space);
+  const int n = space.grid_n();
   const int k = prior.members;
   const std::size_t p = space.size();
   // y_b^(i) = h(x_b^(i)) per member: nonlinear operators enter only here.

@@ -33,6 +33,11 @@ struct LetkfSettings {
   void validate() const;
 };
 
+// Throws std::invalid_argument unless prior and posterior both hold members × 2 N² values
+// for the observations' grid (the check of every whole-domain LETKF, CPU and HIP).
+void check_letkf_ensembles(const ConstEnsembleView& prior, const EnsembleView& posterior,
+                           const obs::ObservationSpace& space);
+
 // Optional counters of analyse_columns (summable over column ranges).
 struct LetkfColumnStats {
   std::size_t elements = 0;            // state elements analysed (2 per column)

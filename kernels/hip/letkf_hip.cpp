@@ -28,22 +28,6 @@ using filters::AnalysisDiagnostics;
     throw std::runtime_error(std::string(what) + ": no HIP device is usable: " + why);
 }
 
-void check_ensemble_shapes(const filters::ConstEnsembleView& prior,
-                           const filters::EnsembleView& posterior,
-                           const obs::ObservationSpace& space) {
-  const int n = space.grid_n();
-  const std::size_t state = 2 * static_cast<std::size_t>(n) * n;
-  if (prior.state_size != state || posterior.state_size != state) {
-    throw std::invalid_argument(
-        "LETKF: state size " + std::to_string(prior.state_size) +
-        " does not match the observation grid (2 N^2 = " + std::to_string(state) + ")");
-  }
-  if (prior.members != posterior.members || prior.data.size() != state * prior.members ||
-      posterior.data.size() != state * posterior.members) {
-    throw std::invalid_argument("LETKF: prior and posterior ensembles differ in shape");
-  }
-}
-
 }  // namespace
 
 LetkfAnalysisHip::LetkfAnalysisHip(filters::LetkfSettings settings) : settings_(settings) {
@@ -54,7 +38,7 @@ AnalysisDiagnostics LetkfAnalysisHip::analyse(filters::ConstEnsembleView prior,
                                               const obs::ObservationSpace& space,
                                               const filters::AnalysisContext& /*ctx*/,
                                               filters::EnsembleView posterior) {
-  check_ensemble_shapes(prior, posterior, space);
+  filters::check_letkf_ensembles(prior, posterior, space);
 #if RTDA_HAVE_HIP
   require_device("letkf (hip)");
   detail::DeviceArray<double> ensemble(prior.data.size(), "the LETKF ensemble");
