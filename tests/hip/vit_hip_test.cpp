@@ -38,14 +38,7 @@ using surrogate::test_support::random_normal;
 constexpr std::uint64_t kSeed = 20250613;
 
 VitConfig small_config() {
-  VitConfig c;
-  c.grid_n = 8;
-  c.patch = 2;
-  c.dim = 16;
-  c.depth = 2;
-  c.heads = 2;
-  c.seed = 3;
-  return c;
+  return surrogate::test_support::tiny_vit_config();
 }
 
 // Adds sd N(0, 1) to every parameter (so the head is no longer zero and the layer norms'

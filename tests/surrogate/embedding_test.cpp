@@ -34,13 +34,7 @@ using test_support::expect_vit_backward_matches_finite_differences;
 using test_support::random_normal;
 
 VitConfig tiny_per_level() {
-  VitConfig c;
-  c.grid_n = 8;
-  c.patch = 2;
-  c.dim = 16;
-  c.depth = 2;
-  c.heads = 2;
-  c.seed = 3;
+  VitConfig c = test_support::tiny_vit_config();
   c.embedding = "per-level";
   return c;
 }

@@ -17,14 +17,9 @@ namespace rs = rtda::surrogate;
 namespace {
 
 rs::VitConfig tiny() {
-  rs::VitConfig c;
-  c.grid_n = 8;
-  c.patch = 2;
-  c.dim = 16;
+  rs::VitConfig c = rs::test_support::tiny_vit_config();
   c.depth = 1;
-  c.heads = 2;
   c.mlp_ratio = 2;
-  c.seed = 3;
   return c;
 }
 

@@ -13,6 +13,18 @@
 
 namespace rtda::surrogate::test_support {
 
+// The small ViT the tests build (8 x 8 grid, patch 2, width 16, 2 blocks of 2 heads).
+inline VitConfig tiny_vit_config() {
+  VitConfig c;
+  c.grid_n = 8;
+  c.patch = 2;
+  c.dim = 16;
+  c.depth = 2;
+  c.heads = 2;
+  c.seed = 3;
+  return c;
+}
+
 // Standard normal matrix by Box-Muller on our own uniform conversion (portable across
 // standard libraries, unlike std::normal_distribution).
 inline Mat random_normal(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng,

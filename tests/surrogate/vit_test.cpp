@@ -18,14 +18,7 @@ namespace {
 constexpr std::uint64_t kSeed = 20250302;
 
 VitConfig tiny_config() {
-  VitConfig c;
-  c.grid_n = 8;
-  c.patch = 2;
-  c.dim = 16;
-  c.depth = 2;
-  c.heads = 2;
-  c.seed = 3;
-  return c;
+  return test_support::tiny_vit_config();
 }
 
 using test_support::expect_vit_backward_matches_finite_differences;
