@@ -2,6 +2,7 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -9,12 +10,15 @@
 #include <filesystem>
 
 #include "commands.hpp"
+#include "cycle_engine.hpp"
 #include "distributed_ensemble.hpp"
 #include "experiment.hpp"
+#include "filters/inflation.hpp"
 #include "hip/device.hpp"
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
 #include "obs/experiments.hpp"
+#include "obs/gross_error.hpp"
 #include "progress.hpp"
 #include "slab_analysis.hpp"
 
@@ -160,18 +164,19 @@ Runner add_analyze_command(CLI::App& app) {
         window.push_back(of.set.at(i));
       }
     }
+    // The worker's validation and ingest plausibility (qc.max_abs_kelvin, ...).
     std::vector<obs::Rejection> rejected;
-    const obs::ObservationSpace space(prior.params, window, &rejected);
+    obs::ObservationSpace space(
+        prior.params, window,
+        obs::PlausibilityLimits{cfg.qc.max_abs_kelvin, cfg.qc.max_error_sd_kelvin}, &rejected);
+    std::size_t refused = 0;  // by quality control: implausible, then gross errors
+    for (const auto& r : rejected)
+      if (r.kind != "invalid") ++refused;
+    const std::size_t invalid = rejected.size() - refused;
     if (mpi.rank == 0) {
       for (const auto& r : rejected) {
-        std::fprintf(stderr, "observation %llu rejected: %s\n",
-                     static_cast<unsigned long long>(r.id), r.reason.c_str());
-      }
-      if (space.size() == 0) {
-        std::fprintf(stderr,
-                     "warning: no usable observation in (t - %g h, t + %g h] around "
-                     "t = %g s; the posterior equals the prior\n",
-                     half / 3600, half / 3600, prior.time_seconds);
+        std::fprintf(stderr, "observation %llu %s: %s\n", static_cast<unsigned long long>(r.id),
+                     r.kind == "invalid" ? "rejected" : "refused (implausible)", r.reason.c_str());
       }
     }
     worker::DistributedEnsemble ens(MPI_COMM_WORLD, prior.members, prior.params.N);
@@ -182,7 +187,29 @@ Runner add_analyze_command(CLI::App& app) {
     }
     auto analysis = worker::make_slab_analysis(*filter, cfg, backend);
     const auto t0 = std::chrono::steady_clock::now();
-    const auto hx = ens.observe_all(space);
+    auto hx = ens.observe_all(space);
+    // The gross-error check of the cycle (qc.gross_error_sigmas; CycleEngine::analyse).
+    if (space.size() > 0) {
+      const auto qc = obs::gross_error_check(space, filters::observation_moments(hx, prior.members),
+                                             cfg.qc.gross_error_sigmas);
+      if (!qc.refused.empty()) {
+        hx = obs::select_columns(hx, space.size(), qc.kept);
+        space = space.subset(qc.kept);
+      }
+      refused += qc.refused.size();
+      if (mpi.rank == 0) {
+        for (const auto& r : qc.refused) {
+          std::fprintf(stderr, "observation %llu refused (gross error): %s\n",
+                       static_cast<unsigned long long>(r.id), r.reason.c_str());
+        }
+      }
+    }
+    if (mpi.rank == 0 && space.size() == 0) {
+      std::fprintf(stderr,
+                   "warning: no usable observation in (t - %g h, t + %g h] around "
+                   "t = %g s; the posterior equals the prior\n",
+                   half / 3600, half / 3600, prior.time_seconds);
+    }
     std::vector<double> cols, post;
     ens.to_columns(cols);
     post.assign(cols.size(), 0.0);
@@ -190,6 +217,8 @@ Runner add_analyze_command(CLI::App& app) {
     const auto [c0, c1] = ens.columns();
     analysis->analyse_columns(cols, hx, prior.members, space, {cfg.experiment.seed, 0}, c0, c1,
                               post, MPI_COMM_WORLD, extra);
+    worker::require_finite_analysis(MPI_COMM_WORLD, ens, "rtda analyze, filter " + *filter, post,
+                                    {});
     ens.from_columns(post);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -200,9 +229,9 @@ Runner add_analyze_command(CLI::App& app) {
                           {"filter", *filter},
                           {"rtda_config", config::to_toml(cfg)}});
       std::printf(
-          "%s analysis of %d members with %zu observations (%zu rejected) in %.3f s on "
-          "%d rank%s",
-          filter->c_str(), prior.members, space.size(), rejected.size(), secs, mpi.size,
+          "%s analysis of %d members with %zu observations (%zu rejected, %zu refused by "
+          "quality control) in %.3f s on %d rank%s",
+          filter->c_str(), prior.members, space.size(), invalid, refused, secs, mpi.size,
           mpi.size == 1 ? "" : "s");
       for (const auto& [k, v] : extra)
         std::printf(", %s %g", k.c_str(), v);
@@ -259,6 +288,19 @@ Runner add_experiment_command(CLI::App& app) {
       std::printf("  analysis RMSE %.3f K, spread %.3f K; background RMSE %.3f K, spread %.3f K\n",
                   result.mean_rmse_analysis_K, result.mean_spread_analysis_K,
                   result.mean_rmse_background_K, result.mean_spread_background_K);
+      if (cfg.qc.gross_error_sigmas > 0 ||
+          std::any_of(result.cycles.begin(), result.cycles.end(),
+                      [](const worker::CycleRecord& r) { return r.observations_refused_qc > 0; })) {
+        double all = 0, from = 0;
+        for (const auto& r : result.cycles) {
+          all += r.observations_refused_qc;
+          if (r.cycle >= stats_from) from += r.observations_refused_qc;
+        }
+        std::printf(
+            "  quality control (qc.gross_error_sigmas = %g) refused %.0f observations, "
+            "%.0f of them in cycles %d..%d\n",
+            cfg.qc.gross_error_sigmas, all, from, stats_from, cfg.experiment.cycles - 1);
+      }
       std::printf("wrote %s\n", std::filesystem::absolute(*out).c_str());
     }
     return 0;

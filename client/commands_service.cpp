@@ -97,14 +97,22 @@ Runner add_feed_command(CLI::App& app) {
   cmd->add_flag("--realtime", o->realtime, "pace windows by their model time (see --speedup)");
   cmd->add_option("--speedup", o->speedup, "model seconds per wall second with --realtime")
       ->capture_default_str();
+  cmd->add_flag("!--no-resume", o->resume,
+                "send from the first batch even if the server already holds some (default: "
+                "ask where the source stands and send only what follows)");
   add_security(*cmd, o->security);
   return [o]() {
     const auto s = feed_observations(
         *o, nullptr, [](int c) { std::fprintf(stderr, "\rwindow %d acknowledged", c); });
     std::fprintf(stderr, "\n");
+    if (s.skipped > 0) {
+      std::printf("resumed: the server held source batches through seq %lld; %llu not sent again\n",
+                  static_cast<long long>(s.durable_seq_at_start),
+                  static_cast<unsigned long long>(s.skipped));
+    }
     std::printf(
-        "fed %llu batches: %llu observations accepted, %llu rejected, %llu late, %llu "
-        "duplicate batches, %llu retries%s%s\n",
+        "fed %llu batches: %llu new observations accepted, %llu rejected, %llu late, %llu "
+        "duplicate batches (already stored), %llu retries%s%s\n",
         static_cast<unsigned long long>(s.batches), static_cast<unsigned long long>(s.accepted),
         static_cast<unsigned long long>(s.rejected), static_cast<unsigned long long>(s.late),
         static_cast<unsigned long long>(s.duplicates), static_cast<unsigned long long>(s.retries),

@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -48,11 +50,49 @@ FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* sto
   sock.set(zmq::sockopt::linger, 0);
   sock.connect(o.server);
 
+  // Where the source stands: batches up to its newest durable seq are not sent again (the
+  // batches and their numbers come out of the file the same way every run).
+  std::optional<std::uint64_t> durable;
+  if (o.resume) {
+    wire::ObservationBatch q;
+    q.set_version(wire::PROTOCOL_VERSION_1);
+    q.set_source(source);
+    q.set_position_query(true);
+    const std::string bytes = q.SerializeAsString();
+    bool answered = false;
+    for (int attempt = 0; attempt < std::max(1, o.retries) && !answered; ++attempt) {
+      if (stop && stop->load()) return FeedSummary{};
+      sock.send(zmq::buffer(bytes), zmq::send_flags::none);
+      const auto sent = Clock::now();
+      while (!answered && seconds_since(sent) < o.ack_timeout_seconds) {
+        zmq::pollitem_t item{static_cast<void*>(sock), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, std::chrono::milliseconds(50));
+        zmq::message_t m;
+        while (sock.recv(m, zmq::recv_flags::dontwait)) {
+          wire::IngestAck ack;
+          if (!ack.ParseFromArray(m.data(), static_cast<int>(m.size()))) continue;
+          if (ack.status() == wire::ACK_POSITION) {
+            if (ack.has_durable_seq()) durable = ack.durable_seq();
+            answered = true;
+          } else if (ack.status() == wire::ACK_REJECTED && ack.retry_after_seconds() == 0) {
+            throw std::runtime_error("the server refused the position query of source \"" + source +
+                                     "\": " + ack.error());
+          }
+        }
+      }
+    }
+    if (!answered) {
+      throw std::runtime_error("no answer to the position query from " + o.server + " after " +
+                               std::to_string(o.retries) + " tries");
+    }
+  }
+  FeedSummary sum;
+  if (durable) sum.durable_seq_at_start = static_cast<std::int64_t>(*durable);
+
   // Windows in file order: observations whose time equals each cycle_time.
   std::map<double, std::vector<std::size_t>> by_time;
   for (std::size_t i = 0; i < set.size(); ++i)
     by_time[set.time_seconds[i]].push_back(i);
-  FeedSummary sum;
   std::uint64_t seq = o.first_seq;
   const auto started = Clock::now();
   std::uint64_t sent_obs = 0;
@@ -118,6 +158,12 @@ FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* sto
     }
     for (auto& b : batches)
       b.set_seq(seq++);
+    if (durable) {
+      const auto done = std::remove_if(batches.begin(), batches.end(),
+                                       [&](const auto& b) { return b.seq() <= *durable; });
+      sum.skipped += static_cast<std::uint64_t>(batches.end() - done);
+      batches.erase(done, batches.end());
+    }
 
     // Send with up to in_flight outstanding; resend what is not acked in time.
     struct Pending {
@@ -160,10 +206,14 @@ FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* sto
             break;
           case wire::ACK_DUPLICATE:
             ++sum.duplicates;
-            sum.accepted += ack.accepted();
             break;
+          case wire::ACK_CONFLICT:
+            throw std::runtime_error("batch seq " + std::to_string(ack.seq()) + ": " + ack.error() +
+                                     " (another run of this source sent other data; use "
+                                     "--source NAME for a new one)");
           default:
-            if (ack.retry_after_seconds() > 0) {  // rate limited: send again later
+            // Rate limited, or the server cannot store now (ACK_UNAVAILABLE): send again later.
+            if (ack.retry_after_seconds() > 0) {
               std::this_thread::sleep_for(std::chrono::duration<double>(ack.retry_after_seconds()));
               pit->second.sent = Clock::now() - std::chrono::hours(1);
               continue;

@@ -34,11 +34,18 @@ struct FeedOptions {
   double ack_timeout_seconds = 5;
   int retries = 20;
   int in_flight = 8;  // batches sent before waiting for acks
+  // Ask the server where the source stands first and send only the batches after its newest
+  // durable seq (a restarted feeder resumes instead of re-sending everything).
+  bool resume = true;
   ClientSecurity security;
 };
 
 struct FeedSummary {
+  // accepted/rejected/late count what this run stored (duplicates store nothing new);
+  // skipped: batches not sent because the server already held them (resume).
   std::uint64_t batches = 0, accepted = 0, rejected = 0, late = 0, duplicates = 0, retries = 0;
+  std::uint64_t skipped = 0;
+  std::int64_t durable_seq_at_start = -1;  // -1: the server knew nothing of the source
   std::string first_error;
 };
 

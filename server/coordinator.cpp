@@ -1,18 +1,23 @@
 #include "server/coordinator.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <regex>
 #include <set>
+#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
 #include <zmq.hpp>
@@ -23,6 +28,7 @@
 
 #include "rtda.pb.h"
 #include "server/cycle_scheduler.hpp"
+#include "server/ingest.hpp"
 #include "server/metrics.hpp"
 #include "server/obs_log.hpp"
 #include "server/rate_limit.hpp"
@@ -35,8 +41,6 @@ namespace {
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-constexpr std::size_t kMaxListedRejections = 100;
 
 // Units of the worker's diagnostics in the analysis files (the wire carries values only).
 std::string diagnostic_units(const std::string& name) {
@@ -78,23 +82,67 @@ void reply(zmq::socket_t& s, const Envelope& e, const std::string& payload) {
   s.send(zmq::buffer(payload), zmq::send_flags::dontwait);
 }
 
-std::string format_double(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
+// Exit codes (docs/operations.md): a configuration the server refuses, and a data directory
+// it cannot use safely, are not worth restarting for (the systemd unit says so).
+// Fault injection for the chaos tests: RTDA_FAULT=<point>:<cycle> makes the server _exit(99)
+// at that point of that cycle (the moments between durable steps that a crash can hit).
+bool fault_point(const char* point, std::int64_t cycle) {
+  static const std::string spec = [] {
+    const char* v = std::getenv("RTDA_FAULT");
+    return std::string(v ? v : "");
+  }();
+  if (spec.empty()) return false;
+  const std::string want = std::string(point) + ":" + std::to_string(cycle);
+  if (spec != want) return false;
+  spdlog::critical("RTDA_FAULT={}: exiting at {} of cycle {}", spec, point, cycle);
+  std::_Exit(99);
 }
 
-bool valid_source(const std::string& s) {
-  if (s.empty() || s.size() > 64) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
-           c == '-';
-  });
+// Writes `bytes` to `path` so that after a crash the file is either the old one or the new
+// one, complete: a temporary, fdatasync, rename, and a sync of the directory.
+void write_durably(const fs::path& path, const std::string& bytes) {
+  const fs::path tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), tmp.string());
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw std::system_error(err, std::generic_category(), tmp.string());
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fdatasync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw std::system_error(err, std::generic_category(), tmp.string());
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::system_error(errno, std::generic_category(), path.string());
+  const int dfd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
 }
 
-struct SourceRecord {
-  std::unordered_map<std::uint64_t, std::pair<std::uint32_t, std::uint32_t>> seqs;  // acc, rej
-};
+// Loopback and local-only endpoints need no CURVE to be safe from the network.
+bool local_endpoint(const std::string& address) {
+  if (address.rfind("ipc://", 0) == 0 || address.rfind("inproc://", 0) == 0) return true;
+  if (address.rfind("tcp://", 0) != 0) return false;
+  const std::string host = address.substr(6, address.rfind(':') - 6);
+  return host.rfind("127.", 0) == 0 || host == "localhost" || host == "[::1]" || host == "::1";
+}
+
+std::string bounded(const std::string& s, std::size_t max) {
+  return quote_client_text(s, max);
+}
 
 }  // namespace
 
@@ -106,29 +154,36 @@ struct Coordinator::Impl {
   zmq::context_t ctx{1};
   std::unique_ptr<ZapAuthenticator> zap;
   zmq::socket_t ingest{ctx, zmq::socket_type::router};
-  zmq::socket_t publish{ctx, zmq::socket_type::pub};
+  zmq::socket_t publish{ctx, zmq::socket_type::xpub};
   zmq::socket_t control{ctx, zmq::socket_type::router};
   zmq::socket_t workers{ctx, zmq::socket_type::router};
   MetricsRegistry metrics;
   std::unique_ptr<MetricsHttpEndpoint> metrics_http;
   std::unique_ptr<ObservationLog> log;
   CycleScheduler scheduler;
-  PerSourceRateLimiter rate;
-  std::unordered_map<std::string, SourceRecord> sources;
+  Ingest intake;
+  PerSourceRateLimiter latest_rate;  // LATEST_ANALYSIS with fields, per control peer
   std::map<std::string, std::uint64_t> counters;
   double started = wall_now();
   bool paused = false;
   bool stopping = false;
   bool checkpoint_requested = false;
   std::string filter;
+  // Ingest cannot make batches durable (disk full, I/O error): the cause, "" when healthy.
+  std::string ingest_degraded;
+  double degraded_logged = 0;
 
   // Cycling state.
   std::int64_t last_published = -1;
   std::int64_t newest_checkpoint = -1;
   std::set<std::int64_t> checkpoints;  // cycles with a good checkpoint file
+  std::set<std::int64_t> archived;     // cycles with an analysis file
   std::int64_t next_cycle = 0;         // the next cycle to dispatch (once a worker group joined)
   std::optional<wire::Analysis> latest;
   std::deque<double> latencies;
+  // Log compaction: (record index, newest window it touches), oldest first.
+  std::deque<std::pair<std::uint64_t, std::int64_t>> record_cycles;
+  std::int64_t compacted_through = -1;
 
   // The worker group.
   struct WorkerGroup {
@@ -142,40 +197,53 @@ struct Coordinator::Impl {
     double dispatched_wall = 0;
     double idle_since = 0;  // the group finished its previous cycle (or joined) at this time
     std::uint64_t dispatch_id = 0;
+    bool with_members = false;
+    std::uint32_t backlog = 0;  // of the cycle in flight
+    bool degraded = false;
+    std::string degraded_reason;
+    std::set<std::int64_t> checkpoints_asked;  // dispatched with checkpoint = true
   };
   std::optional<WorkerGroup> worker;
   std::uint64_t next_dispatch_id = 1;
   std::uint32_t reconnects = 0;
   double last_heartbeat_sent = 0;
+  std::map<std::string, double> hello_again_sent;  // identity -> when (at most one a second)
 
   explicit Impl(const config::Config& c)
       : cfg(c),
         scheduler(WindowSettings{c.window.t0_seconds, c.experiment.cycle_hours * 3600.0,
                                  c.window.late_policy == "next", c.window.deadline_seconds,
                                  c.window.grace_seconds, c.window.max_windows_ahead}),
-        rate(c.limits.source_rate_observations_per_second, c.limits.source_burst_observations,
-             4096),
+        intake(c, scheduler),
+        latest_rate(c.limits.latest_analysis_per_second, 4, 1024),
         filter(c.server.filter) {
     config_toml = config::to_toml(cfg);
     config_hash = config::science_hash(cfg);
+    check_exposure();
     data_dir = fs::absolute(cfg.server.data_dir);
     checkpoint_dir = data_dir / "checkpoints";
     analyses_dir = data_dir / "analyses";
     fs::create_directories(checkpoint_dir);
     fs::create_directories(analyses_dir);
     setup_sockets();
-    LogOptions lo;
-    lo.dir = data_dir / "log";
-    lo.segment_bytes = static_cast<std::uint64_t>(cfg.server.log_segment_mb) << 20;
-    lo.sync = sync_policy_from_string(cfg.server.log_sync);
-    lo.sync_interval_seconds = cfg.server.log_sync_interval_seconds;
-    log = std::make_unique<ObservationLog>(lo);
+    try {
+      log = std::make_unique<ObservationLog>(log_options());
+    } catch (const std::runtime_error& e) {
+      if (dynamic_cast<const std::system_error*>(&e)) throw;
+      throw DataError(e.what());
+    }
     if (log->truncated_bytes() > 0) count("log_truncated_bytes", log->truncated_bytes());
     recover();
   }
 
   ~Impl() {
-    if (log) log->commit();
+    if (log) {
+      try {
+        log->commit();
+      } catch (const std::exception& e) {
+        spdlog::error("observation log at exit: {}", e.what());
+      }
+    }
     for (zmq::socket_t* s : {&ingest, &publish, &control, &workers})
       s->set(zmq::sockopt::linger, 0);
     metrics_http.reset();
@@ -184,9 +252,58 @@ struct Coordinator::Impl {
 
   void count(const std::string& name, std::uint64_t n = 1) { counters[name] += n; }
 
+  LogOptions log_options() const {
+    LogOptions lo;
+    lo.dir = data_dir / "log";
+    lo.segment_bytes = static_cast<std::uint64_t>(cfg.server.log_segment_mb) << 20;
+    lo.sync = sync_policy_from_string(cfg.server.log_sync);
+    lo.sync_interval_seconds = cfg.server.log_sync_interval_seconds;
+    return lo;
+  }
+
+  // Least privilege at start: no endpoint reachable from the network without CURVE unless the
+  // deployment says so, and with CURVE no role open to every key holder unless it says so.
+  void check_exposure() const {
+    if (!cfg.security.curve && !cfg.server.insecure) {
+      for (const auto& [key, address] : std::vector<std::pair<const char*, std::string>>{
+               {"server.ingest", cfg.server.ingest},
+               {"server.publish", cfg.server.publish},
+               {"server.control", cfg.server.control},
+               {"server.workers", cfg.server.workers}}) {
+        if (!local_endpoint(address)) {
+          throw config::ConfigError(
+              std::string(key) + " = \"" + address +
+              "\": a non-loopback endpoint without CURVE; set security.curve = true (with "
+              "security.server_key), or server.insecure = true for a deliberately insecure "
+              "deployment");
+        }
+      }
+    }
+    if (!cfg.server.metrics.empty() && !local_endpoint(cfg.server.metrics) &&
+        !cfg.server.insecure) {
+      throw config::ConfigError("server.metrics = \"" + cfg.server.metrics +
+                                "\": metrics are plain HTTP; serve them on loopback, or set "
+                                "server.insecure = true to expose them");
+    }
+    if (cfg.security.curve) {
+      if (cfg.security.control_keys.empty() && !cfg.security.control_allow_any) {
+        throw config::ConfigError(
+            "security.control_keys = \"\": with CURVE, list the keys allowed to control the "
+            "server, or set security.control_allow_any = true to let every holder of the "
+            "server's public key pause, reconfigure and shut it down");
+      }
+      if (cfg.security.worker_keys.empty() && !cfg.security.worker_allow_any) {
+        throw config::ConfigError(
+            "security.worker_keys = \"\": with CURVE, list the keys allowed to join as the "
+            "worker group, or set security.worker_allow_any = true to let every holder of the "
+            "server's public key compute (and publish) analyses");
+      }
+    }
+  }
+
   // ---- sockets ---------------------------------------------------------------------------
   void setup_sockets() {
-    const std::int64_t max_bytes = static_cast<std::int64_t>(cfg.limits.max_message_mb) << 20;
+    const std::int64_t max_bytes = static_cast<std::int64_t>(intake.limits().max_message_bytes);
     if (cfg.security.curve) {
       const CurveKeyPair server_key = load_keypair(cfg.security.server_key);
       zap = std::make_unique<ZapAuthenticator>(ctx);
@@ -201,6 +318,10 @@ struct Coordinator::Impl {
       policy("control", cfg.security.control_keys);
       policy("workers", cfg.security.worker_keys);
       zap->allow_any("publish");
+      if (!cfg.security.feeder_keys.empty()) {
+        for (const auto& [key, sources] : load_source_grants(cfg.security.feeder_keys))
+          intake.grants().grant(key, sources);
+      }
       make_curve_server(ingest, server_key, "ingest");
       make_curve_server(control, server_key, "control");
       make_curve_server(workers, server_key, "workers");
@@ -212,9 +333,19 @@ struct Coordinator::Impl {
       s->set(zmq::sockopt::maxmsgsize, 2 * max_bytes);
       s->set(zmq::sockopt::router_mandatory, false);
       s->set(zmq::sockopt::linger, 1000);
-      s->set(zmq::sockopt::sndhwm, 100000);
+      s->set(zmq::sockopt::sndhwm, 1000);
+      s->set(zmq::sockopt::rcvhwm, 1000);
     }
+    // Control requests and worker messages are small, except results (a whole analysis).
+    control.set(zmq::sockopt::maxmsgsize, std::int64_t{1} << 20);
+    // A reconnecting worker group keeps its routing id (rtda-worker sets one): the new
+    // connection takes it over instead of being ignored.
+    workers.set(zmq::sockopt::router_handover, true);
+    // Subscriptions are handled by hand (handle_subscriptions): only prefixes of the topics
+    // this server publishes are kept, so a subscriber cannot grow the server's memory.
     publish.set(zmq::sockopt::sndhwm, 1000);
+    publish.set(zmq::sockopt::maxmsgsize, std::int64_t{256});
+    publish.set(zmq::sockopt::xpub_manual, 1);
     const auto bind = [](zmq::socket_t& s, const std::string& address, const char* what) {
       try {
         if (address.rfind("ipc://", 0) == 0) fs::remove(address.substr(6));
@@ -236,17 +367,51 @@ struct Coordinator::Impl {
                  cfg.server.metrics.empty() ? "" : " metrics ", cfg.server.metrics);
   }
 
+  void handle_subscriptions() {
+    static const std::array<std::string_view, 3> topics = {"rtda.summary", "rtda.analysis",
+                                                           "rtda.ensemble"};
+    for (int i = 0; i < 64; ++i) {
+      zmq::message_t m;
+      if (!publish.recv(m, zmq::recv_flags::dontwait)) return;
+      if (m.size() < 1) continue;
+      const auto* d = static_cast<const char*>(m.data());
+      const std::string topic(d + 1, m.size() - 1);
+      const bool known = std::any_of(topics.begin(), topics.end(),
+                                     [&](std::string_view t) { return t.rfind(topic, 0) == 0; });
+      if (!known) {
+        count("subscriptions_refused");
+        continue;
+      }
+      if (d[0] == 1) {
+        publish.set(zmq::sockopt::subscribe, topic);
+      } else if (d[0] == 0) {
+        publish.set(zmq::sockopt::unsubscribe, topic);
+      }
+    }
+  }
+
   // ---- recovery ----------------------------------------------------------------------------
   void recover() {
-    // Published analyses: one file per cycle.
     static const std::regex analysis_re(R"(analysis-(\d{8})\.h5)");
     static const std::regex checkpoint_re(R"(checkpoint-(\d{8})\.h5)");
     std::smatch m;
+    // Files a crash left half-written are not data.
+    for (const fs::path& dir : {analyses_dir, checkpoint_dir, data_dir}) {
+      for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string name = e.path().filename().string();
+        if (name.find(".partial") != std::string::npos || name.find(".tmp") != std::string::npos) {
+          std::error_code ec;
+          fs::remove(e.path(), ec);
+          spdlog::info("removed {} (left by an interrupted write)", e.path().string());
+        }
+      }
+    }
+    // Published analyses: one file per cycle.
     for (const auto& e : fs::directory_iterator(analyses_dir)) {
       const std::string name = e.path().filename().string();
-      if (std::regex_match(name, m, analysis_re))
-        last_published = std::max<std::int64_t>(last_published, std::stoll(m[1]));
+      if (std::regex_match(name, m, analysis_re)) archived.insert(std::stoll(m[1]));
     }
+    if (!archived.empty()) last_published = *archived.rbegin();
     for (const auto& e : fs::directory_iterator(checkpoint_dir)) {
       const std::string name = e.path().filename().string();
       if (!std::regex_match(name, m, checkpoint_re)) continue;
@@ -269,24 +434,33 @@ struct Coordinator::Impl {
     log->replay([&](const LogRecordView& r) {
       wire::LogRecord rec;
       if (!rec.ParseFromArray(r.payload.data(), static_cast<int>(r.payload.size()))) {
-        throw std::runtime_error("observation log record " + std::to_string(r.index) +
-                                 ": not a LogRecord");
+        throw DataError("observation log record " + std::to_string(r.index) + ": not a LogRecord");
       }
       if (rec.has_window_closed()) {
-        scheduler.close(static_cast<std::int64_t>(rec.window_closed().cycle()));
+        const auto k = static_cast<std::int64_t>(rec.window_closed().cycle());
+        scheduler.close(k);
+        record_cycles.emplace_back(r.index, k);
+        return;
+      }
+      if (rec.has_base()) {
+        apply_base(rec.base());
+        record_cycles.emplace_back(r.index, std::numeric_limits<std::int64_t>::max());
         return;
       }
       const wire::LoggedBatch& lb = rec.batch();
-      wire::ObservationBatch b;
-      b.ParseFromString(lb.batch());
-      apply_batch(b, lb, lb.received_unix_seconds());
+      const BatchDecision d = intake.replay(lb);
+      record_cycles.emplace_back(r.index, d.max_cycle);
       // Counters cover the log's whole history, not only this process's.
       count("batches_accepted");
-      count("observations_accepted", BatchObservations(b).size() - lb.rejected());
+      count("observations_accepted", d.placed.size());
       count("observations_rejected", lb.rejected());
-      count("observations_late", static_cast<std::uint64_t>(lb.late_index_size()));
+      count("observations_late", d.late);
       ++batches;
     });
+    if (compacted_through >= 0) {
+      scheduler.drop_through(compacted_through);
+      dropped_through = std::max(dropped_through, compacted_through);
+    }
     spdlog::info(
         "recovered: {} batches from the log ({} bytes, {} segments), windows closed "
         "through {}, last published cycle {}, newest checkpoint {}",
@@ -296,253 +470,136 @@ struct Coordinator::Impl {
     next_cycle = last_published + 1;
   }
 
-  // Applies a durable batch to the windows (live and in replay alike).
-  // `placed` (live ingest): where validation already put each observation (-1: refused),
-  // so the placement is not computed twice; replay computes it here, the same way.
-  void apply_batch(const wire::ObservationBatch& b, const wire::LoggedBatch& lb, double wall,
-                   const std::vector<std::int64_t>* placed = nullptr) {
-    std::unordered_set<std::uint32_t> skip(lb.rejected_index().begin(), lb.rejected_index().end());
-    std::uint32_t accepted = 0;
-    const BatchObservations all(b);
-    for (std::size_t i = 0; i < all.size(); ++i) {
-      if (placed) {
-        const std::int64_t k = (*placed)[i];
-        if (k < 0) continue;
-        scheduler.add(k, all[i], wall, k != scheduler.cycle_of(all[i].time_seconds));
-        ++accepted;
-        continue;
-      }
-      if (!skip.empty() && skip.count(static_cast<std::uint32_t>(i))) continue;
-      const StoredObservation o = all[i];
-      const auto p = scheduler.place(o.time_seconds);
-      if (p.kind == CycleScheduler::Placement::kWindow ||
-          p.kind == CycleScheduler::Placement::kLate) {
-        scheduler.add(p.cycle, o, wall, p.kind == CycleScheduler::Placement::kLate);
-        ++accepted;
-      }
-    }
-    if (b.has_truth()) {
-      std::int64_t k = 0;
-      if (scheduler.analysis_cycle(b.truth().time_seconds(), k)) scheduler.set_truth(k, b.truth());
-    }
-    sources[b.source()].seqs[b.seq()] = {accepted, lb.rejected()};
-    if (b.has_end_of_window_seconds()) {
-      std::int64_t k = 0;
-      if (scheduler.analysis_cycle(b.end_of_window_seconds(), k)) scheduler.close(k, wall);
-    }
+  // A compaction base: what the deleted segments held that replay still needs.
+  void apply_base(const wire::LogBase& b) {
+    if (b.closed_through() >= 0) scheduler.close(b.closed_through());
+    compacted_through = std::max(compacted_through, b.covered_cycle());
+    for (const auto& p : b.sources())
+      intake.sources().restore(p);
   }
 
   // ---- ingest --------------------------------------------------------------------------
-  // Validates one batch; on success appends it to the log (not yet committed) and applies it.
-  wire::IngestAck ingest_one(const zmq::message_t& body, double wall) {
-    wire::IngestAck ack;
-    ack.set_version(wire::PROTOCOL_VERSION_1);
-    const std::size_t limit = static_cast<std::size_t>(cfg.limits.max_message_mb) << 20;
-    const auto refuse = [&](wire::AckStatus st, const std::string& why, const char* counter) {
-      ack.set_status(st);
-      ack.set_error(why);
-      count(counter);
-      return ack;
-    };
-    if (body.size() > limit) {
-      return refuse(wire::ACK_ERROR,
-                    "message of " + std::to_string(body.size()) +
-                        " bytes exceeds limits.max_message_mb = " +
-                        std::to_string(cfg.limits.max_message_mb) + " MiB",
-                    "messages_oversize");
+  // The peer's CURVE public key ("" without CURVE).
+  static std::string peer_key(const zmq::message_t& m) {
+    try {
+      const char* v = zmq_msg_gets(const_cast<zmq_msg_t*>(m.handle()), "User-Id");
+      return v ? std::string(v) : std::string();
+    } catch (...) {
+      return {};
     }
-    // An arena makes the thousands of Observation sub-messages of a batch one allocation.
-    google::protobuf::ArenaOptions arena_options;
-    arena_options.start_block_size = 64 * 1024;
-    arena_options.max_block_size = 8 << 20;
-    google::protobuf::Arena arena(arena_options);
-    wire::ObservationBatch& b =
-        *google::protobuf::Arena::CreateMessage<wire::ObservationBatch>(&arena);
-    if (!b.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
-      return refuse(wire::ACK_ERROR,
-                    "not an ObservationBatch: protobuf parse failed on " +
-                        std::to_string(body.size()) + " bytes (garbage or truncated message)",
-                    "messages_malformed");
-    }
-    ack.set_source(b.source());
-    ack.set_seq(b.seq());
-    if (b.version() != wire::PROTOCOL_VERSION_1) {
-      return refuse(wire::ACK_REJECTED,
-                    "version = " + std::to_string(b.version()) +
-                        ": this server speaks protocol version 1 (PROTOCOL_VERSION_1)",
-                    "batches_wrong_version");
-    }
-    if (!valid_source(b.source())) {
-      return refuse(wire::ACK_REJECTED,
-                    "source = \"" + b.source().substr(0, 80) +
-                        "\": expected 1..64 characters of [A-Za-z0-9._:-]",
-                    "batches_rejected");
-    }
-    if (auto it = sources.find(b.source()); it != sources.end()) {
-      if (auto s = it->second.seqs.find(b.seq()); s != it->second.seqs.end()) {
-        ack.set_status(wire::ACK_DUPLICATE);
-        ack.set_accepted(s->second.first);
-        ack.set_rejected(s->second.second);
-        count("batches_duplicate");
-        return ack;
-      }
-    }
-    const BatchObservations all(b);
-    if (const std::string bad = all.check_columns(); !bad.empty()) {
-      return refuse(wire::ACK_REJECTED, bad, "batches_rejected");
-    }
-    const int n = static_cast<int>(all.size());
-    if (n > cfg.limits.max_batch_observations) {
-      return refuse(wire::ACK_REJECTED,
-                    "observations: " + std::to_string(n) +
-                        " in one batch, limits.max_batch_observations = " +
-                        std::to_string(cfg.limits.max_batch_observations),
-                    "batches_rejected");
-    }
-    if (!rate.try_take(b.source(), n, wall)) {
-      ack.set_retry_after_seconds(rate.retry_after(b.source(), n, wall));
-      return refuse(wire::ACK_REJECTED,
-                    "source \"" + b.source() +
-                        "\" exceeds limits.source_rate_observations_per_"
-                        "second = " +
-                        format_double(cfg.limits.source_rate_observations_per_second),
-                    "batches_rate_limited");
-    }
-    std::int64_t eow = -1;
-    if (b.has_end_of_window_seconds() &&
-        !scheduler.analysis_cycle(b.end_of_window_seconds(), eow)) {
-      return refuse(wire::ACK_REJECTED,
-                    "end_of_window_seconds = " + format_double(b.end_of_window_seconds()) +
-                        ": not an analysis time t0 + k * " +
-                        format_double(scheduler.settings().cycle_seconds) + " s",
-                    "batches_rejected");
-    }
-    if (b.has_truth()) {
-      const auto& t = b.truth();
-      const std::size_t want = 2 * static_cast<std::size_t>(cfg.model.sqg.N) * cfg.model.sqg.N;
-      std::int64_t k = 0;
-      std::string bad;
-      if (t.grid_n() != static_cast<std::uint32_t>(cfg.model.sqg.N)) {
-        bad = "truth.grid_n = " + std::to_string(t.grid_n()) + ": expected " +
-              std::to_string(cfg.model.sqg.N);
-      } else if (static_cast<std::size_t>(t.q_size()) != want) {
-        bad = "truth.q: " + std::to_string(t.q_size()) +
-              " values, expected 2 N^2 = " + std::to_string(want);
-      } else if (!scheduler.analysis_cycle(t.time_seconds(), k)) {
-        bad = "truth.time_seconds = " + format_double(t.time_seconds()) + ": not an analysis time";
-      } else if (!std::all_of(t.q().begin(), t.q().end(),
-                              [](double v) { return std::isfinite(v); })) {
-        bad = "truth.q: non-finite values";
-      }
-      if (!bad.empty()) return refuse(wire::ACK_REJECTED, bad, "batches_rejected");
-    }
-
-    // Per observation: refused ones are listed, the rest stored.
-    wire::LoggedBatch lb;
-    const double L = cfg.model.sqg.L_m;
-    std::uint32_t rejected = 0, late = 0;
-    std::vector<std::int64_t> placed(static_cast<std::size_t>(n), -1);
-    for (int i = 0; i < n; ++i) {
-      const StoredObservation o = all[static_cast<std::size_t>(i)];
-      std::string field, why;
-      const auto num = [&](const char* f, double v, const std::string& expected) {
-        field = f;
-        why = std::string(f) + " = " + format_double(v) + ": expected " + expected;
-      };
-      if (!std::isfinite(o.time_seconds)) {
-        num("time_seconds", o.time_seconds, "a finite model time");
-      } else if (o.level > 1) {
-        field = "level";
-        why = "level = " + std::to_string(o.level) + ": expected 0 (surface) or 1 (lid)";
-      } else if (!(o.x_m >= 0 && o.x_m < L)) {
-        num("x_m", o.x_m, "a position in [0, L = " + format_double(L) + ") m");
-      } else if (!(o.y_m >= 0 && o.y_m < L)) {
-        num("y_m", o.y_m, "a position in [0, L = " + format_double(L) + ") m");
-      } else if (!std::isfinite(o.value)) {
-        num("value", o.value, "a finite value");
-      } else if (!(std::isfinite(o.error_sd) && o.error_sd > 0)) {
-        num("error_sd", o.error_sd, "a finite standard deviation > 0");
-      } else if (!wire::ObservationOperator_IsValid(o.op)) {
-        field = "op";
-        why =
-            "op = " + std::to_string(o.op) + ": expected 0 (linear_K), 1 (arctan) or 2 (identity)";
-      } else {
-        const auto p = scheduler.place(o.time_seconds);
-        using P = CycleScheduler::Placement;
-        if (p.kind == P::kBeforeFirstWindow) {
-          num("time_seconds", o.time_seconds,
-              "a time after the first window's start t0 - dt/2 = " +
-                  format_double(scheduler.time_of(0) - scheduler.settings().cycle_seconds / 2));
-        } else if (p.kind == P::kTooFarAhead) {
-          num("time_seconds", o.time_seconds,
-              "a window at most window.max_windows_ahead = " +
-                  std::to_string(cfg.window.max_windows_ahead) + " after the oldest open one");
-        } else if (p.kind == P::kLateRejected) {
-          num("time_seconds", o.time_seconds,
-              "an open window (window " + std::to_string(p.cycle) +
-                  " is closed; window.late_policy = \"reject\")");
-          count("observations_late_rejected");
-        } else if (p.kind == P::kLate) {
-          ++late;
-          lb.add_late_index(static_cast<std::uint32_t>(i));
-        }
-        if (p.kind == P::kWindow || p.kind == P::kLate)
-          placed[static_cast<std::size_t>(i)] = p.cycle;
-      }
-      if (!why.empty()) {
-        ++rejected;
-        lb.add_rejected_index(static_cast<std::uint32_t>(i));
-        if (static_cast<std::size_t>(ack.rejections_size()) < kMaxListedRejections) {
-          auto* r = ack.add_rejections();
-          r->set_index(static_cast<std::uint32_t>(i));
-          r->set_id(o.id);
-          r->set_field(field);
-          r->set_reason(why);
-        }
-      }
-    }
-    lb.set_rejected(rejected);
-    lb.set_received_unix_seconds(wall);
-    lb.set_batch(body.data(), body.size());
-    wire::LogRecord rec;
-    *rec.mutable_batch() = std::move(lb);
-    const std::string bytes = rec.SerializeAsString();
-    log->append(std::as_bytes(std::span(bytes.data(), bytes.size())));
-    apply_batch(b, rec.batch(), wall, &placed);
-    ack.set_status(wire::ACK_ACCEPTED);
-    ack.set_accepted(static_cast<std::uint32_t>(n) - rejected);
-    ack.set_rejected(rejected);
-    ack.set_late(late);
-    count("batches_accepted");
-    count("observations_accepted", static_cast<std::uint64_t>(n) - rejected);
-    count("observations_rejected", rejected);
-    count("observations_late", late);
-    if (eow >= 0) count("windows_closed_by_marker");
-    return ack;
   }
 
-  // Group commit: every batch waiting now is validated and appended, then one commit makes
-  // them durable, then every ack goes out.
+  // Appends `record` and makes it durable; false (and the degraded state) when the log cannot.
+  bool commit_or_degrade(const char* what) {
+    try {
+      log->commit();
+      if (!ingest_degraded.empty()) {
+        spdlog::info("observation log writable again: ingest resumes");
+        ingest_degraded.clear();
+        count("log_recoveries");
+      }
+      return true;
+    } catch (const std::exception& e) {
+      const double now = wall_now();
+      // A rollback that failed too leaves the tail unknown: reopen (which verifies the files
+      // again) before the next try.
+      if (log->needs_reopen()) {
+        try {
+          LogOptions lo = log_options();
+          log.reset();
+          log = std::make_unique<ObservationLog>(lo);
+        } catch (const std::exception& again) {
+          spdlog::error("observation log reopen: {}", again.what());
+          if (!log) throw;
+        }
+      }
+      if (ingest_degraded.empty() || now - degraded_logged > 60) {
+        spdlog::error(
+            "observation log: {} not durable: {}; ingest answers ACK_UNAVAILABLE until "
+            "the log is writable again (control and publish go on)",
+            what, e.what());
+        degraded_logged = now;
+      }
+      if (ingest_degraded.empty()) count("log_degraded_episodes");
+      ingest_degraded = e.what();
+      count("log_write_errors");
+      return false;
+    }
+  }
+
+  // Group commit: the batches waiting now (up to a byte and time budget, so control, workers
+  // and metrics are served during a flood) are validated and appended, one commit makes them
+  // durable, then they are applied and every ack goes out. A batch that closes a window ends
+  // the group (later batches must see the close).
   void handle_ingest() {
-    std::vector<std::pair<Envelope, std::string>> replies;
-    for (int i = 0; i < 256; ++i) {
+    constexpr std::size_t kGroupBytes = 64u << 20;
+    constexpr double kGroupSeconds = 0.02;
+    const double t_start = wall_now();
+    std::vector<std::pair<Envelope, BatchDecision>> group;
+    std::size_t bytes = 0;
+    bool appended = false;
+    while (bytes < kGroupBytes && wall_now() - t_start < kGroupSeconds) {
       Envelope e = receive_envelope(ingest);
       if (!e.ok) break;
-      wire::IngestAck ack;
+      bytes += e.body.size();
+      const double wall = wall_now();
+      BatchDecision d;
       try {
-        ack = ingest_one(e.body, wall_now());
+        d = intake.decide(std::span(static_cast<const std::byte*>(e.body.data()), e.body.size()),
+                          wall, peer_key(e.body));
+        if (d.store) {
+          const std::uint64_t index =
+              log->append(std::as_bytes(std::span(d.record.data(), d.record.size())));
+          record_cycles.emplace_back(index, d.max_cycle);
+          appended = true;
+        }
       } catch (const std::exception& ex) {
-        ack.set_version(wire::PROTOCOL_VERSION_1);
-        ack.set_status(wire::ACK_ERROR);
-        ack.set_error(std::string("server error: ") + ex.what());
+        d = BatchDecision{};
+        d.ack.set_version(wire::PROTOCOL_VERSION_1);
+        d.ack.set_status(wire::ACK_ERROR);
+        d.ack.set_error(std::string("server error: ") + ex.what());
+        d.counter = "ingest_errors";
         spdlog::error("ingest: {}", ex.what());
       }
-      replies.emplace_back(std::move(e), ack.SerializeAsString());
+      const bool closes = d.close_cycle >= 0;
+      group.emplace_back(std::move(e), std::move(d));
+      if (closes) break;
     }
-    if (replies.empty()) return;
-    log->commit();
-    for (auto& [e, payload] : replies)
-      reply(ingest, e, payload);
+    if (group.empty()) return;
+    const bool durable = !appended || commit_or_degrade("batches");
+    if (!durable) {
+      // Nothing of the group is stored: its records go (the log discarded them).
+      while (!record_cycles.empty() && record_cycles.back().first >= log->next_index())
+        record_cycles.pop_back();
+    }
+    intake.end_group();
+    for (auto& [e, d] : group) {
+      if (d.depends_on_commit && !durable) {
+        wire::IngestAck ack;
+        ack.set_version(wire::PROTOCOL_VERSION_1);
+        ack.set_source(d.source);
+        ack.set_seq(d.seq);
+        ack.set_status(wire::ACK_UNAVAILABLE);
+        ack.set_retry_after_seconds(1.0);
+        ack.set_error("the observation log cannot be written (" + ingest_degraded +
+                      "): nothing stored; retry later");
+        count("batches_unavailable");
+        reply(ingest, e, ack.SerializeAsString());
+        continue;
+      }
+      if (d.store) {
+        intake.apply(d, wall_now());
+        count("batches_accepted");
+        count("observations_accepted", d.placed.size());
+        count("observations_rejected", d.rejected);
+        count("observations_late", d.late);
+        if (d.late_rejected) count("observations_late_rejected", d.late_rejected);
+        if (d.close_cycle >= 0) count("windows_closed_by_marker");
+      } else if (!d.counter.empty()) {
+        count(d.counter);
+      }
+      reply(ingest, e, d.ack.SerializeAsString());
+    }
   }
 
   void close_due_windows() {
@@ -558,8 +615,10 @@ struct Coordinator::Impl {
     rec.mutable_window_closed()->set_reason(reason);
     rec.mutable_window_closed()->set_unix_seconds(wall_now());
     const std::string bytes = rec.SerializeAsString();
-    log->append(std::as_bytes(std::span(bytes.data(), bytes.size())));
-    log->commit();
+    const std::uint64_t index = log->append(std::as_bytes(std::span(bytes.data(), bytes.size())));
+    // A close that is not durable does not happen: replay must see what was dispatched.
+    if (!commit_or_degrade("window close")) return;
+    record_cycles.emplace_back(index, k);
     scheduler.close(k, wall_now());
     count("windows_closed_by_" + std::string(reason == "deadline" ? "deadline" : "later_window"));
     spdlog::info("window {} closed ({})", k, reason);
@@ -568,14 +627,12 @@ struct Coordinator::Impl {
   // ---- worker group ------------------------------------------------------------------------
   void send_worker(const wire::ServerToWorker& m) {
     if (!worker) return;
-    const std::string payload = m.SerializeAsString();
-    workers.send(zmq::buffer(worker->identity), zmq::send_flags::sndmore);
-    workers.send(zmq::buffer(payload), zmq::send_flags::dontwait);
+    send_to(worker->identity, m);
   }
 
   void send_to(const std::string& identity, const wire::ServerToWorker& m) {
     const std::string payload = m.SerializeAsString();
-    workers.send(zmq::buffer(identity), zmq::send_flags::sndmore);
+    workers.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     workers.send(zmq::buffer(payload), zmq::send_flags::dontwait);
   }
 
@@ -606,13 +663,19 @@ struct Coordinator::Impl {
       }
       if (!worker || worker->identity != identity) {
         // Not the group we know (we restarted, or it was declared lost): it must say hello.
-        out.set_hello_again(true);
-        send_to(identity, out);
+        // Once a second at most: a group's queued heartbeats must not make it join many times.
+        auto& sent = hello_again_sent[identity];
+        if (now - sent >= 1.0) {
+          out.set_hello_again(true);
+          send_to(identity, out);
+          sent = now;
+        }
+        if (hello_again_sent.size() > 256) hello_again_sent.clear();
         continue;
       }
       worker->last_seen = now;
       if (m.has_heartbeat()) {
-        worker->stage = m.heartbeat().stage();
+        worker->stage = bounded(m.heartbeat().stage(), 32);
       } else if (m.has_result()) {
         on_result(m.result(), now);
       } else if (m.has_checkpoint_done()) {
@@ -623,21 +686,46 @@ struct Coordinator::Impl {
     }
   }
 
-  // A cycle that takes the worker group down three times is not dispatched again until an
-  // operator resumes (rtda resume): a poisoned window must not crash-loop the cluster.
-  void on_worker_error(const wire::WorkerError& e) {
-    spdlog::error("worker group: cycle {}: {}", e.cycle(), e.error());
-    count("worker_errors");
-    last_error = fmt::format("cycle {}: {}", e.cycle(), e.error());
-    if (!e.fatal()) return;
-    if (++failures[e.cycle()] >= 3 && !paused) {
+  // A cycle that takes the worker group down three times (an error it reports, a crash or
+  // kill noticed as lost heartbeats, a cycle past server.cycle_timeout_seconds, a result the
+  // server refuses) is not dispatched again until an operator resumes (rtda resume): a
+  // poisoned window must not crash-loop the cluster.
+  void count_failure(std::int64_t cycle, const std::string& why) {
+    last_error = fmt::format("cycle {}: {}", cycle, why);
+    if (++failures[cycle] >= 3 && !paused) {
       paused = true;
-      spdlog::error("cycle {} failed 3 times: dispatching paused until `rtda resume`", e.cycle());
+      spdlog::error("cycle {} failed 3 times: dispatching paused until `rtda resume`", cycle);
     }
+  }
+
+  // The cycle a failure of the current group is charged to: the one in flight, else the next.
+  std::int64_t failing_cycle() const {
+    return worker && worker->in_flight >= 0 ? worker->in_flight : next_cycle;
+  }
+
+  void on_worker_error(const wire::WorkerError& e) {
+    const std::string text = bounded(e.error(), 2000);
+    spdlog::error("worker group: cycle {}: {}", failing_cycle(), text);
+    count("worker_errors");
+    last_error = fmt::format("cycle {}: {}", failing_cycle(), text);
+    if (!e.fatal()) return;
+    count_failure(failing_cycle(), text);
     worker.reset();
   }
   std::map<std::int64_t, int> failures;
   std::string last_error;
+
+  // Drops the current group for misbehaving (it is told to stop) and charges the failure.
+  void drop_worker(const std::string& why, const char* counter) {
+    spdlog::error("worker group on {}: {}; dropped", worker ? worker->host : "?", why);
+    count(counter);
+    count_failure(failing_cycle(), why);
+    wire::ServerToWorker bye;
+    bye.set_version(wire::PROTOCOL_VERSION_1);
+    bye.set_refused(why);
+    send_worker(bye);
+    worker.reset();
+  }
 
   void on_hello(const std::string& identity, const wire::WorkerHello& h, double now) {
     wire::ServerToWorker out;
@@ -649,17 +737,23 @@ struct Coordinator::Impl {
       return;
     }
     if (!h.config_hash().empty() && h.config_hash() != config_hash) {
-      out.set_refused("worker configuration " + h.config_hash() + " differs from the server's " +
-                      config_hash + ": start rtda-worker without --config, or with the same one");
+      out.set_refused("worker configuration " + bounded(h.config_hash(), 32) +
+                      " differs from the server's " + config_hash +
+                      ": start rtda-worker without --config, or with the same one");
       send_to(identity, out);
       return;
     }
-    if (worker) ++reconnects;
+    const bool same_group = worker && worker->identity == identity;
+    if (worker && !same_group) {
+      ++reconnects;
+      // The group it replaces never finished its cycle: that counts against the cycle.
+      if (worker->in_flight >= 0) count_failure(worker->in_flight, "worker group replaced");
+    }
     worker = WorkerGroup{};
     worker->identity = identity;
     worker->last_seen = now;
     worker->ranks = h.ranks();
-    worker->host = h.host();
+    worker->host = bounded(h.host(), 128);
     auto* w = out.mutable_welcome();
     w->set_config_toml(config_toml);
     w->set_config_hash(config_hash);
@@ -683,13 +777,23 @@ struct Coordinator::Impl {
       w->set_checkpoint_path(checkpoint_path(ckpt).string());
       w->set_start_cycle(ckpt);
       next_cycle = ckpt + 1;
-    } else {
+    } else if (scheduler_has_from(0)) {
       w->set_start(wire::START_FRESH);
       w->set_start_cycle(-1);
       next_cycle = 0;
+    } else {
+      out.clear_welcome();
+      out.set_refused("no checkpoint covers the compacted observation log (windows through " +
+                      std::to_string(dropped_through) + " are gone): restore " +
+                      checkpoint_dir.string());
+      spdlog::error("{}", out.refused());
+      worker.reset();
+      send_to(identity, out);
+      return;
     }
-    spdlog::info("worker group joined: {} ranks on {} (pid {}), start {} from cycle {}", h.ranks(),
-                 h.host(), h.pid(), wire::StartMode_Name(w->start()), w->start_cycle());
+    spdlog::log(same_group ? spdlog::level::debug : spdlog::level::info,
+                "worker group joined: {} ranks on {} (pid {}), start {} from cycle {}", h.ranks(),
+                worker->host, h.pid(), wire::StartMode_Name(w->start()), w->start_cycle());
     worker->welcomed = true;
     worker->idle_since = now;
     send_worker(out);
@@ -710,16 +814,38 @@ struct Coordinator::Impl {
     return analyses_dir / name;
   }
 
+  // Closed windows not yet dispatched (the one in flight not counted).
+  std::int64_t backlog() const {
+    const std::int64_t waiting =
+        scheduler.closed_through() - next_cycle + 1 - (worker && worker->in_flight >= 0 ? 1 : 0);
+    return std::max<std::int64_t>(0, waiting);
+  }
+
   void dispatch() {
     if (!worker || !worker->welcomed || worker->in_flight >= 0 || paused || stopping) return;
     if (scheduler.closed_through() < next_cycle) return;
     const std::int64_t k = next_cycle;
+    // Windows waiting behind this one: with behind_policy = "degrade", the older ones of a
+    // backlog are only forecast so the newest analysis comes out with bounded latency.
+    const std::int64_t behind = scheduler.closed_through() - k;
+    const bool degrade = cfg.server.behind_policy == "degrade" &&
+                         behind > cfg.server.max_backlog_cycles &&
+                         k <= scheduler.closed_through() - cfg.server.max_backlog_cycles;
     wire::ServerToWorker out;
     out.set_version(wire::PROTOCOL_VERSION_1);
     auto* t = out.mutable_task();
     t->set_cycle(static_cast<std::uint64_t>(k));
     t->set_valid_time_seconds(scheduler.time_of(k));
-    t->set_filter(filter);
+    t->set_filter(degrade ? "none" : filter);
+    t->set_backlog_cycles(static_cast<std::uint32_t>(behind));
+    if (degrade) {
+      t->set_degraded(true);
+      t->set_degraded_reason(fmt::format(
+          "{} closed windows waiting (server.max_backlog_cycles = {}): forecast only, filter {} "
+          "skipped",
+          behind, cfg.server.max_backlog_cycles, filter));
+      count("cycles_degraded");
+    }
     // Columns: packed arrays encode and parse at memory speed (this is on the latency path).
     const auto window_obs = scheduler.sorted_observations(k);
     auto* c = t->mutable_columns();
@@ -751,20 +877,58 @@ struct Coordinator::Impl {
     worker->in_flight = k;
     worker->dispatch_id = t->dispatch_id();
     worker->dispatched_wall = wall_now();
+    worker->with_members = t->with_members();
+    worker->backlog = t->backlog_cycles();
+    worker->degraded = t->degraded();
+    worker->degraded_reason = t->degraded_reason();
+    if (t->checkpoint()) worker->checkpoints_asked.insert(k);
     send_worker(out);
     count("cycles_dispatched");
   }
 
+  // "" when a result is what was dispatched, else what is wrong (field and value).
+  std::string check_result(const wire::Analysis& a, std::int64_t k) const {
+    const std::size_t n = 2 * static_cast<std::size_t>(cfg.model.sqg.N) * cfg.model.sqg.N;
+    if (static_cast<std::int64_t>(a.cycle()) != k)
+      return fmt::format("analysis.cycle = {}: the task was cycle {}", a.cycle(), k);
+    if (a.grid_n() != static_cast<std::uint32_t>(cfg.model.sqg.N))
+      return fmt::format("analysis.grid_n = {}: expected {}", a.grid_n(), cfg.model.sqg.N);
+    if (static_cast<std::size_t>(a.mean_size()) != n)
+      return fmt::format("analysis.mean: {} values, expected 2 N^2 = {}", a.mean_size(), n);
+    if (static_cast<std::size_t>(a.spread_size()) != n)
+      return fmt::format("analysis.spread: {} values, expected 2 N^2 = {}", a.spread_size(), n);
+    if (a.members() != static_cast<std::uint32_t>(cfg.ensemble.members))
+      return fmt::format("analysis.members = {}: expected {}", a.members(), cfg.ensemble.members);
+    const std::size_t want_members = worker->with_members ? n * a.members() : 0;
+    if (static_cast<std::size_t>(a.ensemble_size()) != want_members)
+      return fmt::format("analysis.ensemble: {} values, expected {}", a.ensemble_size(),
+                         want_members);
+    const auto finite = [](const auto& v) {
+      return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+    };
+    if (!finite(a.mean()) || !finite(a.spread()) || !finite(a.ensemble()))
+      return "analysis: non-finite values";
+    for (const auto& [name, value] : a.diagnostics())
+      if (name.size() > 64) return "analysis.diagnostics: a name longer than 64 characters";
+    if (a.diagnostics_size() > 256) return "analysis.diagnostics: more than 256 entries";
+    return {};
+  }
+
   void on_result(const wire::CycleResult& r, double now) {
-    if (!worker || r.dispatch_id() != worker->dispatch_id) {
+    if (!worker || worker->in_flight < 0 || r.dispatch_id() != worker->dispatch_id) {
       count("worker_results_stale");
       return;
     }
     const std::int64_t k = worker->in_flight;
+    if (const std::string bad = check_result(r.analysis(), k); !bad.empty()) {
+      drop_worker("result refused: " + bad, "worker_results_refused");
+      return;
+    }
     worker->in_flight = -1;
     const double idle_before = worker->idle_since;
     worker->idle_since = now;
     next_cycle = k + 1;
+    failures.erase(k);
     if (k <= last_published) {
       wire::ServerToWorker done;
       done.set_version(wire::PROTOCOL_VERSION_1);
@@ -775,6 +939,10 @@ struct Coordinator::Impl {
     }
     wire::Analysis a = r.analysis();
     a.set_version(wire::PROTOCOL_VERSION_1);
+    a.set_valid_time_seconds(scheduler.time_of(k));
+    a.set_backlog_cycles(worker->backlog);
+    a.set_degraded(worker->degraded);
+    a.set_degraded_reason(worker->degraded_reason);
     auto* lat = a.mutable_latency();
     const Window* w = scheduler.window(k);
     const double last_in = w && w->last_wall > 0 ? w->last_wall : worker->dispatched_wall;
@@ -790,18 +958,35 @@ struct Coordinator::Impl {
     lin->set_config_hash(config_hash);
     lin->set_seed(cfg.experiment.seed);
     lin->set_worker_ranks(worker->ranks);
+    lin->set_model(bounded(lin->model(), 128));
+    count_refused_by_source(a, k);
     publish_analysis(a, now, last_in);
-    last_published = k;
     {
       wire::ServerToWorker done;
       done.set_version(wire::PROTOCOL_VERSION_1);
       done.set_result_published(r.dispatch_id());
       send_worker(done);
     }
-    write_analysis_file(a);
     count("cycles_published");
   }
 
+  // Observations the worker's quality control refused, per source (by their position in the
+  // window's sorted observations).
+  void count_refused_by_source(const wire::Analysis& a, std::int64_t k) {
+    if (a.lineage().refused_size() == 0) return;
+    const auto window_obs = scheduler.sorted_observations(k);
+    for (const auto& r : a.lineage().refused()) {
+      if (r.index() >= window_obs.size()) continue;
+      const auto& name = intake.sources().source_name(window_obs[r.index()].source);
+      if (auto* s = intake.sources().find(name)) ++s->observations_refused_qc;
+    }
+    count("observations_refused_qc", a.lineage().observations_refused());
+  }
+
+  // Exactly once across crashes: the analysis is made durable (latest-analysis.pb, then the
+  // archive file) before any subscriber can see it; a restart counts a cycle published as soon
+  // as it is durable and never sends it again (a crash between the two steps leaves the cycle
+  // in the archive and behind COMMAND_LATEST_ANALYSIS, not on the PUB socket).
   void publish_analysis(wire::Analysis& a, double received, double last_in) {
     auto* lat = a.mutable_latency();
     const double published = wall_now();
@@ -810,6 +995,15 @@ struct Coordinator::Impl {
     lat->set_total_seconds(total);
     lat->set_overhead_seconds(
         std::max(0.0, total - lat->forecast_wait_seconds() - lat->analysis_seconds()));
+    const auto k = static_cast<std::int64_t>(a.cycle());
+    wire::Analysis fields = a;
+    fields.clear_ensemble();
+    latest = fields;
+    save_latest();
+    last_published = k;
+    fault_point("after-latest", k);
+    write_analysis_file(a);
+    fault_point("after-archive", k);
     latencies.push_back(total);
     if (latencies.size() > 1000) latencies.pop_front();
     metrics.summary("rtda_cycle_latency_seconds", "last observation in -> analysis published")
@@ -823,54 +1017,58 @@ struct Coordinator::Impl {
     summary.clear_ensemble();
     const auto send = [&](const char* topic, const wire::Analysis& m) {
       const std::string payload = m.SerializeAsString();
-      publish.send(zmq::buffer(std::string_view(topic)), zmq::send_flags::sndmore);
+      publish.send(zmq::buffer(std::string_view(topic)),
+                   zmq::send_flags::sndmore | zmq::send_flags::dontwait);
       publish.send(zmq::buffer(payload), zmq::send_flags::dontwait);
     };
     send("rtda.summary", summary);
-    wire::Analysis fields = a;
-    fields.clear_ensemble();
     send("rtda.analysis", fields);
     if (a.ensemble_size() > 0) send("rtda.ensemble", a);
-    latest = std::move(fields);
-    save_latest();
     std::string rmse;
     if (auto it = a.diagnostics().find("rmse_analysis"); it != a.diagnostics().end())
       rmse = fmt::format(" rmse {:.3f} K", it->second);
     spdlog::info(
-        "cycle {} published: {} observations, filter {}{}, latency {:.1f} ms (forecast "
+        "cycle {} published: {} observations, filter {}{}{}, latency {:.1f} ms (forecast "
         "wait {:.1f}, analysis {:.1f}, overhead {:.2f} of which dispatch {:.2f}, result "
         "{:.2f}, publish {:.2f})",
-        a.cycle(), a.lineage().observations_used(), a.filter(), rmse, total * 1e3,
-        lat->forecast_wait_seconds() * 1e3, lat->analysis_seconds() * 1e3,
+        a.cycle(), a.lineage().observations_used(), a.filter(), a.degraded() ? " (degraded)" : "",
+        rmse, total * 1e3, lat->forecast_wait_seconds() * 1e3, lat->analysis_seconds() * 1e3,
         lat->overhead_seconds() * 1e3, lat->dispatch_seconds() * 1e3, lat->result_seconds() * 1e3,
         lat->publish_seconds() * 1e3);
   }
 
-  // The newest analysis survives a restart, for late joiners (COMMAND_LATEST_ANALYSIS).
+  // The newest analysis survives a restart, for late joiners (COMMAND_LATEST_ANALYSIS), and
+  // is the durable record that its cycle was published.
   void save_latest() {
-    const fs::path path = data_dir / "latest-analysis.pb";
-    const fs::path tmp = data_dir / "latest-analysis.pb.tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out || !latest->SerializeToOstream(&out)) {
-        spdlog::warn("cannot write {}", tmp.string());
-        return;
-      }
+    try {
+      write_durably(data_dir / "latest-analysis.pb", latest->SerializeAsString());
+    } catch (const std::exception& e) {
+      spdlog::error("latest analysis: {}", e.what());
+      count("analysis_file_errors");
     }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
   }
 
   void load_latest() {
     std::ifstream in(data_dir / "latest-analysis.pb", std::ios::binary);
     if (!in) return;
     wire::Analysis a;
-    if (a.ParseFromIstream(&in) && static_cast<std::int64_t>(a.cycle()) <= last_published) {
-      latest = std::move(a);
+    if (!a.ParseFromIstream(&in)) {
+      spdlog::warn("{}: unreadable, ignored", (data_dir / "latest-analysis.pb").string());
+      return;
+    }
+    latest = std::move(a);
+    const auto k = static_cast<std::int64_t>(latest->cycle());
+    // Durable but not archived (a crash between the two): archive it now.
+    if (k > last_published || !archived.count(k)) {
+      if (k > last_published) last_published = k;
+      write_analysis_file(*latest);
     }
   }
 
   void write_analysis_file(const wire::Analysis& a) {
+    const auto k = static_cast<std::int64_t>(a.cycle());
+    const fs::path path = analysis_path(k);
+    const fs::path partial = path.string() + ".partial";
     try {
       std::map<std::string, io::Diagnostic> diag;
       for (const auto& [name, value] : a.diagnostics())
@@ -879,36 +1077,111 @@ struct Coordinator::Impl {
       diag["seconds_forecast"] = {l.forecast_seconds(), "s", "forecast stage"};
       diag["seconds_latency"] = {l.total_seconds(), "s", "last observation in -> published"};
       diag["seconds_overhead"] = {l.overhead_seconds(), "s", "latency not spent computing"};
-      io::ArchiveWriter w(analysis_path(static_cast<std::int64_t>(a.cycle())), cfg.model.sqg, 0,
-                          {{"created_by", "rtda-server"},
-                           {"filter", a.filter()},
-                           {"analysis_cycle", std::to_string(a.cycle())},
-                           {"service_config_hash", config_hash}},
-                          static_cast<std::int64_t>(a.cycle()));
-      w.append(a.valid_time_seconds(), std::vector<double>(a.mean().begin(), a.mean().end()),
-               std::vector<double>(a.spread().begin(), a.spread().end()), diag);
-      w.close();
+      diag["backlog_cycles"] = {static_cast<double>(a.backlog_cycles()), "1",
+                                "closed windows waiting behind this one"};
+      diag["degraded"] = {a.degraded() ? 1.0 : 0.0, "1",
+                          "1: forecast only, to catch up (server.behind_policy)"};
+      {
+        io::ArchiveWriter w(partial, cfg.model.sqg, 0,
+                            {{"created_by", "rtda-server"},
+                             {"filter", a.filter()},
+                             {"analysis_cycle", std::to_string(a.cycle())},
+                             {"service_config_hash", config_hash}},
+                            k);
+        w.append(a.valid_time_seconds(), std::vector<double>(a.mean().begin(), a.mean().end()),
+                 std::vector<double>(a.spread().begin(), a.spread().end()), diag);
+        w.close();
+      }
+      fs::rename(partial, path);
+      archived.insert(k);
     } catch (const std::exception& e) {
+      std::error_code ec;
+      fs::remove(partial, ec);
       spdlog::error("analysis file for cycle {}: {}", a.cycle(), e.what());
       count("analysis_file_errors");
+    }
+    // Retention: the newest archive_keep_cycles files stay.
+    if (cfg.server.archive_keep_cycles > 0) {
+      while (static_cast<int>(archived.size()) > cfg.server.archive_keep_cycles) {
+        std::error_code ec;
+        fs::remove(analysis_path(*archived.begin()), ec);
+        archived.erase(archived.begin());
+        count("analysis_files_retired");
+      }
     }
   }
 
   void on_checkpoint(const wire::CheckpointDone& c) {
     const auto k = static_cast<std::int64_t>(c.cycle());
+    // Only what was asked of this group, at the path the server chose, and really there.
+    if (!worker->checkpoints_asked.count(k)) {
+      drop_worker(fmt::format("checkpoint_done.cycle = {}: no checkpoint of that cycle was asked "
+                              "of this worker group",
+                              c.cycle()),
+                  "worker_checkpoints_refused");
+      return;
+    }
+    worker->checkpoints_asked.erase(k);
+    std::error_code ec;
+    if (c.path() != checkpoint_path(k).string() || !fs::is_regular_file(checkpoint_path(k), ec)) {
+      drop_worker(fmt::format("checkpoint_done.path = \"{}\": expected the file {}",
+                              bounded(c.path(), 200), checkpoint_path(k).string()),
+                  "worker_checkpoints_refused");
+      return;
+    }
+    if (k > last_published) {
+      drop_worker(fmt::format("checkpoint_done.cycle = {}: beyond the last published cycle {}", k,
+                              last_published),
+                  "worker_checkpoints_refused");
+      return;
+    }
     checkpoints.insert(k);
     newest_checkpoint = std::max(newest_checkpoint, k);
     count("checkpoints");
-    // Keep the newest checkpoint_keep; windows before the newest usable one are not needed.
+    // Keep the newest checkpoint_keep.
     while (static_cast<int>(checkpoints.size()) > cfg.server.checkpoint_keep) {
-      std::error_code ec;
       fs::remove(checkpoint_path(*checkpoints.begin()), ec);
       checkpoints.erase(checkpoints.begin());
     }
-    const std::int64_t usable = std::min(k, last_published);
-    if (usable > dropped_through && usable <= scheduler.closed_through()) {
-      scheduler.drop_through(usable);
-      dropped_through = usable;
+    compact(std::min(k, last_published));
+  }
+
+  // After a durable checkpoint of cycle `usable` (<= last published): windows through it are
+  // not needed again, in memory or in the log. The log gets a base record (closed windows and
+  // idempotency records) at the start of a fresh segment, then every segment whose records all
+  // concern windows through `usable` is deleted.
+  void compact(std::int64_t usable) {
+    if (usable <= dropped_through || usable > scheduler.closed_through()) return;
+    scheduler.drop_through(usable);
+    dropped_through = usable;
+    wire::LogRecord rec;
+    auto* base = rec.mutable_base();
+    base->set_closed_through(scheduler.closed_through());
+    base->set_covered_cycle(usable);
+    for (auto& p : intake.sources().positions())
+      *base->add_sources() = std::move(p);
+    const std::string bytes = rec.SerializeAsString();
+    log->roll();
+    const std::uint64_t index = log->append(std::as_bytes(std::span(bytes.data(), bytes.size())));
+    if (!commit_or_degrade("compaction base")) return;
+    compacted_through = usable;
+    std::uint64_t first_kept = index;
+    for (const auto& [i, kc] : record_cycles) {
+      if (i >= index) break;
+      if (kc > usable) {
+        first_kept = i;
+        break;
+      }
+    }
+    const std::uint64_t before = log->bytes();
+    log->remove_segments_before(first_kept);
+    while (!record_cycles.empty() && record_cycles.front().first < log->first_index())
+      record_cycles.pop_front();
+    record_cycles.emplace_back(index, std::numeric_limits<std::int64_t>::max());
+    if (log->bytes() < before) {
+      count("log_bytes_compacted", before - log->bytes());
+      spdlog::info("observation log compacted through cycle {}: {} -> {} bytes", usable, before,
+                   log->bytes());
     }
   }
 
@@ -921,7 +1194,18 @@ struct Coordinator::Impl {
                        ? fmt::format("; cycle {} will be re-dispatched", worker->in_flight)
                        : std::string());
       count("worker_groups_lost");
+      if (worker->in_flight >= 0)
+        count_failure(worker->in_flight, "worker group lost (no heartbeat) during the cycle");
       worker.reset();
+      return;
+    }
+    if (worker->in_flight >= 0 && cfg.server.cycle_timeout_seconds > 0 &&
+        now - worker->dispatched_wall > cfg.server.cycle_timeout_seconds) {
+      drop_worker(fmt::format("cycle {} not done {:.1f} s after dispatch "
+                              "(server.cycle_timeout_seconds = {})",
+                              worker->in_flight, now - worker->dispatched_wall,
+                              cfg.server.cycle_timeout_seconds),
+                  "cycles_timed_out");
       return;
     }
     if (now - last_heartbeat_sent >= cfg.server.heartbeat_seconds) {
@@ -948,9 +1232,9 @@ struct Coordinator::Impl {
     s.set_last_valid_time_seconds(last_published >= 0 ? scheduler.time_of(last_published) : 0);
     s.set_next_cycle(next_cycle);
     s.set_open_windows(static_cast<std::uint32_t>(scheduler.open_windows()));
-    const std::int64_t waiting =
-        scheduler.closed_through() - next_cycle + 1 - (worker && worker->in_flight >= 0 ? 1 : 0);
-    s.set_closed_windows_waiting(static_cast<std::uint32_t>(std::max<std::int64_t>(0, waiting)));
+    s.set_closed_windows_waiting(static_cast<std::uint32_t>(backlog()));
+    s.set_backlog_cycles(static_cast<std::uint32_t>(backlog()));
+    s.set_ingest_state(ingest_degraded.empty() ? "ok" : "degraded: " + ingest_degraded);
     auto* w = s.mutable_workers();
     w->set_connected(worker.has_value());
     w->set_reconnects(reconnects);
@@ -966,6 +1250,14 @@ struct Coordinator::Impl {
       auto* c = s.add_counters();
       c->set_name(name);
       c->set_value(value);
+    }
+    for (const auto& [name, src] : intake.sources().sources()) {
+      if (s.sources_size() >= 1000) break;
+      auto* x = s.add_sources();
+      x->set_source(name);
+      if (src.high_seq) x->set_durable_seq(*src.high_seq);
+      x->set_observations_accepted(src.observations_accepted);
+      x->set_observations_refused_qc(src.observations_refused_qc);
     }
     if (!latencies.empty()) {
       std::vector<double> v(latencies.begin(), latencies.end());
@@ -984,6 +1276,15 @@ struct Coordinator::Impl {
     return s;
   }
 
+  // Who sent a control request, for its rate limit: the CURVE key, else the peer address.
+  static std::string control_peer(const Envelope& e) {
+    for (const char* property : {"User-Id", "Peer-Address"}) {
+      const char* v = zmq_msg_gets(const_cast<zmq_msg_t*>(e.body.handle()), property);
+      if (v && *v) return v;
+    }
+    return e.head.empty() ? std::string() : e.head.front().to_string();
+  }
+
   void handle_control() {
     for (int i = 0; i < 64; ++i) {
       Envelope e = receive_envelope(control);
@@ -991,8 +1292,7 @@ struct Coordinator::Impl {
       wire::ControlReply r;
       r.set_version(wire::PROTOCOL_VERSION_1);
       wire::ControlRequest q;
-      if (e.body.size() > (static_cast<std::size_t>(cfg.limits.max_message_mb) << 20) ||
-          !q.ParseFromArray(e.body.data(), static_cast<int>(e.body.size()))) {
+      if (!q.ParseFromArray(e.body.data(), static_cast<int>(e.body.size()))) {
         r.set_error("not a ControlRequest: protobuf parse failed on " +
                     std::to_string(e.body.size()) + " bytes");
         count("control_malformed");
@@ -1000,6 +1300,13 @@ struct Coordinator::Impl {
         r.set_error("version = " + std::to_string(q.version()) +
                     ": this server speaks protocol version 1");
         count("control_wrong_version");
+      } else if (q.command() == wire::COMMAND_LATEST_ANALYSIS && q.with_fields() &&
+                 !latest_rate.try_take(control_peer(e), 1, wall_now())) {
+        r.set_error(fmt::format(
+            "LATEST_ANALYSIS with fields: more than limits.latest_analysis_per_second = {} from "
+            "this peer; retry later",
+            cfg.limits.latest_analysis_per_second));
+        count("control_rate_limited");
       } else {
         execute(q, r);
       }
@@ -1028,7 +1335,7 @@ struct Coordinator::Impl {
       case wire::COMMAND_SET_FILTER:
         if (q.filter() != "letkf" && q.filter() != "ensf" && q.filter() != "none") {
           r.set_ok(false);
-          r.set_error("filter = \"" + q.filter() + "\": expected letkf, ensf or none");
+          r.set_error("filter = \"" + bounded(q.filter(), 32) + "\": expected letkf, ensf or none");
         } else {
           filter = q.filter();
           r.set_message("filter " + filter + " from the next dispatched cycle");
@@ -1068,6 +1375,11 @@ struct Coordinator::Impl {
     metrics.gauge("rtda_worker_connected", "1 when a worker group is connected")
         .set(worker ? 1.0 : 0.0);
     metrics.gauge("rtda_log_bytes", "observation log size").set(static_cast<double>(log->bytes()));
+    metrics.gauge("rtda_backlog_cycles", "closed windows waiting for the worker group")
+        .set(static_cast<double>(backlog()));
+    metrics.gauge("rtda_ingest_degraded", "1 while the observation log cannot be written")
+        .set(ingest_degraded.empty() ? 0.0 : 1.0);
+    metrics.gauge("rtda_paused", "1 while dispatching is paused").set(paused ? 1.0 : 0.0);
   }
 
   void run(const std::atomic<bool>& stop) {
@@ -1075,6 +1387,7 @@ struct Coordinator::Impl {
         {static_cast<void*>(ingest), 0, ZMQ_POLLIN, 0},
         {static_cast<void*>(control), 0, ZMQ_POLLIN, 0},
         {static_cast<void*>(workers), 0, ZMQ_POLLIN, 0},
+        {static_cast<void*>(publish), 0, ZMQ_POLLIN, 0},
     };
     if (metrics_http)
       items.push_back({static_cast<void*>(metrics_http->socket()), 0, ZMQ_POLLIN, 0});
@@ -1088,11 +1401,17 @@ struct Coordinator::Impl {
       if (items[2].revents & ZMQ_POLLIN) handle_workers();
       if (items[0].revents & ZMQ_POLLIN) handle_ingest();
       if (items[1].revents & ZMQ_POLLIN) handle_control();
-      if (metrics_http && (items[3].revents & ZMQ_POLLIN)) {
+      if (items[3].revents & ZMQ_POLLIN) handle_subscriptions();
+      if (metrics_http && (items[4].revents & ZMQ_POLLIN)) {
         update_metrics();
         metrics_http->handle_readable();
       }
       const double now = wall_now();
+      try {
+        log->sync_if_due();
+      } catch (const std::exception& e) {
+        commit_or_degrade("interval sync");
+      }
       close_due_windows();
       check_worker(now);
       dispatch();
@@ -1102,7 +1421,11 @@ struct Coordinator::Impl {
     bye.set_version(wire::PROTOCOL_VERSION_1);
     bye.set_stop(true);
     send_worker(bye);
-    log->commit();
+    try {
+      log->commit();
+    } catch (const std::exception& e) {
+      spdlog::error("observation log at shutdown: {}", e.what());
+    }
   }
 };
 

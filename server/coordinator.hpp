@@ -6,11 +6,18 @@
 
 #include <atomic>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "config/config.hpp"
 
 namespace rtda::server {
+
+// The data directory cannot be used safely (a damaged observation log): restarting will not
+// help; an operator must look (rtda-server exits with its own code).
+struct DataError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class Coordinator {
  public:

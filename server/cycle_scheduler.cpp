@@ -7,23 +7,30 @@ namespace rtda::server {
 
 std::int64_t CycleScheduler::cycle_of(double t) const {
   // (t_k − Δ/2, t_k + Δ/2] -> k = ceil((t − t0)/Δ − 1/2).
-  return static_cast<std::int64_t>(std::ceil((t - s_.t0_seconds) / s_.cycle_seconds - 0.5));
+  // Client times can be any double: clamp before converting (far beyond any window either way).
+  const double c = std::ceil((t - s_.t0_seconds) / s_.cycle_seconds - 0.5);
+  constexpr double kFar = 1e15;
+  if (!(c > -kFar)) return -static_cast<std::int64_t>(kFar);
+  if (!(c < kFar)) return static_cast<std::int64_t>(kFar);
+  return static_cast<std::int64_t>(c);
 }
 
 bool CycleScheduler::analysis_cycle(double t, std::int64_t& k) const {
   if (!std::isfinite(t)) return false;
-  k = static_cast<std::int64_t>(std::llround((t - s_.t0_seconds) / s_.cycle_seconds));
+  const double c = (t - s_.t0_seconds) / s_.cycle_seconds;
+  if (!(std::abs(c) < 1e15)) return false;
+  k = static_cast<std::int64_t>(std::llround(c));
   return k >= 0 && std::abs(time_of(k) - t) <= 1e-6;
 }
 
-CycleScheduler::Place CycleScheduler::place(double t) const {
+CycleScheduler::Place CycleScheduler::place(double t, std::int64_t closed_through) const {
   const std::int64_t k = cycle_of(t);
   if (k < 0) return {Placement::kBeforeFirstWindow, k};
-  if (k <= closed_through_) {
+  if (k <= closed_through) {
     if (!s_.late_to_next) return {Placement::kLateRejected, k};
-    return {Placement::kLate, closed_through_ + 1};
+    return {Placement::kLate, closed_through + 1};
   }
-  if (k > closed_through_ + 1 + s_.max_windows_ahead) return {Placement::kTooFarAhead, k};
+  if (k > closed_through + 1 + s_.max_windows_ahead) return {Placement::kTooFarAhead, k};
   return {Placement::kWindow, k};
 }
 

@@ -37,10 +37,12 @@ struct StoredObservation {
   double error_sd;
   std::uint32_t level;
   std::int32_t op;
+  std::uint32_t source = 0;  // the feeder source's index (SourceBook), for per-source counts
 
   static StoredObservation from_wire(const wire::Observation& o) {
     return {o.id(),    o.time_seconds(), o.x_m(),   o.y_m(),
-            o.value(), o.error_sd(),     o.level(), static_cast<std::int32_t>(o.op())};
+            o.value(), o.error_sd(),     o.level(), static_cast<std::int32_t>(o.op()),
+            0};
   }
   void to_wire(wire::Observation& o) const {
     o.set_id(id);
@@ -70,7 +72,8 @@ class BatchObservations {
     const auto& c = b_.columns();
     const int j = static_cast<int>(i - messages_);
     return {c.id(j),    c.time_seconds(j), c.x_m(j),   c.y_m(j),
-            c.value(j), c.error_sd(j),     c.level(j), static_cast<std::int32_t>(c.op(j))};
+            c.value(j), c.error_sd(j),     c.level(j), static_cast<std::int32_t>(c.op(j)),
+            0};
   }
 
  private:
@@ -102,7 +105,10 @@ class CycleScheduler {
   double time_of(std::int64_t cycle) const { return s_.t0_seconds + cycle * s_.cycle_seconds; }
   // Is t an analysis time t0 + kΔ (to 1 µs)? Sets k.
   bool analysis_cycle(double t, std::int64_t& k) const;
-  Place place(double t) const;
+  Place place(double t) const { return place(t, closed_through_); }
+  // As if windows were closed through `closed_through` (what a log record saw when it was
+  // validated: replay after compaction must not depend on the records that were deleted).
+  Place place(double t, std::int64_t closed_through) const;
 
   void add(std::int64_t cycle, const StoredObservation& o, double wall, bool late);
   void add(std::int64_t cycle, const wire::Observation& o, double wall, bool late) {

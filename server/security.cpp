@@ -228,6 +228,15 @@ CurveKeyPair load_keypair(const std::filesystem::path& secret_file) {
         "key file {}: no secret-key line (a public .key file? load the .key_secret file)",
         secret_file.string()));
   }
+  // Like ssh with its identity files: a secret others can read is refused, not warned about,
+  // because whoever has read it can pose as this server or client from then on.
+  struct stat st {};
+  if (::stat(secret_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    throw std::runtime_error(fmt::format(
+        "key file {}: mode {:04o} lets other users read the secret key; run chmod 600 on it "
+        "(or make a new pair with `rtda keys`)",
+        secret_file.string(), static_cast<unsigned>(st.st_mode & 07777)));
+  }
   return {*cert.public_z85, *cert.secret_z85};
 }
 
@@ -243,6 +252,76 @@ std::string load_public_key(const std::filesystem::path& path_or_key) {
     throw std::runtime_error(fmt::format("key file {}: no public-key line", path_or_key.string()));
   }
   return *cert.public_z85;
+}
+
+namespace {
+
+// One line of an allowed-keys list: the entry, and the sources granted with `sources=a,b`.
+struct ListLine {
+  std::string entry;
+  std::vector<std::string> sources;
+};
+
+ListLine parse_list_line(const std::filesystem::path& path, int line_number, const std::string& t) {
+  ListLine out;
+  std::istringstream words(t);
+  std::string word;
+  words >> out.entry;
+  while (words >> word) {
+    if (word.front() == '#') break;
+    if (word.rfind("sources=", 0) == 0) {
+      std::string list = word.substr(8);
+      std::size_t start = 0;
+      while (start <= list.size()) {
+        const std::size_t comma = list.find(',', start);
+        const std::string name =
+            list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!name.empty()) out.sources.push_back(name);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      if (out.sources.empty()) {
+        throw std::runtime_error(
+            fmt::format("allowed-keys file {} line {}: 'sources=' lists no source", path.string(),
+                        line_number));
+      }
+      continue;
+    }
+    throw std::runtime_error(
+        fmt::format("allowed-keys file {} line {}: unexpected text after the entry: '{}' "
+                    "(expected sources=NAME[,NAME...] or a # comment)",
+                    path.string(), line_number, word));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::vector<std::string>> load_source_grants(
+    const std::filesystem::path& path) {
+  std::map<std::string, std::vector<std::string>> grants;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec) || !std::filesystem::exists(path, ec)) return grants;
+  if (parse_cert_file(path).public_z85) return grants;
+  std::ifstream in(path);
+  std::string line;
+  int line_number = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    const std::string t = trim(line);
+    if (t.empty() || t.front() == '#') continue;
+    ListLine l = parse_list_line(path, line_number, t);
+    if (l.sources.empty()) continue;
+    std::string key = l.entry;
+    if (!is_valid_z85_key(key)) {
+      std::filesystem::path key_path = key;
+      if (key_path.is_relative()) key_path = path.parent_path() / key_path;
+      key = load_public_key(key_path);
+    }
+    auto& g = grants[key];
+    g.insert(g.end(), l.sources.begin(), l.sources.end());
+  }
+  return grants;
 }
 
 std::vector<std::string> load_allowed_keys(const std::filesystem::path& path) {
@@ -282,16 +361,7 @@ std::vector<std::string> load_allowed_keys(const std::filesystem::path& path) {
     ++line_number;
     const std::string t = trim(line);
     if (t.empty() || t.front() == '#') continue;
-    const auto end = t.find_first_of(" \t");
-    const std::string entry = t.substr(0, end);
-    if (end != std::string::npos) {
-      const std::string rest = trim(std::string_view(t).substr(end));
-      if (!rest.empty() && rest.front() != '#') {
-        throw std::runtime_error(
-            fmt::format("allowed-keys file {} line {}: unexpected text after the entry: '{}'",
-                        path.string(), line_number, rest));
-      }
-    }
+    const std::string entry = parse_list_line(path, line_number, t).entry;
     if (is_valid_z85_key(entry)) {
       add(entry);
       continue;

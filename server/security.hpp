@@ -39,7 +39,7 @@ bool is_valid_z85_key(std::string_view key);
 void save_keypair(const std::filesystem::path& base, const CurveKeyPair& keys);
 
 // Reads both keys from a `.key_secret` file. Throws std::runtime_error naming the file and the
-// problem (missing file, missing line, malformed key).
+// problem (missing file, missing line, malformed key, a file group or others may read).
 CurveKeyPair load_keypair(const std::filesystem::path& secret_file);
 
 // The public key from a `.key` or `.key_secret` file, or `path_or_key` itself when no such file
@@ -55,6 +55,12 @@ std::string load_public_key(const std::filesystem::path& path_or_key);
 // Duplicates are removed; order of first appearance is kept. Throws std::runtime_error naming
 // the file and line.
 std::vector<std::string> load_allowed_keys(const std::filesystem::path& path);
+
+// The feeder sources granted per key in a list file: an entry may be followed by
+// `sources=NAME[,NAME...]` (a NAME ending in '*' is a prefix). Keys without the word, and the
+// directory and single-file forms, grant nothing (docs/security.md says what that means).
+std::map<std::string, std::vector<std::string>> load_source_grants(
+    const std::filesystem::path& path);
 
 // Makes `socket` a CURVE server with `server`'s secret key, and sets its ZAP domain so a
 // ZapAuthenticator can apply the policy for `domain` ("ingest", "control", "publish",

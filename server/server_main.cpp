@@ -10,6 +10,11 @@
 #include "server/coordinator.hpp"
 
 namespace {
+// Exit codes (docs/operations.md): 0 stopped cleanly; 1 a failure a restart may cure (a port
+// in use, an I/O error); 2 a command-line error; these two a restart cannot cure, so the
+// systemd unit does not restart on them (RestartPreventExitStatus):
+constexpr int kExitData = 65;    // EX_DATAERR: the observation log is damaged
+constexpr int kExitConfig = 78;  // EX_CONFIG: the configuration is refused
 std::atomic<bool> g_stop{false};
 void on_signal(int) {
   g_stop.store(true);
@@ -31,11 +36,20 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
+  // A full disk must not kill the server: writes past a file-size limit fail with EFBIG
+  // (handled: ingest degrades) instead of raising SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     const auto cfg = rtda::config::load(
         config_path.empty() ? std::nullopt : std::optional<std::string>(config_path), overrides);
     rtda::server::Coordinator coordinator(cfg);
     coordinator.run(g_stop);
+  } catch (const rtda::config::ConfigError& e) {
+    spdlog::error("configuration: {}", e.what());
+    return kExitConfig;
+  } catch (const rtda::server::DataError& e) {
+    spdlog::error("data directory: {}", e.what());
+    return kExitData;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

@@ -1,5 +1,6 @@
 #include "cycle_engine.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -7,12 +8,16 @@
 #include <optional>
 #include <stdexcept>
 
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
 #include "filters/inflation.hpp"
 #include "hip/cycle_hip.hpp"
 #include "hip/ensf_hip_kernels.hpp"
 #include "hip/nn_hip.hpp"
 #include "hip/vit_hip.hpp"
 #include "obs/experiments.hpp"
+#include "obs/gross_error.hpp"
 #include "obs/observation_space.hpp"
 #include "sqg/fft_wisdom.hpp"
 #include "surrogate/checkpoint.hpp"
@@ -212,11 +217,16 @@ CycleEngine::CycleEngine(MPI_Comm comm, const config::Config& cfg, device::Backe
     : comm_(comm),
       cfg_(checked(comm, cfg)),
       backend_(backend),
+      threads_(resolve_threads(comm, cfg_.model.threads)),
       model_(std::make_unique<sqg::SqgModel<double>>(cfg_.model.sqg, cfg_.model.fft_planning)),
       ensemble_(comm, cfg_.ensemble.members, cfg_.model.sqg.N),
-      stepper_(std::make_unique<sqg::EnsembleStepper<double>>(*model_, cfg_.model.threads)),
+      stepper_(std::make_unique<sqg::EnsembleStepper<double>>(*model_, threads_.threads)),
       steps_per_cycle_(static_cast<int>(
           std::lround(cfg_.experiment.cycle_hours * 3600.0 / cfg_.model.sqg.dt_s))) {
+  // The filters' OpenMP loops (and Eigen's, for the surrogate) take the same share of the
+  // node as the ensemble steps; thread counts do not change any result.
+  omp_set_num_threads(threads_.threads);
+  if (ensemble_.rank() == 0) spdlog::info("{}", threads_.reason);
   if (cfg_.model.kind == "vit") load_surrogate_weights();
   // With Backend::kHip the ensemble lives on the device between the stages (docs/hip.md).
   if (backend_ == device::Backend::kHip)
@@ -516,15 +526,34 @@ void CycleEngine::forecast_surrogate_on_device() {
 // mean/spread pair, 2 per observation for the innovation diagnostics (rank 0), h(x) when
 // inflation is on, and the members only when asked for.
 CycleEngine::DeviceStage CycleEngine::analyse_on_device(SlabAnalysis& analysis,
-                                                        const obs::ObservationSpace& space,
+                                                        obs::ObservationSpace& space,
                                                         std::uint64_t cycle, bool gather_members,
                                                         CycleOutcome& out) {
   using hip::detail::DeviceArray;
   DeviceStage st;
   const int k = ensemble_.members();
-  const std::size_t p = space.size();
+  std::size_t p = space.size();
   device_->to_device();
   DeviceArray<double> hx = device_->observe_all(space);
+  // The moments of h(x) per observation (filters::observation_moments' sums), 2 values per
+  // observation to the host: the gross-error check, the innovation diagnostics and the
+  // inflation factor. Every rank holds all of h(x), so every rank takes the same decisions.
+  if (p > 0) {
+    DeviceArray<double> moments(2 * p, "h(x) statistics");
+    hip::cycle::observation_mean_and_variance(hx.get(), static_cast<std::size_t>(k), p,
+                                              moments.get());
+    st.hx_stats = moments.download();
+    obs::GrossErrorResult qc =
+        obs::gross_error_check(space, st.hx_stats, cfg_.qc.gross_error_sigmas);
+    if (!qc.refused.empty()) {
+      // h(x) of the kept observations only, again on the device (the same values).
+      space = space.subset(qc.kept);
+      p = space.size();
+      st.hx_stats = obs::select_moments(st.hx_stats, qc.kept);
+      hx = p > 0 ? device_->observe_all(space) : DeviceArray<double>();
+    }
+    st.refused = std::move(qc.refused);
+  }
   double* cols = device_->to_columns();
   const std::size_t dim = 2 * ensemble_.local_columns();
   DeviceArray<double> packed(2 * dim, "the ensemble's mean and spread");
@@ -535,15 +564,6 @@ CycleEngine::DeviceStage CycleEngine::analyse_on_device(SlabAnalysis& analysis,
     gather_mean_spread(ensemble_, local, comm_, mean, spread);
   };
   mean_spread(st.mean_b, st.spread_b);
-  // The moments of h(x) per observation (filters::observation_moments' sums), 2 values per
-  // observation to the host: the innovation diagnostics and the inflation factor. Every rank
-  // holds all of h(x), so every rank finds the same factor.
-  if (p > 0) {
-    DeviceArray<double> moments(2 * p, "h(x) statistics");
-    hip::cycle::observation_mean_and_variance(hx.get(), static_cast<std::size_t>(k), p,
-                                              moments.get());
-    st.hx_stats = moments.download();
-  }
   if (cfg_.inflation.mode != filters::InflationMode::kNone) {
     st.inflation = filters::estimate_inflation_from_moments(cfg_.inflation, st.hx_stats, space);
     if (st.inflation.factor != 1.0) {
@@ -556,6 +576,11 @@ CycleEngine::DeviceStage CycleEngine::analyse_on_device(SlabAnalysis& analysis,
   analysis.analyse_columns_device(cols, hx.get(), k, space, {cfg_.experiment.seed, cycle}, c0, c1,
                                   cols, comm_, st.extra);
   mean_spread(out.mean, out.spread);
+  // Every member's non-finite value shows in its column's mean or spread (NaN and inf
+  // propagate), so the 4 values per column already on the host are enough to decide.
+  require_finite_analysis(
+      comm_, ensemble_,
+      "cycle " + std::to_string(cycle) + ", filter " + std::string(analysis.name()), {}, local);
   device_->from_columns(cols);
   if (gather_members) {
     device_->to_host();
@@ -582,6 +607,51 @@ void CycleEngine::keep_uninflated_spread_target(SlabAnalysis& analysis,
   analysis.restore_carried_state(std::move(initial));
 }
 
+void require_finite_analysis(MPI_Comm comm, const DistributedEnsemble& ens, const std::string& what,
+                             std::span<const double> post_cols, std::span<const double> packed) {
+  const auto [c0, c1] = ens.columns();
+  const std::size_t w = c1 - c0, n2 = ens.columns_total(), n = ens.state_size();
+  constexpr unsigned long long kNone = std::numeric_limits<unsigned long long>::max();
+  // counts: non-finite member values, non-finite mean/spread values; first: the smallest
+  // [member][level][y][x] index of a member value, and [level][y][x] of a mean/spread value.
+  unsigned long long counts[2] = {0, 0}, first[2] = {kNone, kNone};
+  if (w > 0) {
+    for (std::size_t i = 0; i < post_cols.size(); ++i) {
+      if (std::isfinite(post_cols[i])) continue;
+      ++counts[0];
+      const std::size_t m = i / (2 * w), r = i % (2 * w), lev = r / w, j = r % w;
+      first[0] = std::min<unsigned long long>(first[0], m * n + lev * n2 + c0 + j);
+    }
+    for (std::size_t i = 0; i < packed.size(); ++i) {
+      if (std::isfinite(packed[i])) continue;
+      ++counts[1];
+      const std::size_t lev = (i / w) % 2, j = i % w;
+      first[1] = std::min<unsigned long long>(first[1], lev * n2 + c0 + j);
+    }
+  }
+  MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
+  if (counts[0] == 0 && counts[1] == 0) return;  // the same on every rank
+  MPI_Allreduce(MPI_IN_PLACE, first, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN, comm);
+  const auto where = [&](unsigned long long e) {
+    const std::size_t gn = static_cast<std::size_t>(ens.grid_n());
+    return "level " + std::to_string(e / n2) + ", y " + std::to_string(e % n2 / gn) + ", x " +
+           std::to_string(e % gn);
+  };
+  std::string msg = what + ": the analysis is not finite:";
+  if (counts[0] > 0) {
+    msg += " " + std::to_string(counts[0]) + " member values are NaN or inf (first: member " +
+           std::to_string(first[0] / n) + ", " + where(first[0] % n) + ", state index " +
+           std::to_string(first[0] % n) + ")";
+  }
+  if (counts[1] > 0) {
+    msg += std::string(counts[0] > 0 ? ";" : "") + " " + std::to_string(counts[1]) +
+           " mean/spread values are NaN or inf (first: " + where(first[1]) + ", state index " +
+           std::to_string(first[1]) + ")";
+  }
+  msg += "; not published";
+  throw std::runtime_error(msg);
+}
+
 SlabAnalysis& CycleEngine::filter(const std::string& name) {
   auto it = filters_.find(name);
   if (it == filters_.end())
@@ -603,26 +673,33 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   rec.cycle = static_cast<int>(cycle);
   rec.time_seconds = time_seconds;
   const auto t0 = Clock::now();
+  // Validation, then the ingest plausibility with the server's limits (qc.*): an observation
+  // the server would have refused is refused here too (obs/plausibility.hpp).
   std::vector<obs::Rejection> rejected;
-  obs::ObservationSpace space(p, set, &rejected);
+  obs::ObservationSpace space(
+      p, set, obs::PlausibilityLimits{cfg_.qc.max_abs_kelvin, cfg_.qc.max_error_sd_kelvin},
+      &rejected);
+  std::size_t invalid = 0;
+  for (auto& r : rejected) {
+    if (r.kind == "invalid") {
+      ++invalid;
+    } else {
+      out.refused.push_back(std::move(r));
+    }
+  }
   std::size_t dropped = 0;
   if (filter_name == "ensf" && cfg_.ensf.mode == filters::EnsfMode::kPaper &&
       !space.all_at_grid_points()) {
     // Paper-mode EnSF is defined per state dimension: observations between grid points are
     // left out (and counted as rejected) rather than failing the whole cycle.
-    io::ObservationSet on_grid;
+    std::vector<std::size_t> on_grid;
     for (std::size_t o = 0; o < space.size(); ++o) {
-      if (space.stencil(o).count != 1) {
-        ++dropped;
-        continue;
-      }
-      on_grid.push_back({time_seconds, space.level()[o], space.x_m()[o], space.y_m()[o],
-                         space.value()[o], space.error_sd()[o], space.op()[o], space.id()[o]});
+      if (space.stencil(o).count == 1) on_grid.push_back(o);
     }
-    space = obs::ObservationSpace(p, on_grid);
+    dropped = space.size() - on_grid.size();
+    space = space.subset(on_grid);
   }
-  rec.observations_used = static_cast<double>(space.size());
-  rec.observations_rejected = static_cast<double>(rejected.size() + dropped);
+  rec.observations_rejected = static_cast<double>(invalid + dropped);
   rec.shock_sd = set.shock_sd.empty() ? 0.0 : set.shock_sd.front();
   if (!set.id.empty()) {
     out.first_observation_id = *std::min_element(set.id.begin(), set.id.end());
@@ -634,6 +711,7 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   filters::InflationEstimate inflation;
   std::map<std::string, double> extra;
   std::vector<double> posterior;
+  std::vector<obs::Rejection> gross;  // refused by the gross-error check
   if (device_) {
     DeviceStage st = analyse_on_device(analysis, space, cycle, gather_members, out);
     mean_b = std::move(st.mean_b);
@@ -642,15 +720,28 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
     inflation = st.inflation;
     extra = std::move(st.extra);
     posterior = std::move(st.posterior);
+    gross = std::move(st.refused);
   } else {
-    const std::vector<double> hx = ensemble_.observe_all(space);
+    std::vector<double> hx = ensemble_.observe_all(space);
+    hx_stats = filters::observation_moments(hx, k);
+    // Quality control against the background (qc.gross_error_sigmas), before the filter and
+    // the inflation estimate. Every rank holds all of h(x): every rank refuses the same.
+    if (space.size() > 0) {
+      obs::GrossErrorResult qc =
+          obs::gross_error_check(space, hx_stats, cfg_.qc.gross_error_sigmas);
+      if (!qc.refused.empty()) {
+        hx = obs::select_columns(hx, space.size(), qc.kept);
+        hx_stats = obs::select_moments(hx_stats, qc.kept);
+        space = space.subset(qc.kept);
+      }
+      gross = std::move(qc.refused);
+    }
     std::vector<double> cols, post;
     ensemble_.to_columns(cols);
     const std::vector<double> local =
         column_mean_spread(ensemble_, cols, k, comm_, mean_b, spread_b);
     // Prior inflation (filters/inflation.hpp) after the background diagnostics, which stay the
     // forecast's own. Every rank holds all of h(x), so every rank finds the same factor.
-    hx_stats = filters::observation_moments(hx, k);
     inflation = filters::estimate_inflation_from_moments(cfg_.inflation, hx_stats, space);
     std::vector<double> hx_inflated;
     std::span<const double> hx_used = hx;
@@ -666,10 +757,25 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
     const auto [c0, c1] = ensemble_.columns();
     analysis.analyse_columns(cols, hx_used, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post,
                              comm_, extra);
+    const std::vector<double> local_a =
+        column_mean_spread(ensemble_, post, k, comm_, out.mean, out.spread);
+    // Never a non-finite analysis: decided on every rank together, before the ensemble takes
+    // the posterior (it keeps the prior when this throws).
+    require_finite_analysis(
+        comm_, ensemble_,
+        "cycle " + std::to_string(cycle) + ", filter " + std::string(analysis.name()), post,
+        local_a);
     ensemble_.from_columns(post);
-    column_mean_spread(ensemble_, post, k, comm_, out.mean, out.spread);
     if (gather_members) posterior = ensemble_.gather(0);
   }
+  rec.observations_used = static_cast<double>(space.size());
+  for (auto& r : gross)
+    out.refused.push_back(std::move(r));
+  std::sort(out.refused.begin(), out.refused.end(),
+            [](const obs::Rejection& a, const obs::Rejection& b) { return a.index < b.index; });
+  for (const auto& r : out.refused)
+    ++out.refused_by_reason[r.kind];
+  rec.observations_refused_qc = static_cast<double>(out.refused.size());
   // Residency (docs/hip.md): bytes copied between host and device since the previous
   // analysis (this cycle's forecast and analysis), summed over the ranks that use a device.
   unsigned long long moved[2] = {0, 0};
@@ -730,6 +836,9 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
                                "mean innovation^2 / (HPH^T + R): 1 when consistent"};
   diag["observations_used"] = {rec.observations_used, "1", "observations assimilated"};
   diag["observations_rejected"] = {rec.observations_rejected, "1", "observations refused"};
+  diag["observations_refused_qc"] = {static_cast<double>(out.refused.size()), "1",
+                                     "observations refused by quality control before the filter "
+                                     "(qc.*: implausible, gross error against the background)"};
   diag["shock_sd"] = {rec.shock_sd, "m s-1", "std of the shock added to the truth (0: none)"};
   diag["seconds_analysis"] = {rec.seconds_analysis, "s", "wall time of the analysis stage"};
   for (const auto& [name, value] : extra)

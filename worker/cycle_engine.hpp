@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
@@ -23,6 +24,7 @@
 #include "io/checkpoint.hpp"
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
+#include "obs/observation_space.hpp"
 #include "slab_analysis.hpp"
 #include "sqg/sqg_model.hpp"
 
@@ -35,6 +37,7 @@ struct CycleRecord {
   double spread_background_K, spread_analysis_K;
   double innovation_mean, innovation_rms, consistency_ratio;
   double observations_used, observations_rejected;
+  double observations_refused_qc;  // refused by quality control (CycleOutcome::refused)
   double shock_sd;
   double seconds_forecast, seconds_analysis;
 };
@@ -46,6 +49,13 @@ struct CycleOutcome {
   std::vector<double> members;       // every analysis member, when asked for
   std::map<std::string, io::Diagnostic> diagnostics;
   std::uint64_t first_observation_id = 0, last_observation_id = 0;
+  // Quality control before the filter (qc.*; on every rank): every observation refused, in
+  // order of index = position in the observation set given to analyse(), with field
+  // ("value", "error_sd", "innovation"), reason and kind ("implausible": the ingest rule of
+  // obs/plausibility.hpp; "gross_error": obs/gross_error.hpp); and the count per kind.
+  // These never reach the filter or the inflation estimate.
+  std::vector<obs::Rejection> refused;
+  std::map<std::string, std::uint64_t> refused_by_reason;
 };
 
 class CycleEngine {
@@ -67,6 +77,8 @@ class CycleEngine {
   int members() const { return ensemble_.members(); }
   std::size_t state_size() const { return ensemble_.state_size(); }
   int steps_per_cycle() const { return steps_per_cycle_; }
+  // model.threads as resolved for this rank (resolve_threads), and why.
+  const ThreadChoice& threads() const { return threads_; }
 
   // The initial ensemble of science.md §2 (ensemble.* keys) around nature state
   // ensemble.climatology_index. Collective.
@@ -84,7 +96,11 @@ class CycleEngine {
 
   // Analyses the current ensemble with `filter` ("letkf", "ensf", "none") and the
   // observations `obs` (identical on every rank). `truth` (rank 0; empty = unknown) gives RMSE
-  // diagnostics. Collective.
+  // diagnostics. Collective. Before the filter: the plausibility rule (qc.max_abs_kelvin,
+  // qc.max_error_sd_kelvin) and, with qc.gross_error_sigmas > 0, the gross-error check
+  // (CycleOutcome::refused). After it: a member, mean or spread value that is NaN or inf on
+  // any rank makes every rank throw std::runtime_error (cycle, filter, counts, first index);
+  // the ensemble then keeps its prior (CPU path).
   CycleOutcome analyse(const std::string& filter, const io::ObservationSet& obs,
                        std::uint64_t cycle, double time_seconds, std::span<const double> truth,
                        bool gather_members);
@@ -106,17 +122,20 @@ class CycleEngine {
   void forecast_surrogate_on_device();
   struct DeviceStage {
     std::vector<double> mean_b, spread_b;  // background mean and spread (rank 0)
+    std::vector<obs::Rejection> refused;   // by the gross-error check
     std::vector<double> hx_stats;          // filters::observation_moments of h(x_b)
     filters::InflationEstimate inflation;
     std::map<std::string, double> extra;
     std::vector<double> posterior;  // every member (rank 0), when asked for
   };
-  DeviceStage analyse_on_device(SlabAnalysis& analysis, const obs::ObservationSpace& space,
+  // `space` loses the observations the gross-error check refuses.
+  DeviceStage analyse_on_device(SlabAnalysis& analysis, obs::ObservationSpace& space,
                                 std::uint64_t cycle, bool gather_members, CycleOutcome& out);
 
   MPI_Comm comm_;
   config::Config cfg_;
   device::Backend backend_;
+  ThreadChoice threads_;  // before stepper_, which it sizes
   std::unique_ptr<sqg::SqgModel<double>> model_;
   DistributedEnsemble ensemble_;
   std::unique_ptr<sqg::EnsembleStepper<double>> stepper_;
@@ -129,6 +148,14 @@ class CycleEngine {
   std::unique_ptr<DeviceEnsemble> device_;
   std::uint64_t device_bytes_mark_ = 0;
 };
+
+// Never a non-finite analysis. Collective: every rank throws std::runtime_error ("<what>: the
+// analysis is not finite: ...", with the counts and the first index) when any rank's analysis
+// columns (`post_cols`, [member][level][c - c0] of ens.columns(); may be empty) or packed
+// analysis mean/spread (`packed`: [mean level 0 | 1, spread level 0 | 1] of those columns; may
+// be empty) hold a NaN or inf; otherwise it returns on every rank.
+void require_finite_analysis(MPI_Comm comm, const DistributedEnsemble& ens, const std::string& what,
+                             std::span<const double> post_cols, std::span<const double> packed);
 
 // Every rank plans its FFTs with the same algorithms: rank 0 plans (with the wisdom file when
 // there is one) and broadcasts its wisdom before the others plan. Collective.

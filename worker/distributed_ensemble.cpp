@@ -1,9 +1,69 @@
 #include "distributed_ensemble.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace rtda::worker {
+
+ThreadChoice resolve_threads(int requested, const std::optional<std::string>& omp_num_threads,
+                             int cores, int ranks_on_node) {
+  ThreadChoice c;
+  if (requested > 0) {
+    c.threads = requested;
+    c.reason = "model.threads = " + std::to_string(requested) + ": " + std::to_string(requested) +
+               " thread" + (requested == 1 ? "" : "s") + " per rank";
+    return c;
+  }
+  if (omp_num_threads) {
+    // OpenMP's form: a list of positive integers, the first for the outermost level.
+    const std::string& v = *omp_num_threads;
+    const auto b = v.find_first_not_of(" \t");
+    const auto e = b == std::string::npos ? b : v.find_first_of(" \t,", b);
+    const std::string head = b == std::string::npos ? std::string() : v.substr(b, e - b);
+    char* end = nullptr;
+    const long n = head.empty() ? 0 : std::strtol(head.c_str(), &end, 10);
+    if (n > 0 && end && *end == '\0') {
+      c.threads = static_cast<int>(std::min<long>(n, 1 << 16));
+      c.reason = "model.threads = 0: " + std::to_string(c.threads) + " thread" +
+                 (c.threads == 1 ? "" : "s") + " per rank (OMP_NUM_THREADS = " + v + ")";
+      return c;
+    }
+  }
+  const int k = std::max(1, ranks_on_node), n = std::max(1, cores);
+  c.threads = std::max(1, n / k);
+  c.reason = "model.threads = 0: " + std::to_string(c.threads) + " thread" +
+             (c.threads == 1 ? "" : "s") + " per rank (" + std::to_string(n) + " core" +
+             (n == 1 ? "" : "s") + ", " + std::to_string(k) + " rank" + (k == 1 ? "" : "s") +
+             " on this node)";
+  if (omp_num_threads) c.reason += "; OMP_NUM_THREADS = \"" + *omp_num_threads + "\" ignored";
+  return c;
+}
+
+ThreadChoice resolve_threads(MPI_Comm comm, int requested) {
+  // Collective in every case (the count of node-local ranks), so no rank skips it.
+  MPI_Comm node = MPI_COMM_NULL;
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+  int on_node = 1;
+  if (node != MPI_COMM_NULL) {
+    MPI_Comm_size(node, &on_node);
+    MPI_Comm_free(&node);
+  }
+  int cores = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cores = CPU_COUNT(&set);
+  if (cores <= 0) cores = static_cast<int>(std::thread::hardware_concurrency());
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  return resolve_threads(requested, env ? std::optional<std::string>(env) : std::nullopt, cores,
+                         on_node);
+}
 
 std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, int index) {
   const std::size_t p = static_cast<std::size_t>(parts), i = static_cast<std::size_t>(index);

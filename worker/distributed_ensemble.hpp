@@ -10,7 +10,9 @@
 #include <mpi.h>
 
 #include <cstddef>
+#include <optional>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -25,6 +27,23 @@ std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, in
 // The grid columns of rank `index`: whole grid rows (EnSF's standard mode sums its member
 // distances per row), so [row0 N, row1 N).
 std::pair<std::size_t, std::size_t> column_range(int grid_n, int parts, int index);
+
+// model.threads for the ranks of a worker group: `requested` > 0 as given; 0 = OMP_NUM_THREADS
+// when it is set (its first positive integer), else max(1, cores / ranks on this node), so R
+// ranks sharing a node share its cores instead of each taking all of them. cores = the CPUs
+// this process may run on (sched_getaffinity; std::thread::hardware_concurrency without it),
+// ranks on this node from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED). `reason` says what was
+// chosen and why, e.g. "model.threads = 0: 1 thread per rank (2 cores, 2 ranks on this
+// node)". Collective over `comm`.
+struct ThreadChoice {
+  int threads = 1;
+  std::string reason;
+};
+ThreadChoice resolve_threads(MPI_Comm comm, int requested);
+// The arithmetic of resolve_threads without MPI or the environment (omp_num_threads: the
+// value of OMP_NUM_THREADS, nullopt when unset).
+ThreadChoice resolve_threads(int requested, const std::optional<std::string>& omp_num_threads,
+                             int cores, int ranks_on_node);
 
 class DistributedEnsemble {
  public:

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -49,7 +50,16 @@ class ServerLink {
                                       rtda::server::load_public_key(server_public_key));
     }
     (void)sec;
+    // A routing id of our own: after a reconnect (a server restart, a network blip) the server
+    // sees the same group, not a stranger to refuse while the old connection times out.
+    char host[128] = {0};
+    gethostname(host, sizeof host - 1);
+    socket_.set(zmq::sockopt::routing_id,
+                std::string("rtda-worker/") + host + "/" + std::to_string(getpid()) + "/" +
+                    std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
     socket_.set(zmq::sockopt::linger, 2000);
+    // Heartbeats queued during a server outage are stale: do not deliver them all at once.
+    socket_.set(zmq::sockopt::sndhwm, 1000);
     socket_.connect(address);
     // The main thread rings this to hand over an outgoing message at once (a result must not
     // wait for the link thread's next poll timeout).
@@ -119,6 +129,9 @@ class ServerLink {
             ServerToWorker m;
             if (m.ParseFromArray(msg.data(), static_cast<int>(msg.size()))) {
               if (m.has_heartbeat()) continue;
+              // A group told to stop (or refused) whose compute thread does not come back is
+              // hung: take the process (and with it the MPI job) down after a grace period.
+              if (m.has_stop() || m.has_refused()) stop_deadline_ = wall_now() + 15.0;
               if (m.has_result_published()) {
                 std::lock_guard<std::mutex> lock(mutex_);
                 published_ = m.result_published();
@@ -145,6 +158,12 @@ class ServerLink {
         socket_.send(zmq::buffer(m), zmq::send_flags::none);
       if (!out.empty()) sent_cv_.notify_all();
       const double now = wall_now();
+      if (stop_deadline_ > 0 && now > stop_deadline_) {
+        spdlog::error(
+            "the compute thread did not stop within 15 s of the server's request: "
+            "exiting");
+        std::_Exit(3);
+      }
       if (now - last_beat >= heartbeat_seconds_) {
         beat.mutable_heartbeat()->set_unix_seconds(now);
         socket_.send(zmq::buffer(beat.SerializeAsString()), zmq::send_flags::dontwait);
@@ -173,7 +192,19 @@ class ServerLink {
   std::deque<std::string> outgoing_;
   std::string stage_ = "starting";
   std::int64_t cycle_ = -1;
+  double stop_deadline_ = 0;  // link thread only
 };
+
+// Fault injection for the chaos tests: RTDA_FAULT=hang-analysis makes the compute thread of
+// rank 0 hang inside the analysis (the link thread goes on heartbeating), the case a cycle
+// deadline (server.cycle_timeout_seconds) exists for.
+void fault_hang_point(const char* point) {
+  const char* v = std::getenv("RTDA_FAULT");
+  if (!v || std::string(v) != point) return;
+  spdlog::critical("RTDA_FAULT={}: hanging here", v);
+  while (true)
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+}
 
 // Rank 0's message to every rank. The others wait without spinning hard (a test-and-sleep
 // loop), so an idle worker group does not burn its cores.
@@ -317,7 +348,9 @@ int main(int argc, char** argv) {
     std::string checkpoint_dir;
     double ahead_forecast_seconds = 0;  // the forecast made while the window was filling
 
+    double hello_sent = -1e9;  // a hello waits for its welcome: one per 2 s at most
     const auto hello = [&] {
+      hello_sent = wall_now();
       WorkerToServer m;
       m.set_version(rtda::wire::PROTOCOL_VERSION_1);
       auto* h = m.mutable_hello();
@@ -347,10 +380,11 @@ int main(int argc, char** argv) {
         break;
       }
       if (msg.has_hello_again()) {
-        if (rank == 0) hello();
+        if (rank == 0 && wall_now() - hello_sent > 2.0) hello();
         continue;
       }
       if (msg.has_welcome()) {
+        hello_sent = -1e9;
         const auto& w = msg.welcome();
         const auto cfg =
             rtda::config::load_text(w.config_toml(), "(server configuration)", overrides);
@@ -410,6 +444,7 @@ int main(int argc, char** argv) {
         forecast_wait = wall_now() - received;
       }
       if (rank == 0) link->set_stage("analysis", cycle);
+      if (rank == 0) fault_hang_point("hang-analysis");
       std::vector<double> truth;
       if (rank == 0 && task.has_truth())
         truth.assign(task.truth().q().begin(), task.truth().q().end());
@@ -448,6 +483,18 @@ int main(int argc, char** argv) {
         lin->set_last_observation_id(out.last_observation_id);
         lin->set_model(engine->model_identity());
         lin->set_surrogate_version(engine->surrogate_version());
+        // Quality control before the filter: at most 100 listed, all counted.
+        lin->set_observations_refused(static_cast<std::uint64_t>(out.refused.size()));
+        for (std::size_t i = 0; i < out.refused.size() && i < 100; ++i) {
+          const auto& q = out.refused[i];
+          auto* rej = lin->add_refused();
+          rej->set_index(static_cast<std::uint32_t>(q.index));
+          rej->set_id(q.id);
+          rej->set_field(q.field);
+          rej->set_reason(q.reason);
+        }
+        for (const auto& [reason, count] : out.refused_by_reason)
+          (*lin->mutable_refused_by_reason())[reason] = count;
         res->set_done_unix_seconds(wall_now());
         link->send(r);
         link->flush();

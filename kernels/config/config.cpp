@@ -253,7 +253,9 @@ const std::vector<Key>& registry() {
     }
     m.push_back(int_key(
         "model.threads", [](Config& c) -> int& { return c.model.threads; },
-        "Threads stepping ensemble members; 0 = OMP_NUM_THREADS or all cores."));
+        "Threads per rank, stepping ensemble members and in the filters; 0 = OMP_NUM_THREADS "
+        "when set, else max(1, cores / ranks on this node) (rank 0 logs the choice). Thread "
+        "counts never change a result."));
     m.push_back(choice_key(
         "model.kind", [](Config& c) -> std::string& { return c.model.kind; },
         std::vector<std::pair<std::string, std::string>>{{"sqg", "sqg"}, {"vit", "vit"}},
@@ -508,6 +510,34 @@ const std::vector<Key>& registry() {
     m.push_back(bool_key(
         "server.publish_members", [](Config& c) -> bool& { return c.server.publish_members; },
         "Also publish every analysis member (topic rtda.ensemble)."));
+    m.push_back(real_key(
+        "server.cycle_timeout_seconds",
+        [](Config& c) -> double& { return c.server.cycle_timeout_seconds; },
+        "A dispatched cycle not done this long after dispatch is a failure of the worker group "
+        "(it heartbeats but makes no progress): the group is dropped and the failure counts "
+        "toward the poison-window pause; 0 = no deadline, s."));
+    m.push_back(int_key(
+        "server.archive_keep_cycles",
+        [](Config& c) -> int& { return c.server.archive_keep_cycles; },
+        "Analysis files kept in data_dir/analyses (the newest); 0 = keep every cycle."));
+    m.push_back(int_key(
+        "server.idempotency_window", [](Config& c) -> int& { return c.server.idempotency_window; },
+        "Recent sequence numbers remembered per source (with a content hash, for duplicates "
+        "and conflicts); an older seq than these is refused as stale."));
+    m.push_back(choice_key(
+        "server.behind_policy", [](Config& c) -> std::string& { return c.server.behind_policy; },
+        std::vector<std::pair<std::string, std::string>>{{"degrade", "degrade"},
+                                                         {"queue", "queue"}},
+        "When more than server.max_backlog_cycles closed windows wait: run the older ones "
+        "with filter \"none\" (forecast only, flagged degraded) until caught up (\"degrade\"), "
+        "or let them queue (\"queue\": every window analysed, latency grows)."));
+    m.push_back(int_key(
+        "server.max_backlog_cycles", [](Config& c) -> int& { return c.server.max_backlog_cycles; },
+        "Closed windows allowed to wait before server.behind_policy applies."));
+    m.push_back(bool_key(
+        "server.insecure", [](Config& c) -> bool& { return c.server.insecure; },
+        "Allow endpoints on non-loopback addresses without CURVE (a deliberately insecure "
+        "deployment); false refuses to start."));
     // [window]
     m.push_back(real_key(
         "window.t0_seconds", [](Config& c) -> double& { return c.window.t0_seconds; },
@@ -530,8 +560,9 @@ const std::vector<Key>& registry() {
     // [limits]
     m.push_back(int_key(
         "limits.max_message_mb", [](Config& c) -> int& { return c.limits.max_message_mb; },
-        "Largest message accepted on any endpoint, MiB (ZMQ_MAXMSGSIZE: larger ones drop the "
-        "connection)."));
+        "Largest message accepted on any endpoint, MiB; 0 = what a batch of "
+        "max_batch_observations observations plus a truth field needs. Messages up to twice "
+        "this get an error reply; larger ones are dropped by libzmq (ZMQ_MAXMSGSIZE)."));
     m.push_back(int_key(
         "limits.max_batch_observations",
         [](Config& c) -> int& { return c.limits.max_batch_observations; },
@@ -544,6 +575,27 @@ const std::vector<Key>& registry() {
         "limits.source_burst_observations",
         [](Config& c) -> double& { return c.limits.source_burst_observations; },
         "Burst allowance of the per-source rate limit, observations."));
+    m.push_back(int_key(
+        "limits.max_sources", [](Config& c) -> int& { return c.limits.max_sources; },
+        "Feeder sources the server keeps idempotency records for; a batch from a new source "
+        "beyond this is refused."));
+    m.push_back(real_key(
+        "limits.latest_analysis_per_second",
+        [](Config& c) -> double& { return c.limits.latest_analysis_per_second; },
+        "LATEST_ANALYSIS requests with fields per control peer and second (burst 4)."));
+    // [qc]
+    m.push_back(real_key(
+        "qc.gross_error_sigmas", [](Config& c) -> double& { return c.qc.gross_error_sigmas; },
+        "Refuse an observation before the filter when |y - mean h(x_b)| exceeds this many "
+        "sqrt(error_sd^2 + spread(h(x_b))^2); 0 = off."));
+    m.push_back(real_key(
+        "qc.max_abs_kelvin", [](Config& c) -> double& { return c.qc.max_abs_kelvin; },
+        "Ingest plausibility: |value| of a linear_K observation (identity: scaled to K) above "
+        "this is refused, K."));
+    m.push_back(real_key(
+        "qc.max_error_sd_kelvin", [](Config& c) -> double& { return c.qc.max_error_sd_kelvin; },
+        "Ingest plausibility: error_sd above this (linear_K, identity scaled to K) is refused, "
+        "K; arctan observations need error_sd <= 1."));
     // [security]
     m.push_back(bool_key(
         "security.curve", [](Config& c) -> bool& { return c.security.curve; },
@@ -561,6 +613,15 @@ const std::vector<Key>& registry() {
     m.push_back(string_key(
         "security.worker_keys", [](Config& c) -> std::string& { return c.security.worker_keys; },
         "Worker groups allowed to connect (same forms as feeder_keys)."));
+    m.push_back(bool_key(
+        "security.control_allow_any",
+        [](Config& c) -> bool& { return c.security.control_allow_any; },
+        "With CURVE and control_keys = \"\": let any holder of the server's public key "
+        "control the server (false refuses to start)."));
+    m.push_back(bool_key(
+        "security.worker_allow_any", [](Config& c) -> bool& { return c.security.worker_allow_any; },
+        "With CURVE and worker_keys = \"\": let any holder of the server's public key join "
+        "as the worker group (false refuses to start)."));
     // [surrogate]
     m.push_back(int_key(
         "surrogate.patch", [](Config& c) -> int& { return c.surrogate.patch; },
@@ -876,8 +937,26 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
           std::to_string(c.window.max_windows_ahead), ">= 1");
   require(std::isfinite(c.window.t0_seconds), "window.t0_seconds", fmt_double(c.window.t0_seconds),
           "a finite time");
-  require(c.limits.max_message_mb >= 1, "limits.max_message_mb",
-          std::to_string(c.limits.max_message_mb), ">= 1");
+  require(c.limits.max_message_mb >= 0, "limits.max_message_mb",
+          std::to_string(c.limits.max_message_mb), ">= 0 (0 = derived)");
+  require(c.limits.max_sources >= 1, "limits.max_sources", std::to_string(c.limits.max_sources),
+          ">= 1");
+  require(c.limits.latest_analysis_per_second > 0, "limits.latest_analysis_per_second",
+          fmt_double(c.limits.latest_analysis_per_second), "> 0");
+  require(c.server.cycle_timeout_seconds >= 0, "server.cycle_timeout_seconds",
+          fmt_double(c.server.cycle_timeout_seconds), ">= 0 (0 = no deadline)");
+  require(c.server.archive_keep_cycles >= 0, "server.archive_keep_cycles",
+          std::to_string(c.server.archive_keep_cycles), ">= 0 (0 = keep all)");
+  require(c.server.idempotency_window >= 16, "server.idempotency_window",
+          std::to_string(c.server.idempotency_window), ">= 16");
+  require(c.server.max_backlog_cycles >= 1, "server.max_backlog_cycles",
+          std::to_string(c.server.max_backlog_cycles), ">= 1");
+  require(c.qc.gross_error_sigmas >= 0 && std::isfinite(c.qc.gross_error_sigmas),
+          "qc.gross_error_sigmas", fmt_double(c.qc.gross_error_sigmas), ">= 0 (0 = off)");
+  require(c.qc.max_abs_kelvin > 0 && std::isfinite(c.qc.max_abs_kelvin), "qc.max_abs_kelvin",
+          fmt_double(c.qc.max_abs_kelvin), "> 0");
+  require(c.qc.max_error_sd_kelvin > 0 && std::isfinite(c.qc.max_error_sd_kelvin),
+          "qc.max_error_sd_kelvin", fmt_double(c.qc.max_error_sd_kelvin), "> 0");
   require(c.limits.max_batch_observations >= 1, "limits.max_batch_observations",
           std::to_string(c.limits.max_batch_observations), ">= 1");
   require(c.limits.source_rate_observations_per_second >= 0,
@@ -911,6 +990,13 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
   require(!c.security.curve || !c.security.server_key.empty(), "security.server_key", "\"\"",
           "a key file when security.curve = true (make one with `rtda keys --out NAME`)");
   return c;
+}
+
+std::size_t max_message_bytes(const Config& c) {
+  if (c.limits.max_message_mb > 0) return static_cast<std::size_t>(c.limits.max_message_mb) << 20;
+  const std::size_t n = static_cast<std::size_t>(c.model.sqg.N);
+  return static_cast<std::size_t>(c.limits.max_batch_observations) * 64 + 2 * n * n * 8 +
+         (64u << 10);
 }
 
 std::string science_hash(const Config& c) {

@@ -83,6 +83,18 @@ struct ServerConfig {
   int checkpoint_every = 1;             // checkpoint the ensemble after every n-th analysis
   int checkpoint_keep = 3;              // newest checkpoints kept on disk
   bool publish_members = false;         // also publish every member (topic rtda.ensemble)
+  // A dispatched cycle not finished this long after dispatch counts as a failure of the
+  // worker group (one that heartbeats but makes no progress); 0 = no deadline.
+  double cycle_timeout_seconds = 600.0;
+  int archive_keep_cycles = 0;    // analysis files kept (newest); 0 = keep every cycle
+  int idempotency_window = 4096;  // recent (seq, content hash) records kept per source
+  // Falling behind: when more than max_backlog_cycles closed windows wait, the older ones run
+  // with filter "none" (forecast only, flagged degraded) until the group has caught up.
+  std::string behind_policy = "degrade";  // "degrade" | "queue" (wait, latency grows)
+  int max_backlog_cycles = 2;
+  // A non-loopback endpoint without CURVE is refused unless the deployment says it is
+  // deliberately insecure (for example a private network with its own protection).
+  bool insecure = false;
 };
 
 // Assimilation windows (architecture.md §3): cycle k analyses t0 + k * experiment.cycle_hours.
@@ -97,10 +109,24 @@ struct WindowConfig {
 
 // What one client may send (architecture.md §2).
 struct LimitsConfig {
-  int max_message_mb = 64;
+  int max_message_mb = 0;  // 0 = what max_batch_observations and the grid's truth need
   int max_batch_observations = 100000;
   double source_rate_observations_per_second = 0;  // per feeder source; 0 = unlimited
   double source_burst_observations = 1e6;
+  int max_sources = 10000;                // feeder sources the server keeps records of
+  double latest_analysis_per_second = 2;  // LATEST_ANALYSIS with fields, per control peer
+};
+
+// Quality control of observations before any filter (docs/service.md, "Quality control").
+struct QcConfig {
+  // Refuse an observation whose innovation |y - mean h(x_b)| exceeds this many
+  // sqrt(error_sd^2 + spread of h(x_b)^2); 0 = off.
+  double gross_error_sigmas = 0.0;
+  // Plausibility at ingest, in kelvin for linear_K (and q scaled by f theta0 / g for identity):
+  // larger |value| or error_sd is refused as absurd. arctan values must lie in (-pi/2, pi/2)
+  // widened by 10 error_sd, with error_sd <= 1.
+  double max_abs_kelvin = 500.0;
+  double max_error_sd_kelvin = 100.0;
 };
 
 // ZeroMQ CURVE on every endpoint (keys from `rtda keys`).
@@ -110,6 +136,10 @@ struct SecurityConfig {
   std::string feeder_keys;   // allowed feeder public keys (file or directory); "" = any
   std::string control_keys;  // allowed control clients; "" = any client with the server key
   std::string worker_keys;   // allowed worker groups; "" = any
+  // With CURVE, an empty control_keys or worker_keys refuses to start unless the matching
+  // allow_any says that any holder of the server's public key may take that role.
+  bool control_allow_any = false;
+  bool worker_allow_any = false;
 };
 
 // The ViT surrogate (science.md §5): architecture and training (`rtda train`).
@@ -152,6 +182,7 @@ struct Config {
   WindowConfig window;
   LimitsConfig limits;
   SecurityConfig security;
+  QcConfig qc;
   SurrogateConfig surrogate;
 };
 
@@ -184,5 +215,10 @@ std::string to_toml(const Config& c);
 std::string reference_markdown();
 
 std::string_view to_string(Precision p);
+
+// The largest message the server accepts, bytes: limits.max_message_mb, or when that is 0 what
+// a batch of limits.max_batch_observations observations (64 encoded bytes each at most, as
+// messages or columns) plus a truth field of the grid needs, with 64 KiB for the rest.
+std::size_t max_message_bytes(const Config& c);
 
 }  // namespace rtda::config

@@ -43,30 +43,48 @@ std::string describe(const char* field, double value, const char* expected) {
   return m.str();
 }
 
-// Why row i cannot be used, or "" when it can.
-std::string check_row(const io::ObservationSet& set, std::size_t i, double l_m) {
+struct RowProblem {
+  std::string field, reason, kind = "invalid";
+  bool empty() const { return reason.empty(); }
+};
+
+RowProblem invalid(const char* field, double value, const char* expected) {
+  return {field, describe(field, value, expected)};
+}
+
+// Why row i cannot be used, or an empty problem when it can.
+RowProblem check_row(const io::ObservationSet& set, std::size_t i, double l_m,
+                     const PlausibilityLimits* limits, double kelvin_per_pv) {
   if (!std::isfinite(set.value[i]))
-    return describe("value", set.value[i], "expected a finite number");
+    return invalid("value", set.value[i], "expected a finite number");
   if (!std::isfinite(set.error_sd[i]) || !(set.error_sd[i] > 0)) {
-    return describe("error_sd", set.error_sd[i], "expected a positive finite number");
+    return invalid("error_sd", set.error_sd[i], "expected a positive finite number");
   }
   const int op = static_cast<int>(set.op[i]);
   if (op < 0 || op > 2) {
-    return describe("operator", op, "expected 0 (linear_K), 1 (arctan) or 2 (identity)");
+    return invalid("operator", op, "expected 0 (linear_K), 1 (arctan) or 2 (identity)");
   }
   if (set.level[i] != 0 && set.level[i] != 1) {
-    return describe("level", set.level[i], "expected 0 (surface) or 1 (lid)");
+    return invalid("level", set.level[i], "expected 0 (surface) or 1 (lid)");
   }
   if (!std::isfinite(set.x_m[i]) || set.x_m[i] < 0 || set.x_m[i] >= l_m) {
-    return describe("x_m", set.x_m[i], ("expected 0 <= x < L = " + std::to_string(l_m)).c_str());
+    return invalid("x_m", set.x_m[i], ("expected 0 <= x < L = " + std::to_string(l_m)).c_str());
   }
   if (!std::isfinite(set.y_m[i]) || set.y_m[i] < 0 || set.y_m[i] >= l_m) {
-    return describe("y_m", set.y_m[i], ("expected 0 <= y < L = " + std::to_string(l_m)).c_str());
+    return invalid("y_m", set.y_m[i], ("expected 0 <= y < L = " + std::to_string(l_m)).c_str());
   }
   if (!std::isfinite(set.time_seconds[i])) {
-    return describe("time", set.time_seconds[i], "expected a finite time");
+    return invalid("time", set.time_seconds[i], "expected a finite time");
   }
-  return "";
+  if (limits) {
+    std::string why =
+        implausible_observation(op, set.value[i], set.error_sd[i], *limits, kelvin_per_pv);
+    if (!why.empty()) {
+      std::string field = plausibility_field(why);
+      return {std::move(field), std::move(why), "implausible"};
+    }
+  }
+  return {};
 }
 
 // Grid coordinate of a position and whether it sits on a grid line (to round-off).
@@ -84,8 +102,43 @@ std::pair<int, double> grid_coordinate(double pos_m, double dx_m, int n) {
 
 ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
                                    std::vector<Rejection>* rejections, std::size_t begin,
-                                   std::size_t end)
-    : n_(grid.N), l_m_(grid.L_m), s_(grid.kelvin_per_pv()) {
+                                   std::size_t end) {
+  build(grid, set, rejections, begin, end, nullptr);
+}
+
+ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
+                                   const PlausibilityLimits& limits,
+                                   std::vector<Rejection>* rejections) {
+  build(grid, set, rejections, 0, set.size(), &limits);
+}
+
+ObservationSpace ObservationSpace::subset(std::span<const std::size_t> keep) const {
+  ObservationSpace s;
+  s.n_ = n_;
+  s.l_m_ = l_m_;
+  s.s_ = s_;
+  for (std::size_t o : keep) {
+    if (o >= size()) throw std::out_of_range("ObservationSpace::subset: index past the end");
+    s.x_m_.push_back(x_m_[o]);
+    s.y_m_.push_back(y_m_[o]);
+    s.level_.push_back(level_[o]);
+    s.value_.push_back(value_[o]);
+    s.error_sd_.push_back(error_sd_[o]);
+    s.op_.push_back(op_[o]);
+    s.id_.push_back(id_[o]);
+    s.row_.push_back(row_[o]);
+    s.stencil_.push_back(stencil_[o]);
+    if (stencil_[o].count != 1) s.all_at_grid_points_ = false;
+  }
+  return s;
+}
+
+void ObservationSpace::build(const sqg::SqgParams& grid, const io::ObservationSet& set,
+                             std::vector<Rejection>* rejections, std::size_t begin, std::size_t end,
+                             const PlausibilityLimits* limits) {
+  n_ = grid.N;
+  l_m_ = grid.L_m;
+  s_ = grid.kelvin_per_pv();
   end = std::min(end, set.size());
   const std::size_t cols[] = {set.level.size(),    set.x_m.size(), set.y_m.size(), set.value.size(),
                               set.error_sd.size(), set.op.size(),  set.id.size()};
@@ -97,9 +150,12 @@ ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const io::Observa
   const double dx = grid.dx_m();
   const std::size_t nn = static_cast<std::size_t>(n_) * n_;
   for (std::size_t i = begin; i < end; ++i) {
-    const std::string why = check_row(set, i, l_m_);
+    RowProblem why = check_row(set, i, l_m_, limits, s_);
     if (!why.empty()) {
-      if (rejections) rejections->push_back({i, set.id[i], why});
+      if (rejections) {
+        rejections->push_back(
+            {i, set.id[i], std::move(why.reason), std::move(why.field), std::move(why.kind)});
+      }
       continue;
     }
     x_m_.push_back(set.x_m[i]);
@@ -109,6 +165,7 @@ ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const io::Observa
     error_sd_.push_back(set.error_sd[i]);
     op_.push_back(set.op[i]);
     id_.push_back(set.id[i]);
+    row_.push_back(i);
     const auto [i0, ax] = grid_coordinate(set.x_m[i], dx, n_);
     const auto [j0, ay] = grid_coordinate(set.y_m[i], dx, n_);
     const std::size_t base = static_cast<std::size_t>(set.level[i]) * nn;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "io/observations_file.hpp"
+#include "obs/plausibility.hpp"
 #include "sqg/sqg_params.hpp"
 
 namespace rtda::obs {
@@ -22,6 +23,10 @@ struct Rejection {
   std::size_t index;  // position in the submitted batch
   std::uint64_t id;
   std::string reason;  // names the field and the value, e.g. "x_m = 2.1e7: outside [0, L)"
+  std::string field;   // the field the reason names: "x_m", "value", "innovation", ...
+  // "invalid" (unusable: not finite, outside the domain, unknown operator), "implausible"
+  // (obs::implausible_observation) or "gross_error" (obs::gross_error_check).
+  std::string kind = "invalid";
 };
 
 class ObservationSpace {
@@ -39,6 +44,14 @@ class ObservationSpace {
   ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
                    std::vector<Rejection>* rejections = nullptr, std::size_t begin = 0,
                    std::size_t end = static_cast<std::size_t>(-1));
+  // The same validation, then the ingest plausibility of obs/plausibility.hpp with `limits`
+  // (qc.max_abs_kelvin, qc.max_error_sd_kelvin): the server's rule, so the worker refuses
+  // exactly what the server would (Rejection::kind = "implausible").
+  ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
+                   const PlausibilityLimits& limits, std::vector<Rejection>* rejections = nullptr);
+
+  // The observations at positions `keep` (increasing) of this space, stencils and row() kept.
+  ObservationSpace subset(std::span<const std::size_t> keep) const;
 
   std::size_t size() const { return value_.size(); }
   int grid_n() const { return n_; }
@@ -53,6 +66,8 @@ class ObservationSpace {
   std::span<const double> error_sd() const { return error_sd_; }
   std::span<const io::ObsOperator> op() const { return op_; }
   std::span<const std::uint64_t> id() const { return id_; }
+  // Position of each observation in the set given to the constructor.
+  std::span<const std::size_t> row() const { return row_; }
   const Stencil& stencil(std::size_t i) const { return stencil_[i]; }
   // True when every observation sits exactly on a grid point.
   bool all_at_grid_points() const { return all_at_grid_points_; }
@@ -72,7 +87,12 @@ class ObservationSpace {
   std::vector<std::int32_t> level_;
   std::vector<io::ObsOperator> op_;
   std::vector<std::uint64_t> id_;
+  std::vector<std::size_t> row_;
   std::vector<Stencil> stencil_;
+
+  void build(const sqg::SqgParams& grid, const io::ObservationSet& set,
+             std::vector<Rejection>* rejections, std::size_t begin, std::size_t end,
+             const PlausibilityLimits* limits);
 };
 
 // The scalar operator and its derivative with respect to q (m/s), for one interpolated q.

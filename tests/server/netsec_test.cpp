@@ -174,6 +174,33 @@ TEST(CurveKeys, BadKeyFilesGiveMessagesNamingTheFile) {
   expect_error_mentions([&] { load_keypair(pub); }, {pub.string(), "secret-key"});
 }
 
+TEST(CurveKeys, SecretKeyFileReadableByOthersIsRefused) {
+  TempDir dir;
+  save_keypair(dir.path() / "s", generate_curve_keypair());
+  const fs::path secret = dir.path() / "s.key_secret";
+  EXPECT_NO_THROW(load_keypair(secret));
+  fs::permissions(secret, fs::perms::group_read, fs::perm_options::add);
+  expect_error_mentions([&] { load_keypair(secret); }, {secret.string(), "0640", "chmod 600"});
+}
+
+TEST(CurveKeys, SourceGrantsComeFromSourcesWordsOfAListFile) {
+  TempDir dir;
+  const CurveKeyPair a = generate_curve_keypair();
+  const CurveKeyPair b = generate_curve_keypair();
+  const CurveKeyPair c = generate_curve_keypair();
+  const fs::path list = dir.path() / "feeders.txt";
+  write_text(list, a.public_z85 + " sources=radar-1,radar-2  # two radars\n" + b.public_z85 +
+                       " sources=sat-*\n" + c.public_z85 + "\n");
+  EXPECT_EQ(load_allowed_keys(list),
+            (std::vector<std::string>{a.public_z85, b.public_z85, c.public_z85}));
+  const auto grants = load_source_grants(list);
+  ASSERT_EQ(grants.size(), 2u);
+  EXPECT_EQ(grants.at(a.public_z85), (std::vector<std::string>{"radar-1", "radar-2"}));
+  EXPECT_EQ(grants.at(b.public_z85), (std::vector<std::string>{"sat-*"}));
+  write_text(list, a.public_z85 + " source=radar-1\n");
+  expect_error_mentions([&] { load_allowed_keys(list); }, {list.string(), "line 1", "source="});
+}
+
 TEST(CurveKeys, AllowedKeysFromListFileWithCommentsAndKeyPaths) {
   TempDir dir;
   const CurveKeyPair a = generate_curve_keypair();

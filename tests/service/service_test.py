@@ -811,12 +811,21 @@ def case_curve(t, cert_file=False):
             feeders = controls = k.tmp / "feeder.key"
         else:
             feeders, controls = k.tmp / "feeders.txt", k.tmp / "controls.txt"
-            feeders.write_text("# allowed feeders\nfeeder.key\n")
+            feeders.write_text("# allowed feeders\nfeeder.key sources=curve-*  # its sources\n")
             controls.write_text(read_keys(k.tmp / "feeder.key")["public-key"] + "  # feeder\n")
+        # Least privilege: CURVE with no worker allow-list and no worker_allow_any refuses to
+        # start, with the configuration exit code and the key named.
         k.write_config(**{"experiment.nature_file": "", "security.curve": True,
                           "security.server_key": str(k.tmp / "server.key_secret"),
                           "security.feeder_keys": str(feeders),
                           "security.control_keys": str(controls)})
+        r = subprocess.run([t.server_bin, "--config", str(k.cfg)], env=t.env,
+                           capture_output=True, text=True, timeout=30, cwd=k.tmp)
+        said = (r.stdout + r.stderr).strip()
+        check(r.returncode == 78 and "security.worker_keys" in said,
+              f"CURVE without a worker allow-list refuses to start: exit {r.returncode}, "
+              f"{said.splitlines()[-1] if said else ''!r}")
+        k.write_config(**{"security.worker_keys": str(k.tmp / "other.key")})
         k.start_server(wait=False)
         ctx = zmq.Context.instance()
 
@@ -861,6 +870,19 @@ def case_curve(t, cert_file=False):
         check(raw is not None and ack.status == pb.ACK_ACCEPTED and ack.accepted == 1,
               f"feeder keys on ingest: {t.rc.ack_status_name(ack.status)}, accepted "
               f"{ack.accepted}")
+
+        if not cert_file:
+            # The allow-list grants this key the sources curve-*: another name is refused.
+            b2 = pb.ObservationBatch()
+            b2.CopyFrom(b)
+            b2.source, b2.seq = "radar-7", 1
+            raw = ask(sock("ingest", "feeder"), b2.SerializeToString(), 5.0)
+            ack = pb.IngestAck()
+            ack.ParseFromString(raw or b"")
+            check(raw is not None and ack.status == pb.ACK_REJECTED and
+                  "not granted" in ack.error,
+                  f"a source the key is not granted: {t.rc.ack_status_name(ack.status)} "
+                  f"({ack.error!r})")
 
         # Clients the server must not answer: all four asked at once, then 2 s of silence.
         b.seq = 2

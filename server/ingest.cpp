@@ -1,0 +1,617 @@
+#include "server/ingest.hpp"
+
+#include <google/protobuf/arena.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "obs/plausibility.hpp"
+#include "server/obs_log.hpp"
+
+namespace rtda::server {
+namespace {
+
+constexpr std::size_t kMaxListedRejections = 100;
+
+std::string format_double(double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+bool valid_source(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+           c == '-';
+  });
+}
+
+// What a batch holds, counted from the wire format without building the message: the parse
+// cost (memory and time) is bounded before the full parse.
+struct BatchShape {
+  bool readable = false;
+  std::size_t observations = 0;  // Observation messages plus the longest column
+  std::size_t unknown_bytes = 0;
+};
+
+// Elements of a packed repeated field: doubles are 8 bytes, varints end with a byte < 0x80.
+std::size_t packed_count(const std::uint8_t* p, int n, bool fixed64) {
+  if (fixed64) return static_cast<std::size_t>(n) / 8;
+  std::size_t c = 0;
+  for (int i = 0; i < n; ++i)
+    c += p[i] < 0x80 ? 1 : 0;
+  return c;
+}
+
+BatchShape scan_batch(std::span<const std::byte> body) {
+  using google::protobuf::internal::WireFormatLite;
+  namespace io = google::protobuf::io;
+  BatchShape shape;
+  const auto* data = reinterpret_cast<const std::uint8_t*>(body.data());
+  io::CodedInputStream in(data, static_cast<int>(body.size()));
+  std::size_t columns_max = 0;
+  while (true) {
+    const std::uint32_t tag = in.ReadTag();
+    if (tag == 0) break;
+    const int field = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
+    const auto type = WireFormatLite::GetTagWireType(tag);
+    const int before = in.CurrentPosition();
+    if (field == 4 && type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      ++shape.observations;
+    } else if (field == 7 && type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      std::uint32_t len = 0;
+      if (!in.ReadVarint32(&len) || len > body.size()) return shape;
+      const int start = in.CurrentPosition();
+      io::CodedInputStream col(data + start, static_cast<int>(len));
+      while (true) {
+        const std::uint32_t t = col.ReadTag();
+        if (t == 0) break;
+        const int f = static_cast<int>(WireFormatLite::GetTagFieldNumber(t));
+        if (WireFormatLite::GetTagWireType(t) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+          std::uint32_t n = 0;
+          if (!col.ReadVarint32(&n) || n > len) return shape;
+          const void* ptr = nullptr;
+          int avail = 0;
+          if (!col.GetDirectBufferPointer(&ptr, &avail) || avail < static_cast<int>(n))
+            return shape;
+          // Fields 2, 4-7 are doubles; 1, 3 and 8 varints.
+          const bool is_double = f == 2 || (f >= 4 && f <= 7);
+          columns_max = std::max(columns_max, packed_count(static_cast<const std::uint8_t*>(ptr),
+                                                           static_cast<int>(n), is_double));
+          if (!col.Skip(static_cast<int>(n))) return shape;
+        } else {
+          // An unpacked element: one per tag.
+          ++columns_max;
+          if (!WireFormatLite::SkipField(&col, t)) return shape;
+        }
+      }
+      if (!in.Skip(static_cast<int>(len))) return shape;
+      continue;
+    } else if (field < 1 || field > 8) {
+      if (!WireFormatLite::SkipField(&in, tag)) return shape;
+      shape.unknown_bytes += static_cast<std::size_t>(in.CurrentPosition() - before);
+      continue;
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) return shape;
+  }
+  shape.observations += columns_max;
+  shape.readable =
+      in.ConsumedEntireMessage() || in.CurrentPosition() == static_cast<int>(body.size());
+  return shape;
+}
+
+}  // namespace
+
+std::uint64_t batch_content_hash(std::span<const std::byte> bytes) {
+  const std::uint64_t n = bytes.size();
+  return (static_cast<std::uint64_t>(crc32c(bytes)) << 32) |
+         static_cast<std::uint32_t>(n ^ (n >> 32));
+}
+
+std::string quote_client_text(std::string_view text, std::size_t max) {
+  std::string out;
+  const std::size_t n = std::min(text.size(), max);
+  out.reserve(n + 3);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
+  }
+  if (text.size() > max) out += "...";
+  return out;
+}
+
+// ---- SourceBook ---------------------------------------------------------------------------
+
+SourceBook::Lookup SourceBook::lookup(const std::string& source, std::uint64_t seq,
+                                      std::uint64_t hash, SeqRecord* found) const {
+  const auto it = sources_.find(source);
+  if (it == sources_.end()) return Lookup::kNew;
+  const Source& s = it->second;
+  if (const auto r = s.recent.find(seq); r != s.recent.end()) {
+    if (found) *found = r->second;
+    return r->second.hash == hash ? Lookup::kDuplicate : Lookup::kConflict;
+  }
+  // Evicted records are the oldest: below them nothing can be told apart.
+  if (s.recent.size() >= window_ && !s.recent.empty() && seq < s.recent.begin()->first)
+    return Lookup::kStale;
+  return Lookup::kNew;
+}
+
+void SourceBook::record(const std::string& source, std::uint64_t seq, const SeqRecord& r) {
+  Source& s = sources_[source];
+  s.recent[seq] = r;
+  while (s.recent.size() > window_)
+    s.recent.erase(s.recent.begin());
+  s.high_seq = s.high_seq ? std::max(*s.high_seq, seq) : seq;
+  s.observations_accepted += r.accepted;
+}
+
+std::uint32_t SourceBook::intern(const std::string& source) {
+  if (const auto it = index_.find(source); it != index_.end()) return it->second;
+  const auto i = static_cast<std::uint32_t>(names_.size());
+  names_.push_back(source);
+  index_.emplace(source, i);
+  return i;
+}
+
+const std::string& SourceBook::source_name(std::uint32_t index) const {
+  static const std::string none;
+  return index < names_.size() ? names_[index] : none;
+}
+
+const SourceBook::Source* SourceBook::find(const std::string& source) const {
+  const auto it = sources_.find(source);
+  return it == sources_.end() ? nullptr : &it->second;
+}
+
+SourceBook::Source* SourceBook::find(const std::string& source) {
+  const auto it = sources_.find(source);
+  return it == sources_.end() ? nullptr : &it->second;
+}
+
+std::vector<wire::SourcePosition> SourceBook::positions() const {
+  std::vector<wire::SourcePosition> out;
+  out.reserve(sources_.size());
+  for (const auto& [name, s] : sources_) {
+    wire::SourcePosition p;
+    p.set_source(name);
+    if (s.high_seq) p.set_high_seq(*s.high_seq);
+    p.set_observations_accepted(s.observations_accepted);
+    for (const auto& [seq, r] : s.recent) {
+      auto* x = p.add_recent();
+      x->set_seq(seq);
+      x->set_content_hash(r.hash);
+      x->set_accepted(r.accepted);
+      x->set_rejected(r.rejected);
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+void SourceBook::restore(const wire::SourcePosition& p) {
+  Source& s = sources_[p.source()];
+  for (const auto& x : p.recent())
+    s.recent[x.seq()] = {x.content_hash(), x.accepted(), x.rejected()};
+  while (s.recent.size() > window_)
+    s.recent.erase(s.recent.begin());
+  if (p.high_seq() > 0 || !p.recent().empty())
+    s.high_seq = s.high_seq ? std::max(*s.high_seq, p.high_seq()) : p.high_seq();
+  s.observations_accepted = std::max(s.observations_accepted, p.observations_accepted());
+}
+
+// ---- SourceGrants -------------------------------------------------------------------------
+
+void SourceGrants::grant(const std::string& key, const std::vector<std::string>& patterns) {
+  auto& g = grants_[key];
+  g.insert(g.end(), patterns.begin(), patterns.end());
+}
+
+bool SourceGrants::matches(const std::string& pattern, const std::string& source) {
+  if (!pattern.empty() && pattern.back() == '*')
+    return source.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
+  return pattern == source;
+}
+
+std::string SourceGrants::check(const std::string& key, const std::string& source) const {
+  if (grants_.empty()) return {};
+  if (const auto it = grants_.find(key); it != grants_.end()) {
+    for (const auto& p : it->second)
+      if (matches(p, source)) return {};
+    return "source \"" + source + "\" is not granted to this key (security.feeder_keys lists " +
+           std::to_string(it->second.size()) + " source pattern(s) for it)";
+  }
+  for (const auto& [other, patterns] : grants_)
+    for (const auto& p : patterns)
+      if (matches(p, source))
+        return "source \"" + source + "\" belongs to another key (security.feeder_keys)";
+  return {};
+}
+
+// ---- Ingest -------------------------------------------------------------------------------
+
+IngestLimits IngestLimits::from(const config::Config& c) {
+  IngestLimits l;
+  l.max_message_bytes = config::max_message_bytes(c);
+  l.max_batch_observations = c.limits.max_batch_observations;
+  l.L_m = c.model.sqg.L_m;
+  l.grid_n = c.model.sqg.N;
+  l.qc = c.qc;
+  l.kelvin_per_pv = c.model.sqg.kelvin_per_pv();
+  l.max_windows_ahead = c.window.max_windows_ahead;
+  return l;
+}
+
+Ingest::Ingest(const config::Config& cfg, CycleScheduler& scheduler)
+    : limits_(IngestLimits::from(cfg)),
+      scheduler_(scheduler),
+      rate_(cfg.limits.source_rate_observations_per_second, cfg.limits.source_burst_observations,
+            static_cast<std::size_t>(cfg.limits.max_sources)),
+      sources_(static_cast<std::size_t>(cfg.server.idempotency_window),
+               static_cast<std::size_t>(cfg.limits.max_sources)) {}
+
+BatchDecision Ingest::refuse(BatchDecision d, wire::AckStatus status, const std::string& why,
+                             const char* counter) const {
+  d.ack.set_status(status);
+  d.ack.set_error(why);
+  d.counter = counter;
+  d.store = false;
+  return d;
+}
+
+BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
+                             const std::string& peer_key) {
+  BatchDecision d;
+  d.ack.set_version(wire::PROTOCOL_VERSION_1);
+  if (body.size() > limits_.max_message_bytes) {
+    return refuse(std::move(d), wire::ACK_ERROR,
+                  "message of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
+                      std::to_string(limits_.max_message_bytes) +
+                      " bytes (limits.max_message_mb; 0 derives it from "
+                      "limits.max_batch_observations)",
+                  "messages_oversize");
+  }
+  const BatchShape shape = scan_batch(body);
+  if (!shape.readable) {
+    return refuse(std::move(d), wire::ACK_ERROR,
+                  "not an ObservationBatch: protobuf parse failed on " +
+                      std::to_string(body.size()) + " bytes (garbage or truncated message)",
+                  "messages_malformed");
+  }
+  if (shape.observations > static_cast<std::size_t>(limits_.max_batch_observations)) {
+    return refuse(std::move(d), wire::ACK_REJECTED,
+                  "observations: " + std::to_string(shape.observations) +
+                      " in one batch, limits.max_batch_observations = " +
+                      std::to_string(limits_.max_batch_observations),
+                  "batches_rejected");
+  }
+  if (shape.unknown_bytes > limits_.max_unknown_bytes) {
+    return refuse(std::move(d), wire::ACK_REJECTED,
+                  "unknown fields: " + std::to_string(shape.unknown_bytes) +
+                      " bytes of fields this server's protocol does not have (at most " +
+                      std::to_string(limits_.max_unknown_bytes) + " are skipped)",
+                  "batches_rejected");
+  }
+  // An arena makes the thousands of Observation sub-messages of a batch one allocation.
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.start_block_size = 64 * 1024;
+  arena_options.max_block_size = 8 << 20;
+  google::protobuf::Arena arena(arena_options);
+  wire::ObservationBatch& b =
+      *google::protobuf::Arena::CreateMessage<wire::ObservationBatch>(&arena);
+  if (!b.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+    return refuse(std::move(d), wire::ACK_ERROR,
+                  "not an ObservationBatch: protobuf parse failed on " +
+                      std::to_string(body.size()) + " bytes (garbage or truncated message)",
+                  "messages_malformed");
+  }
+  d.ack.set_seq(b.seq());
+  if (valid_source(b.source())) d.ack.set_source(b.source());
+  if (b.version() != wire::PROTOCOL_VERSION_1) {
+    return refuse(std::move(d), wire::ACK_REJECTED,
+                  "version = " + std::to_string(b.version()) +
+                      ": this server speaks protocol version 1 (PROTOCOL_VERSION_1)",
+                  "batches_wrong_version");
+  }
+  if (!valid_source(b.source())) {
+    return refuse(std::move(d), wire::ACK_REJECTED,
+                  "source = \"" + quote_client_text(b.source()) +
+                      "\": expected 1..64 characters of [A-Za-z0-9._:-]",
+                  "batches_rejected");
+  }
+  d.source = b.source();
+  d.seq = b.seq();
+  d.ack.set_source(d.source);
+  d.ack.set_seq(d.seq);
+  if (const auto* s = sources_.find(d.source); s && s->high_seq)
+    d.ack.set_durable_seq(*s->high_seq);
+  if (!peer_key.empty()) {
+    if (const std::string why = grants_.check(peer_key, d.source); !why.empty())
+      return refuse(std::move(d), wire::ACK_REJECTED, why, "batches_source_denied");
+  }
+  const BatchObservations all(b);
+  const std::size_t n = all.size();
+  // Every batch costs at least one token (of the key's bucket with CURVE, else the source's).
+  if (!rate_.try_take(peer_key.empty() ? d.source : peer_key,
+                      static_cast<double>(std::max<std::size_t>(1, n)), wall)) {
+    d.ack.set_retry_after_seconds(
+        rate_.retry_after(peer_key.empty() ? d.source : peer_key,
+                          static_cast<double>(std::max<std::size_t>(1, n)), wall));
+    return refuse(std::move(d), wire::ACK_REJECTED,
+                  "source \"" + d.source +
+                      "\" exceeds limits.source_rate_observations_per_second (retry after " +
+                      format_double(d.ack.retry_after_seconds()) + " s)",
+                  "batches_rate_limited");
+  }
+  if (b.position_query()) {
+    if (n > 0 || b.has_end_of_window_seconds() || b.has_truth()) {
+      return refuse(std::move(d), wire::ACK_REJECTED,
+                    "position_query = true: a position query carries nothing else (it has "
+                    "observations, a marker or a truth)",
+                    "batches_rejected");
+    }
+    d.ack.set_status(wire::ACK_POSITION);
+    d.counter = "position_queries";
+    return d;
+  }
+  if (n == 0 && !b.has_end_of_window_seconds() && !b.has_truth()) {
+    return refuse(std::move(d), wire::ACK_REJECTED,
+                  "empty batch: expected observations, an end_of_window_seconds marker or a "
+                  "truth",
+                  "batches_rejected");
+  }
+  if (const std::string bad = all.check_columns(); !bad.empty())
+    return refuse(std::move(d), wire::ACK_REJECTED, bad, "batches_rejected");
+
+  // What is stored is what was validated: re-encoded, without unknown fields.
+  b.DiscardUnknownFields();
+  std::string batch_bytes;
+  b.SerializeToString(&batch_bytes);
+  d.hash = batch_content_hash(std::as_bytes(std::span(batch_bytes.data(), batch_bytes.size())));
+  const auto conflict = [&](const char* where) {
+    return refuse(std::move(d), wire::ACK_CONFLICT,
+                  "seq = " + std::to_string(d.seq) + " of source \"" + d.source + "\" is " + where +
+                      " with different content: a sequence number names one batch (send new "
+                      "data with a new seq)",
+                  "batches_conflict");
+  };
+  if (const auto p = pending_.find({d.source, d.seq}); p != pending_.end()) {
+    if (p->second.first != d.hash) return conflict("being stored");
+    d.ack.set_status(wire::ACK_DUPLICATE);
+    d.ack.set_accepted(p->second.second.accepted());
+    d.ack.set_rejected(p->second.second.rejected());
+    d.counter = "batches_duplicate";
+    d.depends_on_commit = true;
+    return d;
+  }
+  SourceBook::SeqRecord found;
+  switch (sources_.lookup(d.source, d.seq, d.hash, &found)) {
+    case SourceBook::Lookup::kDuplicate:
+      d.ack.set_status(wire::ACK_DUPLICATE);
+      d.ack.set_accepted(found.accepted);
+      d.ack.set_rejected(found.rejected);
+      d.counter = "batches_duplicate";
+      return d;
+    case SourceBook::Lookup::kConflict:
+      return conflict("durable");
+    case SourceBook::Lookup::kStale:
+      return refuse(std::move(d), wire::ACK_REJECTED,
+                    "seq = " + std::to_string(d.seq) + " of source \"" + d.source +
+                        "\" is older than the newest server.idempotency_window sequence numbers "
+                        "remembered (highest durable seq " +
+                        std::to_string(d.ack.durable_seq()) +
+                        "): a retry cannot be told from new data",
+                    "batches_stale");
+    case SourceBook::Lookup::kNew:
+      break;
+  }
+  if (!sources_.can_add(d.source)) {
+    return refuse(std::move(d), wire::ACK_REJECTED,
+                  "source \"" + d.source + "\": the server already keeps records of " +
+                      "limits.max_sources sources",
+                  "batches_rejected");
+  }
+
+  const std::uint32_t source_index = sources_.intern(d.source);
+  const std::int64_t closed = scheduler_.closed_through();
+  const std::int64_t front = closed + 1 + limits_.max_windows_ahead;
+  const auto window_range = [&] {
+    return "an open window in [" + std::to_string(closed + 1) + ", " + std::to_string(front) +
+           "] (window.max_windows_ahead = " + std::to_string(limits_.max_windows_ahead) +
+           " after the oldest open one)";
+  };
+  if (b.has_end_of_window_seconds()) {
+    std::int64_t k = 0;
+    if (!scheduler_.analysis_cycle(b.end_of_window_seconds(), k)) {
+      return refuse(std::move(d), wire::ACK_REJECTED,
+                    "end_of_window_seconds = " + format_double(b.end_of_window_seconds()) +
+                        ": not an analysis time t0 + k * " +
+                        format_double(scheduler_.settings().cycle_seconds) + " s",
+                    "batches_rejected");
+    }
+    if (k > front) {
+      return refuse(std::move(d), wire::ACK_REJECTED,
+                    "end_of_window_seconds = " + format_double(b.end_of_window_seconds()) +
+                        " (window " + std::to_string(k) + "): expected " + window_range(),
+                    "batches_rejected");
+    }
+    // A marker for a window already closed changes nothing (a slow feeder's last batch).
+    d.close_cycle = k > closed ? k : -1;
+  }
+  if (b.has_truth()) {
+    const auto& t = b.truth();
+    const std::size_t want = 2 * static_cast<std::size_t>(limits_.grid_n) * limits_.grid_n;
+    std::int64_t k = 0;
+    std::string bad;
+    if (t.grid_n() != static_cast<std::uint32_t>(limits_.grid_n)) {
+      bad = "truth.grid_n = " + std::to_string(t.grid_n()) + ": expected " +
+            std::to_string(limits_.grid_n);
+    } else if (static_cast<std::size_t>(t.q_size()) != want) {
+      bad = "truth.q: " + std::to_string(t.q_size()) +
+            " values, expected 2 N^2 = " + std::to_string(want);
+    } else if (!scheduler_.analysis_cycle(t.time_seconds(), k)) {
+      bad = "truth.time_seconds = " + format_double(t.time_seconds()) + ": not an analysis time";
+    } else if (k <= closed || k > front) {
+      bad = "truth.time_seconds = " + format_double(t.time_seconds()) + " (window " +
+            std::to_string(k) + "): expected " + window_range();
+    } else if (!std::all_of(t.q().begin(), t.q().end(),
+                            [](double v) { return std::isfinite(v); })) {
+      bad = "truth.q: non-finite values";
+    }
+    if (!bad.empty()) return refuse(std::move(d), wire::ACK_REJECTED, bad, "batches_rejected");
+    d.truth.emplace(k, t);
+  }
+
+  // Per observation: refused ones are listed, the rest placed.
+  wire::LoggedBatch lb;
+  const double L = limits_.L_m;
+  d.placed.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    StoredObservation o = all[i];
+    o.source = source_index;
+    std::string field, why;
+    const auto num = [&](const char* f, double v, const std::string& expected) {
+      field = f;
+      why = std::string(f) + " = " + format_double(v) + ": expected " + expected;
+    };
+    if (!std::isfinite(o.time_seconds)) {
+      num("time_seconds", o.time_seconds, "a finite model time");
+    } else if (o.level > 1) {
+      field = "level";
+      why = "level = " + std::to_string(o.level) + ": expected 0 (surface) or 1 (lid)";
+    } else if (!(o.x_m >= 0 && o.x_m < L)) {
+      num("x_m", o.x_m, "a position in [0, L = " + format_double(L) + ") m");
+    } else if (!(o.y_m >= 0 && o.y_m < L)) {
+      num("y_m", o.y_m, "a position in [0, L = " + format_double(L) + ") m");
+    } else if (!std::isfinite(o.value)) {
+      num("value", o.value, "a finite value");
+    } else if (!(std::isfinite(o.error_sd) && o.error_sd > 0)) {
+      num("error_sd", o.error_sd, "a finite standard deviation > 0");
+    } else if (!wire::ObservationOperator_IsValid(o.op)) {
+      field = "op";
+      why = "op = " + std::to_string(o.op) + ": expected 0 (linear_K), 1 (arctan) or 2 (identity)";
+    } else if (std::string bad = obs::implausible_observation(
+                   o.op, o.value, o.error_sd, limits_.qc.max_abs_kelvin,
+                   limits_.qc.max_error_sd_kelvin, limits_.kelvin_per_pv);
+               !bad.empty()) {
+      field = bad.substr(0, bad.find(' '));
+      why = std::move(bad);
+    } else {
+      const auto p = scheduler_.place(o.time_seconds, closed);
+      using P = CycleScheduler::Placement;
+      if (p.kind == P::kBeforeFirstWindow) {
+        num("time_seconds", o.time_seconds,
+            "a time after the first window's start t0 - dt/2 = " +
+                format_double(scheduler_.time_of(0) - scheduler_.settings().cycle_seconds / 2));
+      } else if (p.kind == P::kTooFarAhead) {
+        num("time_seconds", o.time_seconds,
+            "a window at most window.max_windows_ahead = " +
+                std::to_string(limits_.max_windows_ahead) + " after the oldest open one");
+      } else if (p.kind == P::kLateRejected) {
+        num("time_seconds", o.time_seconds,
+            "an open window (window " + std::to_string(p.cycle) +
+                " is closed; window.late_policy = \"reject\")");
+        ++d.late_rejected;
+      } else {
+        if (p.kind == P::kLate) {
+          ++d.late;
+          lb.add_late_index(static_cast<std::uint32_t>(i));
+        }
+        d.placed.emplace_back(p.cycle, o);
+        d.max_cycle = std::max(d.max_cycle, p.cycle);
+      }
+    }
+    if (!why.empty()) {
+      ++d.rejected;
+      lb.add_rejected_index(static_cast<std::uint32_t>(i));
+      if (static_cast<std::size_t>(d.ack.rejections_size()) < kMaxListedRejections) {
+        auto* r = d.ack.add_rejections();
+        r->set_index(static_cast<std::uint32_t>(i));
+        r->set_id(o.id);
+        r->set_field(field);
+        r->set_reason(why);
+      }
+    }
+  }
+  if (d.truth) d.max_cycle = std::max(d.max_cycle, d.truth->first);
+  d.max_cycle = std::max(d.max_cycle, d.close_cycle);
+  lb.set_rejected(d.rejected);
+  lb.set_received_unix_seconds(wall);
+  lb.set_content_hash(d.hash);
+  lb.set_closed_through(closed);
+  lb.set_batch(std::move(batch_bytes));
+  wire::LogRecord rec;
+  *rec.mutable_batch() = std::move(lb);
+  rec.SerializeToString(&d.record);
+  d.store = true;
+  d.depends_on_commit = true;
+  d.ack.set_status(wire::ACK_ACCEPTED);
+  d.ack.set_accepted(static_cast<std::uint32_t>(n) - d.rejected);
+  d.ack.set_rejected(d.rejected);
+  d.ack.set_late(d.late);
+  pending_[{d.source, d.seq}] = {d.hash, d.ack};
+  return d;
+}
+
+void Ingest::apply(const BatchDecision& d, double wall) {
+  for (const auto& [k, o] : d.placed)
+    scheduler_.add(k, o, wall, k != scheduler_.cycle_of(o.time_seconds));
+  if (d.truth) scheduler_.set_truth(d.truth->first, d.truth->second);
+  sources_.record(d.source, d.seq,
+                  {d.hash, static_cast<std::uint32_t>(d.placed.size()), d.rejected});
+  if (d.close_cycle >= 0) scheduler_.close(d.close_cycle, wall);
+}
+
+void Ingest::place_all(const wire::ObservationBatch& b, std::int64_t closed_through,
+                       const std::vector<std::uint32_t>& refused, BatchDecision& d) {
+  const BatchObservations all(b);
+  const std::uint32_t source_index = sources_.intern(b.source());
+  std::size_t next_refused = 0;
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (next_refused < refused.size() && refused[next_refused] == i) {
+      ++next_refused;
+      continue;
+    }
+    StoredObservation o = all[i];
+    o.source = source_index;
+    const auto p = scheduler_.place(o.time_seconds, closed_through);
+    if (p.kind == CycleScheduler::Placement::kWindow ||
+        p.kind == CycleScheduler::Placement::kLate) {
+      d.placed.emplace_back(p.cycle, o);
+      d.max_cycle = std::max(d.max_cycle, p.cycle);
+      if (p.kind == CycleScheduler::Placement::kLate) ++d.late;
+    }
+  }
+}
+
+BatchDecision Ingest::replay(const wire::LoggedBatch& lb) {
+  BatchDecision d;
+  wire::ObservationBatch b;
+  if (!b.ParseFromString(lb.batch()))
+    throw std::runtime_error("observation log: a batch record is not an ObservationBatch");
+  d.source = b.source();
+  d.seq = b.seq();
+  d.hash = lb.content_hash() != 0
+               ? lb.content_hash()
+               : batch_content_hash(std::as_bytes(std::span(lb.batch().data(), lb.batch().size())));
+  d.rejected = lb.rejected();
+  const std::int64_t closed =
+      lb.has_closed_through() ? lb.closed_through() : scheduler_.closed_through();
+  std::vector<std::uint32_t> refused(lb.rejected_index().begin(), lb.rejected_index().end());
+  std::sort(refused.begin(), refused.end());
+  place_all(b, closed, refused, d);
+  std::int64_t k = 0;
+  if (b.has_truth() && scheduler_.analysis_cycle(b.truth().time_seconds(), k) && k > closed)
+    d.truth.emplace(k, b.truth());
+  if (b.has_end_of_window_seconds() && scheduler_.analysis_cycle(b.end_of_window_seconds(), k))
+    d.close_cycle = k;
+  d.store = true;
+  apply(d, lb.received_unix_seconds());
+  return d;
+}
+
+}  // namespace rtda::server

@@ -1,0 +1,168 @@
+// The ingest endpoint's decisions (docs/service.md "Ingest", docs/security.md): what a batch
+// costs, whether it is new, a retry, a conflict or refused, and where each observation goes.
+// No sockets and no files: the coordinator hands in the bytes, appends what `decide` says to
+// the observation log, and calls `apply` once the log is durable, so a batch the disk refused
+// leaves no trace in memory. Replaying the log calls `replay` with the same records, which
+// rebuilds the same windows and idempotency records.
+//
+// Within one group of batches committed together, `decide` sees the state before the group:
+// the caller ends a group after a batch that closes a window (the only decision that changes
+// where later observations go), and `decide` remembers the (source, seq) pairs of the group.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "config/config.hpp"
+#include "rtda.pb.h"
+#include "server/cycle_scheduler.hpp"
+#include "server/rate_limit.hpp"
+
+namespace rtda::server {
+
+// Identifies the content of a validated batch (its encoding), so a reused (source, seq) with
+// other content is told apart from a retry. Not cryptographic: it catches accidents; a key that
+// may send as a source can only hurt that source anyway.
+std::uint64_t batch_content_hash(std::span<const std::byte> bytes);
+
+// Text from a client, made safe to quote in a reply or a log line: at most `max` characters,
+// anything outside printable ASCII as '?', and "..." when cut.
+std::string quote_client_text(std::string_view text, std::size_t max = 64);
+
+// Per-source idempotency records: the highest durable seq, the most recent `window` sequence
+// numbers with their content hash, and counters. Bounded: at most `max_sources` sources and
+// `window` records per source.
+class SourceBook {
+ public:
+  struct SeqRecord {
+    std::uint64_t hash = 0;
+    std::uint32_t accepted = 0;
+    std::uint32_t rejected = 0;
+  };
+  struct Source {
+    std::optional<std::uint64_t> high_seq;
+    std::map<std::uint64_t, SeqRecord> recent;
+    std::uint64_t observations_accepted = 0;
+    std::uint64_t observations_refused_qc = 0;
+  };
+  enum class Lookup { kNew, kDuplicate, kConflict, kStale };
+
+  SourceBook(std::size_t window, std::size_t max_sources)
+      : window_(window), max_sources_(max_sources) {}
+
+  Lookup lookup(const std::string& source, std::uint64_t seq, std::uint64_t hash,
+                SeqRecord* found) const;
+  void record(const std::string& source, std::uint64_t seq, const SeqRecord& r);
+  const Source* find(const std::string& source) const;
+  Source* find(const std::string& source);
+  bool can_add(const std::string& source) const {
+    return sources_.count(source) > 0 || sources_.size() < max_sources_;
+  }
+  const std::map<std::string, Source>& sources() const { return sources_; }
+  // A small stable number for `source` (observations carry it), and back.
+  std::uint32_t intern(const std::string& source);
+  const std::string& source_name(std::uint32_t index) const;
+
+  // For the log's base record after compaction, and back.
+  std::vector<wire::SourcePosition> positions() const;
+  void restore(const wire::SourcePosition& p);
+
+ private:
+  std::size_t window_;
+  std::size_t max_sources_;
+  std::map<std::string, Source> sources_;
+  std::vector<std::string> names_;
+  std::unordered_map<std::string, std::uint32_t> index_;
+};
+
+// Which sources a CURVE key may send as (security.feeder_keys lines with `sources=`). Without
+// any grant every key may send as any source; once a source is granted to some key, only the
+// keys granted it may use it, and a key with grants may use only those.
+class SourceGrants {
+ public:
+  void grant(const std::string& key, const std::vector<std::string>& patterns);
+  // "" when `key` may send as `source`, else why not.
+  std::string check(const std::string& key, const std::string& source) const;
+  bool empty() const { return grants_.empty(); }
+
+ private:
+  static bool matches(const std::string& pattern, const std::string& source);
+  std::map<std::string, std::vector<std::string>> grants_;
+};
+
+// What to do with one batch.
+struct BatchDecision {
+  wire::IngestAck ack;
+  std::string counter;  // the counter to add one to for a batch not stored
+  bool store = false;   // accepted: append `record` to the log, then apply()
+  // Accepted, or a duplicate of a batch in the same uncommitted group: the ack holds only if
+  // the group's commit succeeds.
+  bool depends_on_commit = false;
+  std::string record;  // the LogRecord bytes
+  std::string source;
+  std::uint64_t seq = 0;
+  std::uint64_t hash = 0;
+  std::vector<std::pair<std::int64_t, StoredObservation>> placed;  // (window, observation)
+  std::optional<std::pair<std::int64_t, wire::TruthState>> truth;
+  std::int64_t close_cycle = -1;  // the marker closes windows through this one
+  std::int64_t max_cycle = -1;    // the newest window this record touches (log compaction)
+  std::uint32_t rejected = 0, late = 0, late_rejected = 0;
+};
+
+// The limits a batch is held to, from the configuration.
+struct IngestLimits {
+  std::size_t max_message_bytes = 0;
+  int max_batch_observations = 0;
+  std::size_t max_unknown_bytes = 64 << 10;
+  double L_m = 0;
+  int grid_n = 0;
+  config::QcConfig qc;
+  double kelvin_per_pv = 0;  // f theta0 / g of the grid
+  int max_windows_ahead = 0;
+  static IngestLimits from(const config::Config& c);
+};
+
+class Ingest {
+ public:
+  Ingest(const config::Config& cfg, CycleScheduler& scheduler);
+
+  // Validates one message from a feeder whose CURVE key is `peer_key` ("" without CURVE).
+  // Takes rate tokens; never throws for client input.
+  BatchDecision decide(std::span<const std::byte> body, double wall, const std::string& peer_key);
+  // The group committed (or failed): its (source, seq) pairs are no longer pending.
+  void end_group() { pending_.clear(); }
+  // A stored decision is durable: place its observations, truth and marker; record the seq.
+  void apply(const BatchDecision& d, double wall);
+  // One batch record of the log, on restart. Returns the decision it amounts to (counters).
+  BatchDecision replay(const wire::LoggedBatch& lb);
+
+  SourceBook& sources() { return sources_; }
+  const SourceBook& sources() const { return sources_; }
+  SourceGrants& grants() { return grants_; }
+  const IngestLimits& limits() const { return limits_; }
+
+ private:
+  BatchDecision refuse(BatchDecision d, wire::AckStatus status, const std::string& why,
+                       const char* counter) const;
+  // Places every observation of `b` (skipping `skip`, the indices refused at ingest) as the
+  // scheduler would with windows closed through `closed_through`.
+  void place_all(const wire::ObservationBatch& b, std::int64_t closed_through,
+                 const std::vector<std::uint32_t>& refused, BatchDecision& d);
+
+  IngestLimits limits_;
+  CycleScheduler& scheduler_;
+  PerSourceRateLimiter rate_;
+  SourceBook sources_;
+  SourceGrants grants_;
+  std::map<std::pair<std::string, std::uint64_t>, std::pair<std::uint64_t, wire::IngestAck>>
+      pending_;
+};
+
+}  // namespace rtda::server
