@@ -17,6 +17,8 @@ done
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates clang-format
+  # fuzzing (tests/fuzz, label fuzz): clang++ with libFuzzer and the ASan/UBSan runtimes
+  clang libclang-rt-14-dev
   # wire protocol and transport
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler
   # parallelism

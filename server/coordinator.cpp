@@ -455,6 +455,7 @@ struct Coordinator::Impl {
       count("observations_accepted", d.placed.size());
       count("observations_rejected", lb.rejected());
       count("observations_late", d.late);
+      if (d.late_rejected) count("observations_late_rejected", d.late_rejected);
       ++batches;
     });
     if (compacted_through >= 0) {
@@ -476,7 +477,15 @@ struct Coordinator::Impl {
     compacted_through = std::max(compacted_through, b.covered_cycle());
     for (const auto& p : b.sources())
       intake.sources().restore(p);
+    // The counters of the records before the base (deleted or not) are the base's.
+    for (const auto& [name, value] : b.counters())
+      counters[name] = value;
   }
+
+  // The counters replay rebuilds from the log; a compaction base carries them.
+  static constexpr std::array<const char*, 5> kLogCounters = {
+      "batches_accepted", "observations_accepted", "observations_rejected", "observations_late",
+      "observations_late_rejected"};
 
   // ---- ingest --------------------------------------------------------------------------
   // The peer's CURVE public key ("" without CURVE).
@@ -716,10 +725,10 @@ struct Coordinator::Impl {
   std::string last_error;
 
   // Drops the current group for misbehaving (it is told to stop) and charges the failure.
-  void drop_worker(const std::string& why, const char* counter) {
+  void drop_worker(const std::string& why, const char* counter, std::int64_t cycle = -1) {
     spdlog::error("worker group on {}: {}; dropped", worker ? worker->host : "?", why);
     count(counter);
-    count_failure(failing_cycle(), why);
+    count_failure(cycle >= 0 ? cycle : failing_cycle(), why);
     wire::ServerToWorker bye;
     bye.set_version(wire::PROTOCOL_VERSION_1);
     bye.set_refused(why);
@@ -1118,7 +1127,7 @@ struct Coordinator::Impl {
       drop_worker(fmt::format("checkpoint_done.cycle = {}: no checkpoint of that cycle was asked "
                               "of this worker group",
                               c.cycle()),
-                  "worker_checkpoints_refused");
+                  "worker_checkpoints_refused", k);
       return;
     }
     worker->checkpoints_asked.erase(k);
@@ -1126,13 +1135,13 @@ struct Coordinator::Impl {
     if (c.path() != checkpoint_path(k).string() || !fs::is_regular_file(checkpoint_path(k), ec)) {
       drop_worker(fmt::format("checkpoint_done.path = \"{}\": expected the file {}",
                               bounded(c.path(), 200), checkpoint_path(k).string()),
-                  "worker_checkpoints_refused");
+                  "worker_checkpoints_refused", k);
       return;
     }
     if (k > last_published) {
       drop_worker(fmt::format("checkpoint_done.cycle = {}: beyond the last published cycle {}", k,
                               last_published),
-                  "worker_checkpoints_refused");
+                  "worker_checkpoints_refused", k);
       return;
     }
     checkpoints.insert(k);
@@ -1160,6 +1169,9 @@ struct Coordinator::Impl {
     base->set_covered_cycle(usable);
     for (auto& p : intake.sources().positions())
       *base->add_sources() = std::move(p);
+    for (const char* name : kLogCounters)
+      if (auto it = counters.find(name); it != counters.end())
+        (*base->mutable_counters())[name] = it->second;
     const std::string bytes = rec.SerializeAsString();
     log->roll();
     const std::uint64_t index = log->append(std::as_bytes(std::span(bytes.data(), bytes.size())));

@@ -11,7 +11,7 @@
 namespace rtda::worker {
 
 ThreadChoice resolve_threads(int requested, const std::optional<std::string>& omp_num_threads,
-                             int cores, int ranks_on_node) {
+                             int cores, int ranks_on_node, int allowed_cores) {
   ThreadChoice c;
   if (requested > 0) {
     c.threads = requested;
@@ -40,6 +40,13 @@ ThreadChoice resolve_threads(int requested, const std::optional<std::string>& om
              (c.threads == 1 ? "" : "s") + " per rank (" + std::to_string(n) + " core" +
              (n == 1 ? "" : "s") + ", " + std::to_string(k) + " rank" + (k == 1 ? "" : "s") +
              " on this node)";
+  if (allowed_cores > 0 && allowed_cores < c.threads) {
+    c.threads = allowed_cores;
+    c.reason = "model.threads = 0: " + std::to_string(c.threads) + " thread" +
+               (c.threads == 1 ? "" : "s") + " per rank (" + std::to_string(n) + " core" +
+               (n == 1 ? "" : "s") + ", " + std::to_string(k) + " rank" + (k == 1 ? "" : "s") +
+               " on this node; this rank is bound to " + std::to_string(allowed_cores) + ")";
+  }
   if (omp_num_threads) c.reason += "; OMP_NUM_THREADS = \"" + *omp_num_threads + "\" ignored";
   return c;
 }
@@ -55,14 +62,15 @@ ThreadChoice resolve_threads(MPI_Comm comm, int requested) {
     MPI_Comm_size(node, &on_node);
     MPI_Comm_free(&node);
   }
-  int cores = 0;
+  int allowed = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) cores = CPU_COUNT(&set);
-  if (cores <= 0) cores = static_cast<int>(std::thread::hardware_concurrency());
+  if (sched_getaffinity(0, sizeof set, &set) == 0) allowed = CPU_COUNT(&set);
+  int cores = static_cast<int>(std::thread::hardware_concurrency());
+  if (cores <= 0) cores = allowed;
   const char* env = std::getenv("OMP_NUM_THREADS");
   return resolve_threads(requested, env ? std::optional<std::string>(env) : std::nullopt, cores,
-                         on_node);
+                         on_node, allowed);
 }
 
 std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, int index) {

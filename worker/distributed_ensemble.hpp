@@ -30,20 +30,21 @@ std::pair<std::size_t, std::size_t> column_range(int grid_n, int parts, int inde
 
 // model.threads for the ranks of a worker group: `requested` > 0 as given; 0 = OMP_NUM_THREADS
 // when it is set (its first positive integer), else max(1, cores / ranks on this node), so R
-// ranks sharing a node share its cores instead of each taking all of them. cores = the CPUs
-// this process may run on (sched_getaffinity; std::thread::hardware_concurrency without it),
-// ranks on this node from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED). `reason` says what was
-// chosen and why, e.g. "model.threads = 0: 1 thread per rank (2 cores, 2 ranks on this
-// node)". Collective over `comm`.
+// ranks sharing a node share its cores instead of each taking all of them; and never more
+// than the CPUs this process may run on (a rank that mpiexec binds to one core gets one).
+// cores = std::thread::hardware_concurrency, the CPUs this process may run on from
+// sched_getaffinity, ranks on this node from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED).
+// `reason` says what was chosen and why, e.g. "model.threads = 0: 1 thread per rank (2 cores,
+// 2 ranks on this node)". Collective over `comm`.
 struct ThreadChoice {
   int threads = 1;
   std::string reason;
 };
 ThreadChoice resolve_threads(MPI_Comm comm, int requested);
-// The arithmetic of resolve_threads without MPI or the environment (omp_num_threads: the
-// value of OMP_NUM_THREADS, nullopt when unset).
+// The arithmetic of resolve_threads without MPI or the environment: omp_num_threads = the value
+// of OMP_NUM_THREADS (nullopt when unset), allowed_cores = the affinity count (0 = unknown).
 ThreadChoice resolve_threads(int requested, const std::optional<std::string>& omp_num_threads,
-                             int cores, int ranks_on_node);
+                             int cores, int ranks_on_node, int allowed_cores = 0);
 
 class DistributedEnsemble {
  public:

@@ -366,8 +366,9 @@ class Feeder:
                     return ack
                 if ack.source != batch.source or ack.seq != batch.seq:
                     continue  # a late ack for an earlier attempt or batch
-                if (ack.status == pb.ACK_REJECTED and ack.retry_after_seconds > 0
-                        and rate_waits < max_rate_waits):
+                # Rate limited, or the server cannot store now (ACK_UNAVAILABLE): wait, resend.
+                if (ack.status in (pb.ACK_REJECTED, pb.ACK_UNAVAILABLE)
+                        and ack.retry_after_seconds > 0 and rate_waits < max_rate_waits):
                     rate_waits += 1
                     time.sleep(min(ack.retry_after_seconds, 30.0))
                     attempts -= 1  # a rate-limit wait is not a lost message
@@ -375,6 +376,18 @@ class Feeder:
                 return ack
         raise TimeoutError(f"{self.endpoint}: no IngestAck for source {batch.source!r} seq "
                            f"{batch.seq} after {self.tries} tries of {self.timeout_s:g} s")
+
+
+    def position(self, source: str) -> Optional[int]:
+        """The newest durable seq of `source` on the server (a position query), None when the
+        server holds nothing from it."""
+        q = pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source=source,
+                                position_query=True)
+        ack = self.send(q)
+        if ack.status != pb.ACK_POSITION:
+            raise RuntimeError(f"position query for {source!r}: {ack_status_name(ack.status)} "
+                               f"{ack.error!r}")
+        return ack.durable_seq if ack.HasField("durable_seq") else None
 
 
 def feed_file(obs_path: str, server: str, source: str = "rtda-py", batch: int = 1000,

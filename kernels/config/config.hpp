@@ -31,7 +31,8 @@ struct ModelConfig {
   // FFTW wisdom shared by processes that must agree bitwise (see fft_wisdom.hpp): a path,
   // "auto" (a per-machine file in the user's cache directory) or "" (none).
   std::string fft_wisdom_file = "auto";
-  int threads = 0;  // threads for ensemble steps; 0 = OMP_NUM_THREADS / all cores
+  int threads =
+      0;  // threads per rank; 0 = OMP_NUM_THREADS, else the cores shared among local ranks
   // The forecast model of the cycle: "sqg" (the physics) or "vit" (the surrogate in
   // surrogate.weights, one 12-hour step per cycle).
   std::string kind = "sqg";

@@ -170,6 +170,12 @@ TEST(ResolveThreads, ZeroSharesTheNodesCoresAmongItsRanks) {
   EXPECT_EQ(resolve_threads(0, std::string("3,2"), 16, 1).threads, 3);
   EXPECT_NE(resolve_threads(0, std::string("5"), 2, 2).reason.find("OMP_NUM_THREADS = 5"),
             std::string::npos);
+  // A rank bound to fewer cores than its share (mpiexec's binding) takes those.
+  const auto bound = resolve_threads(0, std::nullopt, 16, 2, 1);
+  EXPECT_EQ(bound.threads, 1);
+  EXPECT_NE(bound.reason.find("bound to 1"), std::string::npos) << bound.reason;
+  EXPECT_EQ(resolve_threads(0, std::nullopt, 16, 2, 16).threads, 8);
+  EXPECT_EQ(resolve_threads(0, std::nullopt, 16, 4, 8).threads, 4);
   const auto bad = resolve_threads(0, std::string("many"), 8, 2);
   EXPECT_EQ(bad.threads, 4);
   EXPECT_NE(bad.reason.find("ignored"), std::string::npos) << bad.reason;

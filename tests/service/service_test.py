@@ -53,7 +53,8 @@ BATCH = 700  # 2048 observations per window -> batches of 700, 700, 648 (+ marke
 
 CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "bad_input",
          "curve", "curve_cert_file", "cli_control", "metrics", "off_grid_ensf",
-         "online_surrogate_restart"]
+         "online_surrogate_restart", "hostile_ingest", "least_privilege", "exactly_once",
+         "compaction_restart", "backlog"]
 
 
 sys.path.insert(0, str(HERE))
@@ -1034,6 +1035,304 @@ def case_off_grid_ensf(t):
         check(r.ok and r.analysis.cycle == 0 and list(r.analysis.mean) == list(a.mean),
               f"latest analysis: ok {r.ok} cycle {r.analysis.cycle} error {r.error!r}")
         print("  ok: COMMAND_LATEST_ANALYSIS returns the published analysis")
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_hostile_ingest(t):
+    """What a hostile or confused feeder can no longer do: empty and unknown-field batches,
+    markers and truths far ahead, absurd values, a reused seq with other content; and what a
+    restarted feeder can: ask where its source stands and resume (rtda feed)."""
+    pb, rc = t.pb, t.rc
+    k = Case(t, "hostile")
+    try:
+        k.make_data()
+        k.write_config(**{"window.max_windows_ahead": 8})
+        k.start_server()
+        name = rc.ack_status_name
+        t0 = k.t0
+        dt = 12 * 3600.0
+
+        def send(b, raw=None):
+            reply = rc.send_raw(k.ep["ingest"], [b"", raw if raw is not None else
+                                                 b.SerializeToString()], timeout_s=5.0)
+            if reply is None:
+                raise Failure("no ack within 5 s")
+            ack = pb.IngestAck()
+            ack.ParseFromString(reply[-1])
+            return ack
+
+        def one(seq, value=1.0, source="hostile", **kw):
+            b = pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source=source, seq=seq, **kw)
+            b.observations.add(id=seq, time_seconds=t0, level=0, x_m=1.0e6, y_m=1.0e6,
+                               value=value, error_sd=1.0, op=pb.OPERATOR_LINEAR_K)
+            return b
+
+        ack = send(pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source="hostile", seq=1))
+        check(ack.status == pb.ACK_REJECTED and "empty batch" in ack.error,
+              f"an empty batch: {name(ack.status)} ({ack.error!r})")
+        # Unknown fields: a few bytes are skipped and not stored; many are refused unparsed.
+        marker = b"UNKNOWN-FIELD-BYTES-" * 3
+        small = one(2).SerializeToString() + bytes([0xFA, 0x01, len(marker)]) + marker
+        ack = send(None, raw=small)
+        check(ack.status == pb.ACK_ACCEPTED and ack.accepted == 1,
+              f"a batch with 60 bytes of unknown fields (field 31): {name(ack.status)}")
+        blob = b"x" * 100000
+        # field 31, wire type 2, length 100000 as a varint
+        length = bytearray()
+        n = len(blob)
+        while True:
+            byte = n & 0x7F
+            n >>= 7
+            length.append(byte | (0x80 if n else 0))
+            if not n:
+                break
+        big = one(3).SerializeToString() + bytes([0xFA, 0x01]) + bytes(length) + blob
+        ack = send(None, raw=big)
+        check(ack.status == pb.ACK_REJECTED and "unknown fields" in ack.error,
+              f"a batch with 100 kB of unknown fields: {name(ack.status)} ({ack.error!r})")
+        k.status()  # the log is committed by now
+        log_bytes = b"".join(p.read_bytes() for p in (k.tmp / "data" / "log").glob("*.log"))
+        check(marker not in log_bytes and b"x" * 1000 not in log_bytes,
+              "the observation log holds no unknown-field bytes")
+        # Markers and truths only near the front.
+        far = t0 + 20 * dt
+        ack = send(pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source="hostile", seq=4,
+                                       end_of_window_seconds=far))
+        check(ack.status == pb.ACK_REJECTED and "end_of_window_seconds" in ack.error and
+              "[0, 8]" in ack.error,
+              f"a marker 20 windows ahead (max_windows_ahead = 8): {name(ack.status)} "
+              f"({ack.error!r})")
+        st = k.status()
+        check(st.open_windows >= 1, "no window was closed by it")
+        b = pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source="hostile", seq=5)
+        b.truth.time_seconds = far
+        b.truth.grid_n = GRID_N
+        b.truth.q.extend([0.0] * (2 * GRID_N * GRID_N))
+        ack = send(b)
+        check(ack.status == pb.ACK_REJECTED and "truth.time_seconds" in ack.error,
+              f"a truth 20 windows ahead: {name(ack.status)} ({ack.error!r})")
+        # Absurd values.
+        ack = send(one(6, value=1e300))
+        check(ack.status == pb.ACK_ACCEPTED and ack.rejected == 1 and
+              ack.rejections[0].field == "value" and "qc.max_abs_kelvin" in
+              ack.rejections[0].reason,
+              f"value = 1e300 K: refused ({ack.rejections[0].reason if ack.rejections else ''!r})")
+        # A reused seq: the same content is a duplicate, other content a conflict.
+        ack = send(one(7, value=2.0))
+        check(ack.status == pb.ACK_ACCEPTED, "seq 7 stored")
+        ack = send(one(7, value=2.0))
+        check(ack.status == pb.ACK_DUPLICATE, f"seq 7 again, same content: {name(ack.status)}")
+        ack = send(one(7, value=3.0))
+        check(ack.status == pb.ACK_CONFLICT and "different content" in ack.error,
+              f"seq 7 again, other content: {name(ack.status)} ({ack.error!r})")
+        with rc.Feeder(k.ep["ingest"]) as f:
+            check(f.position("hostile") == 7, "a position query: source 'hostile' stands at 7")
+            check(f.position("nobody") is None, "a position query for an unknown source: none")
+
+        # After a restart the records are still there (content hashes included).
+        os.killpg(k.server.pid, signal.SIGKILL)
+        k.server.wait(timeout=10)
+        k.start_server()
+        check(send(one(7, value=2.0)).status == pb.ACK_DUPLICATE and
+              send(one(7, value=3.0)).status == pb.ACK_CONFLICT,
+              "after kill -9 and restart: seq 7 is still a duplicate / a conflict")
+
+        # rtda feed resumes where its source stands.
+        args = ["feed", "--obs", str(k.obs_h5), "--server", k.ep["ingest"], "--source", "file",
+                "--batch", "700"]
+        r = k.run_cli(args + ["--cycles", "2"])
+        check("resumed" not in r.stdout, f"first feed of 2 windows: {r.stdout.strip()}")
+        r = k.run_cli(args + ["--cycles", "3"])
+        check("resumed: the server held source batches through seq 5; 6 not sent again" in
+              r.stdout and " 0 duplicate batches" in r.stdout and
+              f"{k.window_count(2)} new observations accepted" in r.stdout,
+              f"second feed of 3 windows resumes: {r.stdout.strip()!r}")
+        counters = k.counters()
+        total = 2 + sum(k.window_count(c) for c in range(3))  # seq 2 and 7 (6 was refused)
+        check(counters.get("observations_accepted") == total,
+              f"observations_accepted = {counters.get('observations_accepted')} = {total}")
+        k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_least_privilege(t):
+    """Endpoints reachable from the network without CURVE refuse to start (configuration exit
+    code 78) unless server.insecure says the deployment is deliberately so."""
+    k = Case(t, "privilege")
+    try:
+        port = free_tcp_port()
+        k.write_config(**{"experiment.nature_file": "",
+                          "server.ingest": f"tcp://0.0.0.0:{port}"})
+        r = subprocess.run([t.server_bin, "--config", str(k.cfg)], env=t.env,
+                           capture_output=True, text=True, timeout=30, cwd=k.tmp)
+        said = (r.stdout + r.stderr).strip()
+        check(r.returncode == 78 and "server.ingest" in said and "server.insecure" in said,
+              f"ingest on 0.0.0.0 without CURVE: exit {r.returncode} "
+              f"({said.splitlines()[-1] if said else ''!r})")
+        k.write_config(**{"server.ingest": k.ep["ingest"], "limits.max_batch_observations": 0})
+        r = subprocess.run([t.server_bin, "--config", str(k.cfg)], env=t.env,
+                           capture_output=True, text=True, timeout=30, cwd=k.tmp)
+        check(r.returncode == 78, f"a refused configuration value: exit {r.returncode}")
+        k.write_config(**{"server.ingest": f"tcp://0.0.0.0:{port}", "server.insecure": True,
+                          "limits.max_batch_observations": 1000})
+        st = k.start_server()
+        check(st.state == "waiting-for-workers",
+              "with server.insecure = true the same configuration starts")
+        k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_exactly_once(t):
+    """A crash between "cycle k is durable" and "cycle k is sent to subscribers" (RTDA_FAULT)
+    neither loses k (it is in the archive and behind COMMAND_LATEST_ANALYSIS) nor sends it
+    twice; the analyses stay those of the uninterrupted run."""
+    pb = t.pb
+    ref = reference_run(t)
+    for point in ("after-latest", "after-archive"):
+        k = Case(t, f"once-{point}")
+        try:
+            k.make_data()
+            k.start_server()
+            k.start_worker()
+            sub = k.subscriber()
+            batches = {c: k.window_batches(c) for c in range(CYCLES)}
+            k.feed(batches[0])
+            got = k.collect(sub, [0])
+            os.killpg(k.server.pid, signal.SIGKILL)  # the worker group stays and rejoins
+            k.server.wait(timeout=10)
+            # The next server dies right after cycle 1 is durable.
+            env = dict(t.env)
+            t.env["RTDA_FAULT"] = f"{point}:1"
+            try:
+                k.start_server()
+            finally:
+                t.env = env
+            k.wait_connected()
+            k.feed(batches[1])
+            k.server.wait(timeout=30)
+            check(k.server.returncode == 99, f"RTDA_FAULT={point}:1: the server exited 99")
+            k.start_server()
+            st = k.wait_connected()
+            check(st.last_cycle == 1, f"restarted: last cycle {st.last_cycle} (1 is durable)")
+            latest = t.rc.control(k.ep["control"], pb.COMMAND_LATEST_ANALYSIS, with_fields=True)
+            check(latest.ok and latest.analysis.cycle == 1,
+                  f"LATEST_ANALYSIS: cycle {latest.analysis.cycle}")
+            got[1] = latest.analysis
+            sub.close()
+            sub = k.subscriber()  # subscribed to the restarted server before anything is sent
+            seen = []
+            k.feed(batches[2] + batches[3])
+            deadline = time.monotonic() + 40
+            while not {2, 3} <= set(seen) and time.monotonic() < deadline:
+                m = sub.recv(0.5)
+                if m is not None and m[0] == "rtda.analysis":
+                    seen.append(m[1].cycle)
+                    got[m[1].cycle] = m[1]
+            while (m := sub.recv(1.0)) is not None:
+                if m[0] == "rtda.analysis":
+                    seen.append(m[1].cycle)
+            sub.close()
+            check(sorted(seen) == [2, 3], f"after the restart the subscriber saw cycles {seen} "
+                  f"(1 not again)")
+            files = sorted(p.name for p in (k.tmp / "data" / "analyses").glob("analysis-*"))
+            check(files == [f"analysis-{c:08d}.h5" for c in range(CYCLES)],
+                  f"the archive holds each cycle once: {files}")
+            compare_bitwise(t, "the uninterrupted run", got, ref, range(CYCLES))
+            k.shutdown()
+            k.ok = True
+        finally:
+            k.cleanup()
+
+
+def case_compaction_restart(t):
+    """After checkpoints the log is compacted (the segments of checkpointed windows deleted,
+    a base record keeps the idempotency records) and the analysis archive keeps its newest
+    files; a server restarted on the compacted log still knows old batches as duplicates, and
+    a new worker group continues from the checkpoint bit for bit."""
+    pb = t.pb
+    ref = reference_run(t)
+    k = Case(t, "compaction")
+    try:
+        k.make_data()
+        k.write_config(**{"server.archive_keep_cycles": 2, "server.checkpoint_keep": 1})
+        k.start_server()
+        k.start_worker()
+        sub = k.subscriber()
+        batches = {c: k.window_batches(c) for c in range(CYCLES)}
+        k.feed(batches[0] + batches[1] + batches[2])
+        got = k.collect(sub, [0, 1, 2])
+        deadline = time.monotonic() + 20
+        while k.status().newest_checkpoint_cycle < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        st = k.status()
+        segs = sorted(p.name for p in (k.tmp / "data" / "log").glob("segment-*.log"))
+        counters = t.rc.counters(st)
+        check(st.newest_checkpoint_cycle == 2 and "segment-0000000000000000.log" not in segs
+              and counters.get("log_bytes_compacted", 0) > 0,
+              f"checkpoint 2: the log's first segments are gone ({segs}, "
+              f"{counters.get('log_bytes_compacted')} bytes compacted)")
+        files = sorted(p.name for p in (k.tmp / "data" / "analyses").glob("analysis-*"))
+        check(files == ["analysis-00000001.h5", "analysis-00000002.h5"],
+              f"archive_keep_cycles = 2: {files}")
+        os.killpg(k.server.pid, signal.SIGKILL)
+        k.server.wait(timeout=10)
+        kill_session(k.worker.pid)
+        k.worker.wait(timeout=10)
+        k.worker = None
+        k.start_server()
+        acks = k.feed([batches[0][0]], expect=pb.ACK_DUPLICATE)
+        check(acks[0].accepted == len(batches[0][0].observations),
+              "after the restart a batch of window 0 (compacted away) is still a duplicate")
+        k.start_worker()
+        k.feed(batches[3])
+        k.collect(sub, [3], into=got)
+        sub.close()
+        check(got[3].lineage.observations_used == k.window_count(3),
+              f"cycle 3: {got[3].lineage.observations_used} observations used")
+        compare_bitwise(t, "the uninterrupted run", got, ref, range(CYCLES))
+        k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_backlog(t):
+    """Windows closing faster than cycles run: with server.behind_policy = "degrade" the
+    oldest of a backlog are forecast only (filter "none", flagged degraded), the newest
+    analysed; status and each Analysis say how far behind the service is."""
+    pb, rc = t.pb, t.rc
+    k = Case(t, "backlog")
+    try:
+        k.make_data()
+        k.write_config(**{"server.max_backlog_cycles": 1})
+        k.start_server()
+        k.start_worker()
+        check(rc.control(k.ep["control"], pb.COMMAND_PAUSE).ok, "paused")
+        sub = k.subscriber()
+        for c in range(CYCLES):
+            k.feed(k.window_batches(c))
+        st = k.status()
+        check(st.backlog_cycles == CYCLES, f"status: backlog_cycles = {st.backlog_cycles}")
+        check(rc.control(k.ep["control"], pb.COMMAND_RESUME).ok, "resumed")
+        got = k.collect(sub, range(CYCLES))
+        sub.close()
+        for c in range(CYCLES):
+            a = got[c]
+            want = c < CYCLES - 2  # windows more than max_backlog_cycles behind the newest
+            check(a.degraded == want and (a.filter == "none") == want and
+                  a.backlog_cycles == CYCLES - 1 - c,
+                  f"cycle {c}: degraded {a.degraded}, filter {a.filter}, backlog "
+                  f"{a.backlog_cycles} ({a.degraded_reason!r})")
+        check(k.counters().get("cycles_degraded") == CYCLES - 2,
+              f"cycles_degraded = {k.counters().get('cycles_degraded')}")
+        check(k.status().backlog_cycles == 0, "caught up: backlog_cycles = 0")
+        k.shutdown()
         k.ok = True
     finally:
         k.cleanup()
