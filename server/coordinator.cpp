@@ -82,8 +82,6 @@ void reply(zmq::socket_t& s, const Envelope& e, const std::string& payload) {
   s.send(zmq::buffer(payload), zmq::send_flags::dontwait);
 }
 
-// Exit codes (docs/operations.md): a configuration the server refuses, and a data directory
-// it cannot use safely, are not worth restarting for (the systemd unit says so).
 // Fault injection for the chaos tests: RTDA_FAULT=<point>:<cycle> makes the server _exit(99)
 // at that point of that cycle (the moments between durable steps that a crash can hit).
 bool fault_point(const char* point, std::int64_t cycle) {
@@ -336,8 +334,15 @@ struct Coordinator::Impl {
       s->set(zmq::sockopt::sndhwm, 1000);
       s->set(zmq::sockopt::rcvhwm, 1000);
     }
-    // Control requests and worker messages are small, except results (a whole analysis).
+    // Control requests are small; worker messages are too, except results: a whole analysis
+    // (mean and spread, and every member with server.publish_members).
     control.set(zmq::sockopt::maxmsgsize, std::int64_t{1} << 20);
+    {
+      const auto n = static_cast<std::int64_t>(cfg.model.sqg.N);
+      const std::int64_t fields = 2 + (cfg.server.publish_members ? cfg.ensemble.members : 0);
+      const std::int64_t result = fields * 2 * n * n * 8 + (std::int64_t{1} << 20);
+      workers.set(zmq::sockopt::maxmsgsize, std::max(2 * max_bytes, result + result / 8));
+    }
     // A reconnecting worker group keeps its routing id (rtda-worker sets one): the new
     // connection takes it over instead of being ignored.
     workers.set(zmq::sockopt::router_handover, true);

@@ -104,6 +104,18 @@ BatchShape scan_batch(std::span<const std::byte> body) {
   return shape;
 }
 
+bool has_unknown(const google::protobuf::Message& m) {
+  return !m.GetReflection()->GetUnknownFields(m).empty();
+}
+
+bool has_unknown_fields(const wire::ObservationBatch& b) {
+  if (has_unknown(b)) return true;
+  if (b.has_truth() && has_unknown(b.truth())) return true;
+  if (b.has_columns() && has_unknown(b.columns())) return true;
+  return std::any_of(b.observations().begin(), b.observations().end(),
+                     [](const wire::Observation& o) { return has_unknown(o); });
+}
+
 }  // namespace
 
 std::uint64_t batch_content_hash(std::span<const std::byte> bytes) {
@@ -367,10 +379,15 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
   if (const std::string bad = all.check_columns(); !bad.empty())
     return refuse(std::move(d), wire::ACK_REJECTED, bad, "batches_rejected");
 
-  // What is stored is what was validated: re-encoded, without unknown fields.
-  b.DiscardUnknownFields();
+  // What is stored is what was validated, without unknown fields: the bytes as received when
+  // they hold none (they parse to exactly the validated message), else re-encoded.
   std::string batch_bytes;
-  b.SerializeToString(&batch_bytes);
+  if (has_unknown_fields(b)) {
+    b.DiscardUnknownFields();
+    b.SerializeToString(&batch_bytes);
+  } else {
+    batch_bytes.assign(reinterpret_cast<const char*>(body.data()), body.size());
+  }
   d.hash = batch_content_hash(std::as_bytes(std::span(batch_bytes.data(), batch_bytes.size())));
   const auto conflict = [&](const char* where) {
     return refuse(std::move(d), wire::ACK_CONFLICT,

@@ -10,7 +10,7 @@
 #include "server/coordinator.hpp"
 
 namespace {
-// Exit codes (docs/operations.md): 0 stopped cleanly; 1 a failure a restart may cure (a port
+// Exit codes (docs/service.md): 0 stopped cleanly; 1 a failure a restart may cure (a port
 // in use, an I/O error); 2 a command-line error; these two a restart cannot cure, so the
 // systemd unit does not restart on them (RestartPreventExitStatus):
 constexpr int kExitData = 65;    // EX_DATAERR: the observation log is damaged

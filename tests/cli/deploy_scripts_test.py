@@ -341,8 +341,16 @@ class ServerJobTest(ScriptCase):
                 self.skipTest(f"needs the built {name} (--{name})")
             (self.bin / name).symlink_to(path)
 
+    def test_an_insecure_bind_off_loopback_fails_naming_server_insecure(self):
+        self.link_programs()
+        r = self.run_script(SERVER_JOB, self.env(RTDA_CONFIG=self.config, RTDA_BIND="hsn0",
+                                                 SLURM_JOB_ID=7))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("server.insecure", r.stderr)
+
     def test_binds_the_interface_and_advertises_the_host(self):
         self.link_programs()
+        self.config.write_text(f'[server]\ndata_dir = "{self.tmp / "data"}"\ninsecure = true\n')
         r = self.run_script(SERVER_JOB, self.env(RTDA_CONFIG=self.config, RTDA_BIND="hsn0",
                                                  RTDA_ADVERTISE_HOST="svc01", SLURM_JOB_ID=7))
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -352,7 +360,7 @@ class ServerJobTest(ScriptCase):
         self.assertEqual(argv[argv.index("--config") + 1], str(self.config))
         for endpoint in ["server.ingest=tcp://hsn0:5560", "server.publish=tcp://hsn0:5561",
                          "server.control=tcp://hsn0:5562", "server.workers=tcp://hsn0:5563",
-                         "server.metrics=tcp://hsn0:9464"]:
+                         "server.metrics=tcp://127.0.0.1:9464"]:
             self.assertIn(endpoint, argv)
         self.assertIn("RTDA_SERVER_ENDPOINT=tcp://svc01:5563", r.stdout.splitlines())
         self.assertIn("RTDA_CONTROL_ENDPOINT=tcp://svc01:5562", r.stdout.splitlines())
