@@ -54,7 +54,7 @@ BATCH = 700  # 2048 observations per window -> batches of 700, 700, 648 (+ marke
 CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "bad_input",
          "curve", "curve_cert_file", "cli_control", "metrics", "off_grid_ensf",
          "online_surrogate_restart", "hostile_ingest", "least_privilege", "exactly_once",
-         "compaction_restart", "backlog"]
+         "compaction_restart", "backlog", "damaged_log"]
 
 
 sys.path.insert(0, str(HERE))
@@ -1333,6 +1333,38 @@ def case_backlog(t):
               f"cycles_degraded = {k.counters().get('cycles_degraded')}")
         check(k.status().backlog_cycles == 0, "caught up: backlog_cycles = 0")
         k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_damaged_log(t):
+    """A damaged record followed by valid ones is acknowledged data, not a torn tail: the
+    server refuses to start (exit 65) naming the file and the offset, and drops nothing."""
+    pb, rc = t.pb, t.rc
+    k = Case(t, "damaged-log")
+    try:
+        k.write_config(**{"experiment.nature_file": ""})
+        k.start_server()
+        with rc.Feeder(k.ep["ingest"]) as f:
+            for seq in (1, 2, 3):
+                b = pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source="d", seq=seq)
+                b.observations.add(id=seq, time_seconds=0.0, level=0, x_m=1.0e6, y_m=1.0e6,
+                                   value=1.0, error_sd=1.0, op=pb.OPERATOR_LINEAR_K)
+                check(f.send(b).status == pb.ACK_ACCEPTED, f"batch {seq} acked")
+        k.shutdown()
+        k.server.wait(timeout=15)
+        seg = sorted((k.tmp / "data" / "log").glob("segment-*.log"))[0]
+        data = bytearray(seg.read_bytes())
+        data[16 + 8 + 10] ^= 0xFF  # inside the first record's payload
+        seg.write_bytes(bytes(data))
+        r = subprocess.run([t.server_bin, "--config", str(k.cfg)], env=t.env,
+                           capture_output=True, text=True, timeout=30, cwd=k.tmp)
+        said = (r.stdout + r.stderr).strip()
+        check(r.returncode == 65 and seg.name in said and "offset" in said,
+              f"restart on the damaged log: exit {r.returncode} "
+              f"({said.splitlines()[-1] if said else ''!r})")
+        check(seg.read_bytes() == bytes(data), "the damaged segment is left as it was")
         k.ok = True
     finally:
         k.cleanup()
