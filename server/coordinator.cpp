@@ -973,7 +973,7 @@ struct Coordinator::Impl {
     lin->set_seed(cfg.experiment.seed);
     lin->set_worker_ranks(worker->ranks);
     lin->set_model(bounded(lin->model(), 128));
-    count_refused_by_source(a, k);
+    count_refused_by_source(r, k);
     publish_analysis(a, now, last_in);
     {
       wire::ServerToWorker done;
@@ -986,15 +986,17 @@ struct Coordinator::Impl {
 
   // Observations the worker's quality control refused, per source (by their position in the
   // window's sorted observations).
-  void count_refused_by_source(const wire::Analysis& a, std::int64_t k) {
-    if (a.lineage().refused_size() == 0) return;
+  void count_refused_by_source(const wire::CycleResult& r, std::int64_t k) {
+    if (r.refused_index_size() == 0) return;
     const auto window_obs = scheduler.sorted_observations(k);
-    for (const auto& r : a.lineage().refused()) {
-      if (r.index() >= window_obs.size()) continue;
-      const auto& name = intake.sources().source_name(window_obs[r.index()].source);
+    std::uint64_t counted = 0;
+    for (const std::uint32_t i : r.refused_index()) {
+      if (i >= window_obs.size()) continue;
+      const auto& name = intake.sources().source_name(window_obs[i].source);
       if (auto* s = intake.sources().find(name)) ++s->observations_refused_qc;
+      ++counted;
     }
-    count("observations_refused_qc", a.lineage().observations_refused());
+    count("observations_refused_qc", counted);
   }
 
   // Exactly once across crashes: the analysis is made durable (latest-analysis.pb, then the
@@ -1397,6 +1399,18 @@ struct Coordinator::Impl {
     metrics.gauge("rtda_ingest_degraded", "1 while the observation log cannot be written")
         .set(ingest_degraded.empty() ? 0.0 : 1.0);
     metrics.gauge("rtda_paused", "1 while dispatching is paused").set(paused ? 1.0 : 0.0);
+    std::size_t listed = 0;
+    for (const auto& [name, src] : intake.sources().sources()) {
+      if (++listed > 1000) break;  // bounded like Status.sources
+      metrics
+          .gauge("rtda_source_observations_accepted", "observations accepted per feeder source",
+                 {{"source", name}})
+          .set(static_cast<double>(src.observations_accepted));
+      metrics
+          .gauge("rtda_source_observations_refused_qc",
+                 "observations the quality control refused per feeder source", {{"source", name}})
+          .set(static_cast<double>(src.observations_refused_qc));
+    }
   }
 
   void run(const std::atomic<bool>& stop) {

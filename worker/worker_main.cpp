@@ -493,6 +493,9 @@ int main(int argc, char** argv) {
           rej->set_field(q.field);
           rej->set_reason(q.reason);
         }
+        res->mutable_refused_index()->Reserve(static_cast<int>(out.refused.size()));
+        for (const auto& q : out.refused)
+          res->add_refused_index(static_cast<std::uint32_t>(q.index));
         for (const auto& [reason, count] : out.refused_by_reason)
           (*lin->mutable_refused_by_reason())[reason] = count;
         res->set_done_unix_seconds(wall_now());

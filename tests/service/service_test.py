@@ -54,7 +54,7 @@ BATCH = 700  # 2048 observations per window -> batches of 700, 700, 648 (+ marke
 CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "bad_input",
          "curve", "curve_cert_file", "cli_control", "metrics", "off_grid_ensf",
          "online_surrogate_restart", "hostile_ingest", "least_privilege", "exactly_once",
-         "compaction_restart", "backlog", "damaged_log"]
+         "compaction_restart", "backlog", "damaged_log", "quality_control"]
 
 
 sys.path.insert(0, str(HERE))
@@ -1365,6 +1365,46 @@ def case_damaged_log(t):
               f"restart on the damaged log: exit {r.returncode} "
               f"({said.splitlines()[-1] if said else ''!r})")
         check(seg.read_bytes() == bytes(data), "the damaged segment is left as it was")
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_quality_control(t):
+    """With qc.gross_error_sigmas, observations far from the background never reach the
+    filter: the analysis lineage lists them with the reason, and status counts them for the
+    source that sent them."""
+    pb = t.pb
+    k = Case(t, "qc")
+    try:
+        k.make_data()
+        k.write_config(**{"qc.gross_error_sigmas": 10.0})
+        k.start_server()
+        k.start_worker()
+        sub = k.subscriber()
+        batches = k.window_batches(0)
+        bad = pb.ObservationBatch(version=pb.PROTOCOL_VERSION_1, source="bad-feeder", seq=1)
+        for i in range(3):
+            bad.observations.add(id=10_000_000 + i, time_seconds=k.t0, level=0,
+                                 x_m=1.0e6 * (i + 1), y_m=5.0e6, value=200.0, error_sd=1.0,
+                                 op=pb.OPERATOR_LINEAR_K)
+        k.feed([bad] + batches)
+        got = k.collect(sub, [0])
+        sub.close()
+        lin = got[0].lineage
+        refused_ids = {r.id for r in lin.refused}
+        check({10_000_000, 10_000_001, 10_000_002} <= refused_ids and
+              all("innovation" in r.reason for r in lin.refused),
+              f"cycle 0: the three 200 K observations are refused in the lineage "
+              f"({lin.observations_refused} refused in all, e.g. "
+              f"{lin.refused[0].reason if lin.refused else ''!r})")
+        check(lin.refused_by_reason.get("gross_error") == lin.observations_refused,
+              f"refused_by_reason: {dict(lin.refused_by_reason)}")
+        st = k.status()
+        per_source = {x.source: x.observations_refused_qc for x in st.sources}
+        check(per_source.get("bad-feeder") == 3,
+              f"status counts them for their source: {per_source}")
+        k.shutdown()
         k.ok = True
     finally:
         k.cleanup()
