@@ -42,7 +42,15 @@ void print_status(const wire::Status& s) {
   std::printf("log        %llu bytes in %u segments, data %s\n",
               static_cast<unsigned long long>(s.log_bytes()), s.log_segments(),
               s.data_dir().c_str());
+  std::printf("ingest     %s, backlog %u closed windows\n",
+              s.ingest_state().empty() ? "ok" : s.ingest_state().c_str(), s.backlog_cycles());
   if (!s.last_error().empty()) std::printf("last error %s\n", s.last_error().c_str());
+  for (const auto& src : s.sources()) {
+    std::printf("source     %-24s durable seq %llu, %llu observations, %llu refused by qc\n",
+                src.source().c_str(), static_cast<unsigned long long>(src.durable_seq()),
+                static_cast<unsigned long long>(src.observations_accepted()),
+                static_cast<unsigned long long>(src.observations_refused_qc()));
+  }
   for (const auto& c : s.counters())
     std::printf("  %-36s %llu\n", c.name().c_str(), static_cast<unsigned long long>(c.value()));
 }
@@ -55,13 +63,15 @@ std::string status_json(const wire::Status& s) {
                 "\"filter\": \"%s\", \"config_hash\": \"%s\", \"last_cycle\": %lld, "
                 "\"next_cycle\": %lld, \"open_windows\": %u, \"closed_windows_waiting\": %u, "
                 "\"newest_checkpoint_cycle\": %lld, \"latency_p50_seconds\": %.6f, "
-                "\"latency_p99_seconds\": %.6f, \"log_bytes\": %llu, ",
+                "\"latency_p99_seconds\": %.6f, \"log_bytes\": %llu, \"ingest_state\": \"%s\", "
+                "\"backlog_cycles\": %u, ",
                 s.server_version().c_str(), s.state().c_str(), s.uptime_seconds(),
                 s.filter().c_str(), s.config_hash().c_str(), static_cast<long long>(s.last_cycle()),
                 static_cast<long long>(s.next_cycle()), s.open_windows(),
                 s.closed_windows_waiting(), static_cast<long long>(s.newest_checkpoint_cycle()),
                 s.latency_p50_seconds(), s.latency_p99_seconds(),
-                static_cast<unsigned long long>(s.log_bytes()));
+                static_cast<unsigned long long>(s.log_bytes()), s.ingest_state().c_str(),
+                s.backlog_cycles());
   out += buf;
   const auto& w = s.workers();
   std::snprintf(buf, sizeof buf,

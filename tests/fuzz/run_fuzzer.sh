@@ -28,7 +28,7 @@ echo "$name: ${seconds} s (at most $runs runs) on $(ls "$seeds" | wc -l) seeds f
 set +e
 "$fuzzer" -max_total_time="$seconds" -runs="$runs" -timeout=20 -rss_limit_mb=2560 \
   -print_final_stats=1 -artifact_prefix="$artifacts/$name-" "$@" "$scratch" "$seeds" 2>&1 |
-  grep -v -E '^#[0-9]+.*(NEW|REDUCE|pulse)' 
+  grep -v -E '^#[0-9]+.*(NEW|REDUCE|pulse)|# Uses: |^\s+NEW_FUNC' 
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" -ne 0 ]; then
