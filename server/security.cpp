@@ -297,38 +297,13 @@ ListLine parse_list_line(const std::filesystem::path& path, int line_number, con
 
 }  // namespace
 
-std::map<std::string, std::vector<std::string>> load_source_grants(
-    const std::filesystem::path& path) {
-  std::map<std::string, std::vector<std::string>> grants;
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec) || !std::filesystem::exists(path, ec)) return grants;
-  if (parse_cert_file(path).public_z85) return grants;
-  std::ifstream in(path);
-  std::string line;
-  int line_number = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    const std::string t = trim(line);
-    if (t.empty() || t.front() == '#') continue;
-    ListLine l = parse_list_line(path, line_number, t);
-    if (l.sources.empty()) continue;
-    std::string key = l.entry;
-    if (!is_valid_z85_key(key)) {
-      std::filesystem::path key_path = key;
-      if (key_path.is_relative()) key_path = path.parent_path() / key_path;
-      key = load_public_key(key_path);
-    }
-    auto& g = grants[key];
-    g.insert(g.end(), l.sources.begin(), l.sources.end());
-  }
-  return grants;
-}
+namespace {
 
-std::vector<std::string> load_allowed_keys(const std::filesystem::path& path) {
-  std::vector<std::string> keys;
-  auto add = [&keys](std::string key) {
-    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(std::move(key));
-  };
+// Every entry of an allowed-keys path (directory, single key file or list file) as a public
+// key with the sources a list line grants it, in order of appearance.
+std::vector<std::pair<std::string, std::vector<std::string>>> read_key_list(
+    const std::filesystem::path& path) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> entries;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     std::vector<std::filesystem::path> files;
@@ -339,16 +314,16 @@ std::vector<std::string> load_allowed_keys(const std::filesystem::path& path) {
     }
     std::sort(files.begin(), files.end());
     for (const auto& file : files)
-      add(load_public_key(file));
-    return keys;
+      entries.emplace_back(load_public_key(file), std::vector<std::string>{});
+    return entries;
   }
   if (!std::filesystem::exists(path, ec)) {
     throw std::runtime_error(fmt::format("allowed-keys file {}: no such file", path.string()));
   }
   // A single key file (NAME.key from `rtda keys`) allows that one key.
   if (const ParsedCert cert = parse_cert_file(path); cert.public_z85) {
-    add(*cert.public_z85);
-    return keys;
+    entries.emplace_back(*cert.public_z85, std::vector<std::string>{});
+    return entries;
   }
   std::ifstream in(path);
   if (!in) {
@@ -361,25 +336,46 @@ std::vector<std::string> load_allowed_keys(const std::filesystem::path& path) {
     ++line_number;
     const std::string t = trim(line);
     if (t.empty() || t.front() == '#') continue;
-    const std::string entry = parse_list_line(path, line_number, t).entry;
-    if (is_valid_z85_key(entry)) {
-      add(entry);
+    ListLine l = parse_list_line(path, line_number, t);
+    if (is_valid_z85_key(l.entry)) {
+      entries.emplace_back(l.entry, std::move(l.sources));
       continue;
     }
-    std::filesystem::path key_path = entry;
+    std::filesystem::path key_path = l.entry;
     if (key_path.is_relative()) key_path = path.parent_path() / key_path;
     if (!std::filesystem::exists(key_path, ec)) {
       throw std::runtime_error(
           fmt::format("allowed-keys file {} line {}: '{}' is neither a 40-character Z85 key "
                       "nor an existing key file",
-                      path.string(), line_number, entry));
+                      path.string(), line_number, l.entry));
     }
     try {
-      add(load_public_key(key_path));
+      entries.emplace_back(load_public_key(key_path), std::move(l.sources));
     } catch (const std::runtime_error& e) {
       throw std::runtime_error(
           fmt::format("allowed-keys file {} line {}: {}", path.string(), line_number, e.what()));
     }
+  }
+  return entries;
+}
+
+}  // namespace
+
+std::map<std::string, std::vector<std::string>> load_source_grants(
+    const std::filesystem::path& path) {
+  std::map<std::string, std::vector<std::string>> grants;
+  for (auto& [key, sources] : read_key_list(path)) {
+    if (sources.empty()) continue;
+    auto& g = grants[key];
+    g.insert(g.end(), sources.begin(), sources.end());
+  }
+  return grants;
+}
+
+std::vector<std::string> load_allowed_keys(const std::filesystem::path& path) {
+  std::vector<std::string> keys;
+  for (auto& [key, sources] : read_key_list(path)) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(std::move(key));
   }
   return keys;
 }

@@ -48,7 +48,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +56,7 @@ CLIENT_DIR = HERE.parent.parent / "client" / "python"
 sys.path.insert(0, str(SERVICE_DIR))
 
 import service_test as svc  # noqa: E402  (tests/service: Case, Tools, process helpers)
-from harness import Failure, TimeLimit, add_service_arguments, log_tail  # noqa: E402
+from harness import Failure, add_service_arguments, log_tail, run_cases  # noqa: E402
 from service_test import GRID_N, check, kill_session, session_pids, stop_process  # noqa: E402
 
 CASES = ["kill9_storm", "disk_full", "hung_worker_stop", "hung_worker_timeout", "lying_worker"]
@@ -1103,48 +1102,20 @@ def main():
     seed = a.seed if a.seed is not None else int.from_bytes(os.urandom(4), "little")
     print(f"seed {seed} (replay: --seed {seed}); rounds {a.rounds}, cycles {a.cycles}",
           flush=True)
-    start = time.monotonic()
-
-    def on_alarm(signum, frame):
-        raise TimeLimit(f"the test ran past its time limit of {a.time_limit:g} s")
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(a.time_limit))
-
     t = svc.Tools(a)
     for b in (t.rtda, t.server_bin, t.worker_bin):
         if not os.access(b, os.X_OK):
             print(f"FAIL: {b} is not an executable", file=sys.stderr)
             return 1
     t.shared = Shared(t, max(a.cycles, 4))
-    results = []
-    name, t_case = "-", start
+
+    def run_one(name):
+        globals()[f"case_{name}"](t, a, random.Random(f"{seed}:{name}"))
     try:
-        for name in (CASES if a.case == "all" else [a.case]):
-            print(f"== {name} (seed {seed})", flush=True)
-            t_case = time.monotonic()
-            rng = random.Random(f"{seed}:{name}")
-            try:
-                globals()[f"case_{name}"](t, a, rng)
-                status = "PASS"
-            except (Failure, TimeoutError, RuntimeError, subprocess.SubprocessError,
-                    OSError) as e:
-                print(f"FAIL: {name}: {e}", file=sys.stderr, flush=True)
-                if not isinstance(e, Failure):
-                    traceback.print_exc()
-                status = "FAIL"
-            results.append((name, status, time.monotonic() - t_case))
-            print(f"== {name}: {status} ({results[-1][2]:.1f} s)", flush=True)
-    except TimeLimit as e:
-        print(f"FAIL: {e}", file=sys.stderr, flush=True)
-        results.append((f"{name} (time limit)", "FAIL", time.monotonic() - t_case))
+        ok = run_cases(CASES if a.case == "all" else [a.case], run_one, a.time_limit,
+                       label=f" (seed {seed})")
     finally:
-        signal.alarm(0)
         t.shared.cleanup()
-    print(f"\nsummary (seed {seed}):")
-    for name, status, secs in results:
-        print(f"  {name:<22} {status:<6} {secs:6.1f} s")
-    ok = bool(results) and all(s == "PASS" for _, s, _ in results)
-    print(f"{'PASS' if ok else 'FAIL'} ({time.monotonic() - start:.1f} s)", flush=True)
     return 0 if ok else 1
 
 

@@ -1,5 +1,10 @@
 """What the service test drivers share: failures, checks that print what they verified, and
 the tail of a process log for failure messages."""
+import signal
+import subprocess
+import sys
+import time
+import traceback
 from pathlib import Path
 
 
@@ -36,3 +41,44 @@ def add_service_arguments(ap, client_dir, time_limit):
     ap.add_argument("--time-limit", type=float, default=time_limit,
                     help="seconds for the whole run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
+
+
+def run_cases(names, run_one, time_limit, label="", skip=()):
+    """Runs run_one(name) for each name within `time_limit` seconds in all, printing one
+    PASS/FAIL/SKIP line per case and a summary; True when every case passed or skipped."""
+    start = time.monotonic()
+
+    def on_alarm(signum, frame):
+        raise TimeLimit(f"the test ran past its time limit of {time_limit:g} s")
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(time_limit))
+    results = []
+    name, t_case = "-", start
+    try:
+        for name in names:
+            print(f"== {name}{label}", flush=True)
+            t_case = time.monotonic()
+            try:
+                run_one(name)
+                status = "PASS"
+            except skip as e:
+                status = f"SKIP ({e})"
+            except (Failure, TimeoutError, RuntimeError, subprocess.SubprocessError,
+                    OSError) as e:
+                print(f"FAIL: {name}: {e}", file=sys.stderr, flush=True)
+                if not isinstance(e, Failure):
+                    traceback.print_exc()
+                status = "FAIL"
+            results.append((name, status, time.monotonic() - t_case))
+            print(f"== {name}: {status} ({results[-1][2]:.1f} s)", flush=True)
+    except TimeLimit as e:
+        print(f"FAIL: {e}", file=sys.stderr, flush=True)
+        results.append((f"{name} (time limit)", "FAIL", time.monotonic() - t_case))
+    finally:
+        signal.alarm(0)
+    print(f"\nsummary{label}:")
+    for name, status, secs in results:
+        print(f"  {name:<22} {status:<6} {secs:6.1f} s")
+    ok = bool(results) and all(not s.startswith("FAIL") for _, s, _ in results)
+    print(f"{'PASS' if ok else 'FAIL'} ({time.monotonic() - start:.1f} s)", flush=True)
+    return ok

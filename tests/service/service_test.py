@@ -40,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -58,7 +57,7 @@ CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "
 
 
 sys.path.insert(0, str(HERE))
-from harness import Failure, TimeLimit, add_service_arguments, log_tail  # noqa: E402
+from harness import Failure, add_service_arguments, log_tail, run_cases  # noqa: E402
 from harness import check as _check  # noqa: E402
 
 
@@ -1415,47 +1414,13 @@ def main():
     add_service_arguments(ap, CLIENT_DIR, 150.0)
     ap.add_argument("--case", choices=CASES + ["all"], default="all", help="run one case")
     a = ap.parse_args()
-    start = time.monotonic()
-
-    def on_alarm(signum, frame):
-        raise TimeLimit(f"the test ran past its time limit of {a.time_limit:g} s")
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(a.time_limit))
-
     t = Tools(a)
     for b in (t.rtda, t.server_bin, t.worker_bin):
         if not os.access(b, os.X_OK):
             print(f"FAIL: {b} is not an executable", file=sys.stderr)
             return 1
-    results = []
-    name, t_case = "-", start
-    try:
-        for name in (CASES if a.case == "all" else [a.case]):
-            print(f"== {name}", flush=True)
-            t_case = time.monotonic()
-            try:
-                globals()[f"case_{name}"](t)
-                status = "PASS"
-            except Skip as e:
-                status = f"SKIP ({e})"
-            except (Failure, TimeoutError, RuntimeError, subprocess.SubprocessError,
-                    OSError) as e:
-                print(f"FAIL: {name}: {e}", file=sys.stderr, flush=True)
-                if not isinstance(e, Failure):
-                    traceback.print_exc()
-                status = "FAIL"
-            results.append((name, status, time.monotonic() - t_case))
-            print(f"== {name}: {status} ({results[-1][2]:.1f} s)", flush=True)
-    except TimeLimit as e:
-        print(f"FAIL: {e}", file=sys.stderr, flush=True)
-        results.append((f"{name} (time limit)", "FAIL", time.monotonic() - t_case))
-    finally:
-        signal.alarm(0)
-    print("\nsummary:")
-    for name, status, secs in results:
-        print(f"  {name:<22} {status:<6} {secs:6.1f} s")
-    ok = bool(results) and all(not s.startswith("FAIL") for _, s, _ in results)
-    print(f"{'PASS' if ok else 'FAIL'} ({time.monotonic() - start:.1f} s)", flush=True)
+    ok = run_cases(CASES if a.case == "all" else [a.case],
+                   lambda name: globals()[f"case_{name}"](t), a.time_limit, skip=(Skip,))
     return 0 if ok else 1
 
 
