@@ -433,7 +433,6 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
                   "batches_rejected");
   }
 
-  const std::uint32_t source_index = sources_.intern(d.source);
   const std::int64_t closed = scheduler_.closed_through();
   const std::int64_t front = closed + 1 + limits_.max_windows_ahead;
   const auto window_range = [&] {
@@ -488,8 +487,7 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
   const double L = limits_.L_m;
   d.placed.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    StoredObservation o = all[i];
-    o.source = source_index;
+    const StoredObservation o = all[i];
     std::string field, why;
     const auto num = [&](const char* f, double v, const std::string& expected) {
       field = f;
@@ -554,6 +552,11 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
       }
     }
   }
+  // Only a batch that is stored names its source for good (a flood of refused batches under
+  // new names must not grow the table).
+  const std::uint32_t source_index = sources_.intern(d.source);
+  for (auto& [k, o] : d.placed)
+    o.source = source_index;
   if (d.truth) d.max_cycle = std::max(d.max_cycle, d.truth->first);
   d.max_cycle = std::max(d.max_cycle, d.close_cycle);
   lb.set_rejected(d.rejected);

@@ -10,6 +10,7 @@
 // where later observations go), and `decide` remembers the (source, seq) pairs of the group.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -62,8 +63,10 @@ class SourceBook {
   void record(const std::string& source, std::uint64_t seq, const SeqRecord& r);
   const Source* find(const std::string& source) const;
   Source* find(const std::string& source);
+  // Room for `source` (known already, or fewer than max_sources named so far).
   bool can_add(const std::string& source) const {
-    return sources_.count(source) > 0 || sources_.size() < max_sources_;
+    return index_.count(source) > 0 || sources_.count(source) > 0 ||
+           std::max(index_.size(), sources_.size()) < max_sources_;
   }
   const std::map<std::string, Source>& sources() const { return sources_; }
   // A small stable number for `source` (observations carry it), and back.
