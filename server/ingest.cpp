@@ -64,8 +64,9 @@ BatchShape scan_batch(std::span<const std::byte> body) {
       ++shape.observations;
     } else if (field == 7 && type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
       std::uint32_t len = 0;
-      if (!in.ReadVarint32(&len) || len > body.size()) return shape;
+      if (!in.ReadVarint32(&len)) return shape;
       const int start = in.CurrentPosition();
+      if (len > body.size() - static_cast<std::size_t>(start)) return shape;  // truncated
       io::CodedInputStream col(data + start, static_cast<int>(len));
       while (true) {
         const std::uint32_t t = col.ReadTag();

@@ -88,6 +88,17 @@ TEST(Ingest, ObservationCountIsCheckedBeforeTheParse) {
   EXPECT_NE(d.ack.error().find("101 in one batch"), std::string::npos) << d.ack.error();
 }
 
+TEST(Ingest, ColumnsLongerThanTheMessageAreMalformedNotReadPastTheEnd) {
+  Fixture f;
+  // columns (field 7) claiming 20 bytes with 16 left: found by fuzz_ingest, which read past
+  // the received message before the length was checked against what is left.
+  std::string bytes("\x3a\x14\x0a\x12", 4);
+  bytes += std::string(16, '\x01');
+  const auto d = f.send(bytes);
+  EXPECT_EQ(d.ack.status(), wire::ACK_ERROR);
+  EXPECT_FALSE(d.store);
+}
+
 TEST(Ingest, SameSeqSameContentIsADuplicateOtherContentAConflict) {
   Fixture f;
   ASSERT_EQ(f.send(batch("a", 7, 3)).ack.status(), wire::ACK_ACCEPTED);
