@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -28,9 +29,23 @@ Service& service() {
 
 namespace {
 
+// zmq::poll, retried when a signal interrupts it (libFuzzer's timers use SIGALRM).
+int poll_retry(zmq::pollitem_t* items, std::size_t n, int ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (true) {
+    try {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      return zmq::poll(items, n, std::max(left, std::chrono::milliseconds(0)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+  }
+}
+
 std::optional<zmq::message_t> recv_timeout(zmq::socket_t& s, int ms) {
   zmq::pollitem_t item{static_cast<void*>(s), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, std::chrono::milliseconds(ms)) <= 0) return std::nullopt;
+  if (poll_retry(&item, 1, ms) <= 0) return std::nullopt;
   zmq::message_t m;
   if (!s.recv(m, zmq::recv_flags::dontwait)) return std::nullopt;
   return m;
@@ -210,7 +225,7 @@ void Service::drain_workers(int ms) {
   for (auto& w : workers)
     items.push_back({static_cast<void*>(*w), 0, ZMQ_POLLIN, 0});
   bool first = true;
-  while (zmq::poll(items.data(), items.size(), std::chrono::milliseconds(first ? ms : 0)) > 0) {
+  while (poll_retry(items.data(), items.size(), first ? ms : 0) > 0) {
     first = false;
     for (int w = 0; w < kWorkers; ++w) {
       if (!(items[w].revents & ZMQ_POLLIN)) continue;

@@ -27,7 +27,7 @@ fi
 echo "$name: ${seconds} s (at most $runs runs) on $(ls "$seeds" | wc -l) seeds from $seeds"
 set +e
 "$fuzzer" -max_total_time="$seconds" -runs="$runs" -timeout=20 -rss_limit_mb=2560 \
-  -print_final_stats=1 -artifact_prefix="$artifacts/$name-" "$@" "$scratch" "$seeds" 2>&1 |
+  -print_final_stats=1 -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$artifacts/$name-" "$@" "$scratch" "$seeds" 2>&1 |
   grep -v -E '^#[0-9]+.*(NEW|REDUCE|pulse)|# Uses: |^\s+NEW_FUNC' 
 rc=${PIPESTATUS[0]}
 set -e
