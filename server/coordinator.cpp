@@ -896,6 +896,9 @@ struct Coordinator::Impl {
     worker->degraded = t->degraded();
     worker->degraded_reason = t->degraded_reason();
     if (t->checkpoint()) worker->checkpoints_asked.insert(k);
+    // A group that never reports its checkpoints must not grow this: old requests expire.
+    while (!worker->checkpoints_asked.empty() && *worker->checkpoints_asked.begin() < k - 16)
+      worker->checkpoints_asked.erase(worker->checkpoints_asked.begin());
     send_worker(out);
     count("cycles_dispatched");
   }
