@@ -179,8 +179,10 @@ struct Coordinator::Impl {
   std::int64_t next_cycle = 0;         // the next cycle to dispatch (once a worker group joined)
   std::optional<wire::Analysis> latest;
   std::deque<double> latencies;
-  // Log compaction: (record index, newest window it touches), oldest first.
+  // Log compaction: (record index, newest window it touches), oldest first; compaction bases
+  // are marked kBaseRecord (each is superseded by the next).
   std::deque<std::pair<std::uint64_t, std::int64_t>> record_cycles;
+  static constexpr std::int64_t kBaseRecord = std::numeric_limits<std::int64_t>::max();
   std::int64_t compacted_through = -1;
 
   // The worker group.
@@ -400,15 +402,21 @@ struct Coordinator::Impl {
     static const std::regex analysis_re(R"(analysis-(\d{8})\.h5)");
     static const std::regex checkpoint_re(R"(checkpoint-(\d{8})\.h5)");
     std::smatch m;
-    // Files a crash left half-written are not data.
+    // Files a crash left half-written are not data. The server writes those of the analyses
+    // and the data directory; checkpoints are written by the worker group, which may be
+    // writing one right now (it outlives a server restart): only stale ones go.
+    const auto now = fs::file_time_type::clock::now();
     for (const fs::path& dir : {analyses_dir, checkpoint_dir, data_dir}) {
       for (const auto& e : fs::directory_iterator(dir)) {
         const std::string name = e.path().filename().string();
-        if (name.find(".partial") != std::string::npos || name.find(".tmp") != std::string::npos) {
-          std::error_code ec;
-          fs::remove(e.path(), ec);
-          spdlog::info("removed {} (left by an interrupted write)", e.path().string());
-        }
+        if (name.find(".partial") == std::string::npos && name.find(".tmp") == std::string::npos)
+          continue;
+        std::error_code ec;
+        if (dir == checkpoint_dir &&
+            now - fs::last_write_time(e.path(), ec) < std::chrono::minutes(10))
+          continue;
+        fs::remove(e.path(), ec);
+        spdlog::info("removed {} (left by an interrupted write)", e.path().string());
       }
     }
     // Published analyses: one file per cycle.
@@ -449,7 +457,7 @@ struct Coordinator::Impl {
       }
       if (rec.has_base()) {
         apply_base(rec.base());
-        record_cycles.emplace_back(r.index, std::numeric_limits<std::int64_t>::max());
+        record_cycles.emplace_back(r.index, kBaseRecord);
         return;
       }
       const wire::LoggedBatch& lb = rec.batch();
@@ -1087,7 +1095,6 @@ struct Coordinator::Impl {
   void write_analysis_file(const wire::Analysis& a) {
     const auto k = static_cast<std::int64_t>(a.cycle());
     const fs::path path = analysis_path(k);
-    const fs::path partial = path.string() + ".partial";
     try {
       std::map<std::string, io::Diagnostic> diag;
       for (const auto& [name, value] : a.diagnostics())
@@ -1101,7 +1108,8 @@ struct Coordinator::Impl {
       diag["degraded"] = {a.degraded() ? 1.0 : 0.0, "1",
                           "1: forecast only, to catch up (server.behind_policy)"};
       {
-        io::ArchiveWriter w(partial, cfg.model.sqg, 0,
+        // Written as path.partial and renamed by close(): a crash leaves no half file.
+        io::ArchiveWriter w(path, cfg.model.sqg, 0,
                             {{"created_by", "rtda-server"},
                              {"filter", a.filter()},
                              {"analysis_cycle", std::to_string(a.cycle())},
@@ -1111,11 +1119,8 @@ struct Coordinator::Impl {
                  std::vector<double>(a.spread().begin(), a.spread().end()), diag);
         w.close();
       }
-      fs::rename(partial, path);
       archived.insert(k);
     } catch (const std::exception& e) {
-      std::error_code ec;
-      fs::remove(partial, ec);
       spdlog::error("analysis file for cycle {}: {}", a.cycle(), e.what());
       count("analysis_file_errors");
     }
@@ -1190,6 +1195,7 @@ struct Coordinator::Impl {
     std::uint64_t first_kept = index;
     for (const auto& [i, kc] : record_cycles) {
       if (i >= index) break;
+      if (kc == kBaseRecord) continue;  // an older base: superseded by the new one
       if (kc > usable) {
         first_kept = i;
         break;
@@ -1199,7 +1205,7 @@ struct Coordinator::Impl {
     log->remove_segments_before(first_kept);
     while (!record_cycles.empty() && record_cycles.front().first < log->first_index())
       record_cycles.pop_front();
-    record_cycles.emplace_back(index, std::numeric_limits<std::int64_t>::max());
+    record_cycles.emplace_back(index, kBaseRecord);
     if (log->bytes() < before) {
       count("log_bytes_compacted", before - log->bytes());
       spdlog::info("observation log compacted through cycle {}: {} -> {} bytes", usable, before,

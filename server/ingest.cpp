@@ -105,16 +105,20 @@ BatchShape scan_batch(std::span<const std::byte> body) {
   return shape;
 }
 
-bool has_unknown(const google::protobuf::Message& m) {
-  return !m.GetReflection()->GetUnknownFields(m).empty();
-}
-
 bool has_unknown_fields(const wire::ObservationBatch& b) {
-  if (has_unknown(b)) return true;
-  if (b.has_truth() && has_unknown(b.truth())) return true;
-  if (b.has_columns() && has_unknown(b.columns())) return true;
-  return std::any_of(b.observations().begin(), b.observations().end(),
-                     [](const wire::Observation& o) { return has_unknown(o); });
+  const auto unknown = [](const google::protobuf::Message& m) {
+    return !m.GetReflection()->GetUnknownFields(m).empty();
+  };
+  if (unknown(b)) return true;
+  if (b.has_truth() && unknown(b.truth())) return true;
+  if (b.has_columns() && unknown(b.columns())) return true;
+  if (b.observations_size() == 0) return false;
+  // One reflection for all the observations (looking it up per message costs more than the
+  // check itself).
+  const auto* reflection = b.observations(0).GetReflection();
+  return std::any_of(
+      b.observations().begin(), b.observations().end(),
+      [&](const wire::Observation& o) { return !reflection->GetUnknownFields(o).empty(); });
 }
 
 }  // namespace
@@ -382,14 +386,14 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
 
   // What is stored is what was validated, without unknown fields: the bytes as received when
   // they hold none (they parse to exactly the validated message), else re-encoded.
-  std::string batch_bytes;
+  std::string reencoded;
+  std::span<const std::byte> stored = body;
   if (has_unknown_fields(b)) {
     b.DiscardUnknownFields();
-    b.SerializeToString(&batch_bytes);
-  } else {
-    batch_bytes.assign(reinterpret_cast<const char*>(body.data()), body.size());
+    b.SerializeToString(&reencoded);
+    stored = std::as_bytes(std::span(reencoded.data(), reencoded.size()));
   }
-  d.hash = batch_content_hash(std::as_bytes(std::span(batch_bytes.data(), batch_bytes.size())));
+  d.hash = batch_content_hash(stored);
   const auto conflict = [&](const char* where) {
     return refuse(std::move(d), wire::ACK_CONFLICT,
                   "seq = " + std::to_string(d.seq) + " of source \"" + d.source + "\" is " + where +
@@ -537,7 +541,7 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
           ++d.late;
           lb.add_late_index(static_cast<std::uint32_t>(i));
         }
-        d.placed.emplace_back(p.cycle, o);
+        d.placed.push_back({p.cycle, p.kind == P::kLate, o});
         d.max_cycle = std::max(d.max_cycle, p.cycle);
       }
     }
@@ -556,15 +560,15 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
   // Only a batch that is stored names its source for good (a flood of refused batches under
   // new names must not grow the table).
   const std::uint32_t source_index = sources_.intern(d.source);
-  for (auto& [k, o] : d.placed)
-    o.source = source_index;
+  for (auto& p : d.placed)
+    p.observation.source = source_index;
   if (d.truth) d.max_cycle = std::max(d.max_cycle, d.truth->first);
   d.max_cycle = std::max(d.max_cycle, d.close_cycle);
   lb.set_rejected(d.rejected);
   lb.set_received_unix_seconds(wall);
   lb.set_content_hash(d.hash);
   lb.set_closed_through(closed);
-  lb.set_batch(std::move(batch_bytes));
+  lb.set_batch(reinterpret_cast<const char*>(stored.data()), stored.size());
   wire::LogRecord rec;
   *rec.mutable_batch() = std::move(lb);
   rec.SerializeToString(&d.record);
@@ -579,8 +583,8 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
 }
 
 void Ingest::apply(const BatchDecision& d, double wall) {
-  for (const auto& [k, o] : d.placed)
-    scheduler_.add(k, o, wall, k != scheduler_.cycle_of(o.time_seconds));
+  for (const auto& p : d.placed)
+    scheduler_.add(p.cycle, p.observation, wall, p.late);
   if (d.truth) scheduler_.set_truth(d.truth->first, d.truth->second);
   sources_.record(d.source, d.seq,
                   {d.hash, static_cast<std::uint32_t>(d.placed.size()), d.rejected});
@@ -600,11 +604,11 @@ void Ingest::place_all(const wire::ObservationBatch& b, std::int64_t closed_thro
     StoredObservation o = all[i];
     o.source = source_index;
     const auto p = scheduler_.place(o.time_seconds, closed_through);
-    if (p.kind == CycleScheduler::Placement::kWindow ||
-        p.kind == CycleScheduler::Placement::kLate) {
-      d.placed.emplace_back(p.cycle, o);
+    const bool late = p.kind == CycleScheduler::Placement::kLate;
+    if (p.kind == CycleScheduler::Placement::kWindow || late) {
+      d.placed.push_back({p.cycle, late, o});
       d.max_cycle = std::max(d.max_cycle, p.cycle);
-      if (p.kind == CycleScheduler::Placement::kLate) ++d.late;
+      if (late) ++d.late;
     }
   }
 }

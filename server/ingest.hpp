@@ -112,7 +112,12 @@ struct BatchDecision {
   std::string source;
   std::uint64_t seq = 0;
   std::uint64_t hash = 0;
-  std::vector<std::pair<std::int64_t, StoredObservation>> placed;  // (window, observation)
+  struct Placed {
+    std::int64_t cycle;  // the window it goes to
+    bool late;           // moved there from a closed window
+    StoredObservation observation;
+  };
+  std::vector<Placed> placed;
   std::optional<std::pair<std::int64_t, wire::TruthState>> truth;
   std::int64_t close_cycle = -1;  // the marker closes windows through this one
   std::int64_t max_cycle = -1;    // the newest window this record touches (log compaction)

@@ -1,4 +1,5 @@
 // rtda-server: the coordinator (architecture.md §1). `rtda-server --config FILE [--set k=v]`.
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -39,6 +40,10 @@ int main(int argc, char** argv) {
   // A full disk must not kill the server: writes past a file-size limit fail with EFBIG
   // (handled: ingest degrades) instead of raising SIGXFSZ.
   std::signal(SIGXFSZ, SIG_IGN);
+  // Batches of hundreds of kB come and go many times a second: keep freed blocks for reuse
+  // instead of mapping fresh (zeroed) pages for each (about 20 % of durable ingest).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   try {
     const auto cfg = rtda::config::load(
         config_path.empty() ? std::nullopt : std::optional<std::string>(config_path), overrides);

@@ -36,22 +36,25 @@ namespace wire = rtda::wire;
 
 namespace {
 
-#define FUZZ_CHECK(cond, ...)                                                      \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      std::fprintf(stderr, "fuzz_ingest: property violated: %s: ", #cond);         \
-      std::fprintf(stderr, __VA_ARGS__);                                           \
-      std::fprintf(stderr, "\n");                                                  \
-      __builtin_trap();                                                            \
-    }                                                                              \
+#define FUZZ_CHECK(cond, ...)                                              \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      std::fprintf(stderr, "fuzz_ingest: property violated: %s: ", #cond); \
+      std::fprintf(stderr, __VA_ARGS__);                                   \
+      std::fprintf(stderr, "\n");                                          \
+      __builtin_trap();                                                    \
+    }                                                                      \
   } while (0)
 
 std::vector<rtda::config::Config> configs;
 
 WindowSettings settings_of(const rtda::config::Config& c) {
-  return WindowSettings{c.window.t0_seconds, c.experiment.cycle_hours * 3600.0,
-                        c.window.late_policy == "next", c.window.deadline_seconds,
-                        c.window.grace_seconds, c.window.max_windows_ahead};
+  return WindowSettings{c.window.t0_seconds,
+                        c.experiment.cycle_hours * 3600.0,
+                        c.window.late_policy == "next",
+                        c.window.deadline_seconds,
+                        c.window.grace_seconds,
+                        c.window.max_windows_ahead};
 }
 
 // One Ingest with its scheduler: the live server, or the one rebuilt from its log.
@@ -133,17 +136,17 @@ void commit(Side& live, Side& replica, std::vector<Pending>& group, bool ok, dou
       FUZZ_CHECK(rec.ParseFromString(d.record) && rec.has_batch(),
                  "stored record of %zu bytes is not a LogRecord batch", d.record.size());
       const BatchDecision r = replica.ingest.replay(rec.batch());
-      FUZZ_CHECK(r.placed.size() == d.placed.size(), "replay placed %zu, live %zu",
-                 r.placed.size(), d.placed.size());
+      FUZZ_CHECK(r.placed.size() == d.placed.size(), "replay placed %zu, live %zu", r.placed.size(),
+                 d.placed.size());
       for (std::size_t i = 0; i < d.placed.size(); ++i) {
-        FUZZ_CHECK(r.placed[i].first == d.placed[i].first,
+        FUZZ_CHECK(r.placed[i].cycle == d.placed[i].cycle && r.placed[i].late == d.placed[i].late,
                    "observation %zu: replay window %lld, live %lld", i,
-                   static_cast<long long>(r.placed[i].first),
-                   static_cast<long long>(d.placed[i].first));
-        FUZZ_CHECK(same_observation(r.placed[i].second, d.placed[i].second),
+                   static_cast<long long>(r.placed[i].cycle),
+                   static_cast<long long>(d.placed[i].cycle));
+        FUZZ_CHECK(same_observation(r.placed[i].observation, d.placed[i].observation),
                    "observation %zu differs after replay", i);
-        FUZZ_CHECK(live.ingest.sources().source_name(d.placed[i].second.source) ==
-                       replica.ingest.sources().source_name(r.placed[i].second.source),
+        FUZZ_CHECK(live.ingest.sources().source_name(d.placed[i].observation.source) ==
+                       replica.ingest.sources().source_name(r.placed[i].observation.source),
                    "observation %zu: source differs after replay", i);
       }
       FUZZ_CHECK(r.late == d.late, "late %u vs %u", r.late, d.late);
@@ -168,8 +171,8 @@ void commit(Side& live, Side& replica, std::vector<Pending>& group, bool ok, dou
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // Invalid UTF-8 in a string field is a parse failure the server reports; no log lines.
-  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int,
-                                     const std::string&) {});
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
   const char* base = R"(
 [model]
 preset = "N32"
@@ -263,8 +266,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::unique_ptr<char[]> exact(new char[std::max<std::size_t>(alloc, 1)]());
     std::memcpy(exact.get(), body.data(), body.size());
     const char* bytes = exact.get();
-    BatchDecision d =
-        live.ingest.decide(std::as_bytes(std::span(bytes, body.size())), wall, key);
+    BatchDecision d = live.ingest.decide(std::as_bytes(std::span(bytes, body.size())), wall, key);
     FUZZ_CHECK(d.store == (d.ack.status() == wire::ACK_ACCEPTED), "store %d with ack status %d",
                d.store, d.ack.status());
     FUZZ_CHECK(d.ack.version() == wire::PROTOCOL_VERSION_1, "ack without version");
@@ -275,12 +277,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(d.ack.accepted() == d.placed.size(), "ack accepted %u, placed %zu",
                  d.ack.accepted(), d.placed.size());
       FUZZ_CHECK(d.ack.accepted() + d.ack.rejected() >= d.placed.size(), "counts");
-      for (const auto& [k, o] : d.placed)
-        FUZZ_CHECK(k > live.scheduler.closed_through() &&
-                       k <= live.scheduler.closed_through() + 1 + cfg.window.max_windows_ahead,
-                   "observation placed in window %lld (closed through %lld)",
-                   static_cast<long long>(k),
-                   static_cast<long long>(live.scheduler.closed_through()));
+      for (const auto& p : d.placed)
+        FUZZ_CHECK(
+            p.cycle > live.scheduler.closed_through() &&
+                p.cycle <= live.scheduler.closed_through() + 1 + cfg.window.max_windows_ahead,
+            "observation placed in window %lld (closed through %lld)",
+            static_cast<long long>(p.cycle),
+            static_cast<long long>(live.scheduler.closed_through()));
     } else {
       FUZZ_CHECK(d.placed.empty() || d.ack.status() == wire::ACK_ACCEPTED,
                  "refused batch with placements");

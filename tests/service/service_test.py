@@ -1272,8 +1272,9 @@ def case_compaction_restart(t):
         st = k.status()
         segs = sorted(p.name for p in (k.tmp / "data" / "log").glob("segment-*.log"))
         counters = t.rc.counters(st)
+        # Every checkpoint compacts: what is left is the newest base and what follows it.
         check(st.newest_checkpoint_cycle == 2 and "segment-0000000000000000.log" not in segs
-              and counters.get("log_bytes_compacted", 0) > 0,
+              and len(segs) <= 2 and counters.get("log_bytes_compacted", 0) > 0,
               f"checkpoint 2: the log's first segments are gone ({segs}, "
               f"{counters.get('log_bytes_compacted')} bytes compacted)")
         files = sorted(p.name for p in (k.tmp / "data" / "analyses").glob("analysis-*"))
