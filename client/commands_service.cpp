@@ -1,6 +1,7 @@
 // The service's client verbs: feed, watch, status, control (pause, resume, checkpoint,
 // set-filter, shutdown) and keys.
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -235,6 +236,12 @@ Runner add_keys_command(CLI::App& app) {
   cmd->add_option("--out", *out, "path and base name, e.g. keys/server")->required();
   return [out]() {
     const auto pair = server::generate_curve_keypair();
+    // A key directory that does not exist yet is made, readable by its owner only.
+    const std::filesystem::path dir = std::filesystem::path(*out).parent_path();
+    if (!dir.empty() && !std::filesystem::exists(dir)) {
+      std::filesystem::create_directories(dir);
+      std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
+    }
     server::save_keypair(*out, pair);
     std::printf("public key %s\nwrote %s.key and %s.key_secret (mode 0600)\n",
                 pair.public_z85.c_str(), out->c_str(), out->c_str());

@@ -28,9 +28,9 @@ packages=(
   # files
   libhdf5-dev
   # command line, configuration, logging
-  libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libbenchmark-dev
   # python side: file-compatibility tests, the reference client, plots
   python3 python3-h5py python3-netcdf4 python3-xarray python3-numpy python3-matplotlib
   python3-zmq python3-protobuf

@@ -348,6 +348,8 @@ int main(int argc, char** argv) {
     std::string checkpoint_dir;
     double ahead_forecast_seconds = 0;  // the forecast made while the window was filling
 
+    // The checkpoint cycle this group's ensemble was restarted from, -1 for the initial one.
+    std::int64_t restarted_from = -1;
     double hello_sent = -1e9;  // a hello waits for its welcome: one per 2 s at most
     const auto hello = [&] {
       hello_sent = wall_now();
@@ -399,6 +401,7 @@ int main(int argc, char** argv) {
           // Keep the ensemble (and the forecast already made from it).
         } else if (w.start() == rtda::wire::START_CHECKPOINT) {
           analysed = engine->start_from_checkpoint(w.checkpoint_path());
+          restarted_from = analysed;
           forecast_ready = false;
           have_state = true;
         } else {
@@ -409,6 +412,7 @@ int main(int argc, char** argv) {
           }
           engine->start_from_nature(rtda::io::read_nature(cfg.experiment.nature_file));
           analysed = -1;
+          restarted_from = -1;
           ahead_forecast_seconds = 0;
           forecast_ready = true;  // cycle 0 analyses the initial ensemble as it is
           have_state = true;
@@ -482,6 +486,7 @@ int main(int argc, char** argv) {
         lin->set_first_observation_id(out.first_observation_id);
         lin->set_last_observation_id(out.last_observation_id);
         lin->set_model(engine->model_identity());
+        lin->set_restarted_from_cycle(restarted_from);
         lin->set_surrogate_version(engine->surrogate_version());
         // Quality control before the filter: at most 100 listed, all counted.
         lin->set_observations_refused(static_cast<std::uint64_t>(out.refused.size()));

@@ -127,6 +127,26 @@ Key choice_key(std::string name, Field field, std::vector<std::pair<std::string,
   return k;
 }
 
+// A TOML basic string: quotes, backslashes and control characters escaped, so the text reads
+// back as the same value (the worker group receives the server's configuration this way).
+std::string toml_quoted(const std::string& v) {
+  std::string out = "\"";
+  for (const char ch : v) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", u);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
 Key string_key(std::string name, std::function<std::string&(Config&)> field, std::string doc,
                std::function<std::string(const std::string&)> check = nullptr) {
   Key k{name, "string", std::move(doc), nullptr, nullptr};
@@ -139,7 +159,7 @@ Key string_key(std::string name, std::function<std::string&(Config&)> field, std
     }
     field(c) = v;
   };
-  k.show = [field](const Config& c) { return "\"" + field(const_cast<Config&>(c)) + "\""; };
+  k.show = [field](const Config& c) { return toml_quoted(field(const_cast<Config&>(c))); };
   return k;
 }
 
@@ -248,7 +268,7 @@ const std::vector<Key>& registry() {
         if (!n.is_string()) fail(where, "model.fft_wisdom_file", n, "a path string");
         c.model.fft_wisdom_file = n.as_string()->get();
       };
-      k.show = [](const Config& c) { return "\"" + c.model.fft_wisdom_file + "\""; };
+      k.show = [](const Config& c) { return toml_quoted(c.model.fft_wisdom_file); };
       m.push_back(k);
     }
     m.push_back(int_key(
@@ -351,7 +371,7 @@ const std::vector<Key>& registry() {
         if (!n.is_string()) fail(where, "experiment.nature_file", n, "a path string");
         c.experiment.nature_file = n.as_string()->get();
       };
-      k.show = [](const Config& c) { return "\"" + c.experiment.nature_file + "\""; };
+      k.show = [](const Config& c) { return toml_quoted(c.experiment.nature_file); };
       m.push_back(k);
     }
     m.push_back(int_key(
@@ -1070,8 +1090,14 @@ std::string reference_markdown() {
       out << "\n## [" << sec << "]\n\n| key | type | default | meaning |\n|---|---|---|---|\n";
       section = sec;
     }
-    out << "| `" << k.name << "` | " << k.type << " | `" << k.show(defaults) << "` | " << k.doc
-        << " |\n";
+    // A '|' splits a table cell even inside code (GitHub-flavoured Markdown): escape it.
+    const auto cell = [](std::string text) {
+      for (std::size_t at = text.find('|'); at != std::string::npos; at = text.find('|', at + 2))
+        text.insert(at, "\\");
+      return text;
+    };
+    out << "| `" << k.name << "` | " << cell(k.type) << " | `" << cell(k.show(defaults)) << "` | "
+        << cell(k.doc) << " |\n";
   }
   return out.str();
 }

@@ -579,6 +579,10 @@ def case_worker_kill9_restart(t):
         for c in (2, 3):
             check(got[c].lineage.observations_used == k.window_count(c),
                   f"cycle {c}: {got[c].lineage.observations_used} observations used")
+        check(got[0].lineage.restarted_from_cycle == -1 and
+              got[3].lineage.restarted_from_cycle >= 0,
+              f"lineage.restarted_from_cycle: {got[0].lineage.restarted_from_cycle} before the "
+              f"kill (the initial ensemble), {got[3].lineage.restarted_from_cycle} after")
         print_joins(k)
         compare_bitwise(t, "the uninterrupted run", got, ref, [2, 3])
         k.shutdown()
@@ -806,6 +810,9 @@ def case_curve(t, cert_file=False):
     try:
         for n in ("server", "feeder", "other"):
             k.run_cli(["keys", "--out", str(k.tmp / n)])
+        k.run_cli(["keys", "--out", str(k.tmp / "new-dir" / "spare")])
+        check((k.tmp / "new-dir" / "spare.key_secret").exists(),
+              "rtda keys makes the key directory it is given")
         server_pub = read_keys(k.tmp / "server.key")["public-key"]
         if cert_file:
             feeders = controls = k.tmp / "feeder.key"

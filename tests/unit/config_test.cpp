@@ -82,6 +82,16 @@ TEST(Config, EffectiveConfigRoundTripsThroughToml) {
   EXPECT_EQ(*d.observe.error_sd, 2.0);
 }
 
+TEST(Config, StringsWithQuotesBackslashesAndControlCharactersRoundTripThroughToml) {
+  Config c = load(std::nullopt, {});
+  c.server.data_dir = "C:\\data \"quoted\"\tand\na new line";
+  c.experiment.nature_file = "/n\\a\\t\\u";
+  const Config d = load_text(to_toml(c), "(round trip)");
+  EXPECT_EQ(d.server.data_dir, c.server.data_dir);
+  EXPECT_EQ(d.experiment.nature_file, c.experiment.nature_file);
+  EXPECT_EQ(to_toml(c), to_toml(d));
+}
+
 TEST(Config, ReferenceDocumentsEveryKey) {
   const std::string md = reference_markdown();
   for (const char* key : {"model.dynamics", "model.N", "nature.seed", "observe.seed"}) {
