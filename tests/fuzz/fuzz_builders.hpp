@@ -25,26 +25,41 @@ struct Grid {
 // A double: mostly plausible, sometimes a value at or past a boundary.
 inline double pick_special(FuzzedDataProvider& p, double plausible) {
   switch (p.ConsumeIntegralInRange<int>(0, 15)) {
-    case 0: return std::numeric_limits<double>::quiet_NaN();
-    case 1: return std::numeric_limits<double>::infinity();
-    case 2: return -std::numeric_limits<double>::infinity();
-    case 3: return 0.0;
-    case 4: return -0.0;
-    case 5: return std::numeric_limits<double>::max();
-    case 6: return std::numeric_limits<double>::denorm_min();
-    case 7: return p.ConsumeFloatingPoint<double>();
-    default: return plausible;
+    case 0:
+      return std::numeric_limits<double>::quiet_NaN();
+    case 1:
+      return std::numeric_limits<double>::infinity();
+    case 2:
+      return -std::numeric_limits<double>::infinity();
+    case 3:
+      return 0.0;
+    case 4:
+      return -0.0;
+    case 5:
+      return std::numeric_limits<double>::max();
+    case 6:
+      return std::numeric_limits<double>::denorm_min();
+    case 7:
+      return p.ConsumeFloatingPoint<double>();
+    default:
+      return plausible;
   }
 }
 
 inline std::string pick_source(FuzzedDataProvider& p) {
   switch (p.ConsumeIntegralInRange<int>(0, 9)) {
-    case 0: return "";
-    case 1: return std::string(65, 's');
-    case 2: return "bad source!";
-    case 3: return p.ConsumeRandomLengthString(80);
-    case 4: return "src-a" + std::to_string(p.ConsumeIntegralInRange<int>(0, 9));
-    default: return "src-" + std::to_string(p.ConsumeIntegralInRange<int>(0, 3));
+    case 0:
+      return "";
+    case 1:
+      return std::string(65, 's');
+    case 2:
+      return "bad source!";
+    case 3:
+      return p.ConsumeRandomLengthString(80);
+    case 4:
+      return "src-a" + std::to_string(p.ConsumeIntegralInRange<int>(0, 9));
+    default:
+      return "src-" + std::to_string(p.ConsumeIntegralInRange<int>(0, 3));
   }
 }
 
@@ -54,11 +69,20 @@ inline double pick_time(FuzzedDataProvider& p, const Grid& g) {
   const double tk = g.t0 + k * g.cycle_seconds;
   double t = tk;
   switch (p.ConsumeIntegralInRange<int>(0, 7)) {
-    case 0: t = tk + g.cycle_seconds / 2; break;          // last time of window k
-    case 1: t = tk - g.cycle_seconds / 2; break;          // last time of window k-1
-    case 2: t = std::nextafter(tk - g.cycle_seconds / 2, 1e300); break;  // first of k
-    case 3: t = tk + p.ConsumeFloatingPointInRange<double>(-g.cycle_seconds, g.cycle_seconds); break;
-    default: break;
+    case 0:
+      t = tk + g.cycle_seconds / 2;
+      break;  // last time of window k
+    case 1:
+      t = tk - g.cycle_seconds / 2;
+      break;  // last time of window k-1
+    case 2:
+      t = std::nextafter(tk - g.cycle_seconds / 2, 1e300);
+      break;  // first of k
+    case 3:
+      t = tk + p.ConsumeFloatingPointInRange<double>(-g.cycle_seconds, g.cycle_seconds);
+      break;
+    default:
+      break;
   }
   return pick_special(p, t);
 }
@@ -79,8 +103,9 @@ inline wire::ObservationBatch build_batch(FuzzedDataProvider& p, const Grid& g) 
   b.set_version(p.ConsumeIntegralInRange<int>(0, 15) == 0 ? wire::PROTOCOL_VERSION_UNSPECIFIED
                                                           : wire::PROTOCOL_VERSION_1);
   b.set_source(pick_source(p));
-  b.set_seq(p.ConsumeIntegralInRange<int>(0, 7) == 0 ? p.ConsumeIntegral<std::uint64_t>()
-                                                     : p.ConsumeIntegralInRange<std::uint64_t>(0, 12));
+  b.set_seq(p.ConsumeIntegralInRange<int>(0, 7) == 0
+                ? p.ConsumeIntegral<std::uint64_t>()
+                : p.ConsumeIntegralInRange<std::uint64_t>(0, 12));
   const int messages = p.ConsumeIntegralInRange<int>(0, 4);
   for (int i = 0; i < messages; ++i)
     fill_observation(p, g, *b.add_observations());
@@ -104,10 +129,8 @@ inline wire::ObservationBatch build_batch(FuzzedDataProvider& p, const Grid& g) 
   }
   if (p.ConsumeIntegralInRange<int>(0, 3) == 0) {
     const int k = p.ConsumeIntegralInRange<int>(-1, 70);
-    b.set_end_of_window_seconds(
-        pick_special(p, g.t0 + k * g.cycle_seconds + (p.ConsumeIntegralInRange<int>(0, 7) == 0
-                                                          ? 1e-3
-                                                          : 0.0)));
+    b.set_end_of_window_seconds(pick_special(
+        p, g.t0 + k * g.cycle_seconds + (p.ConsumeIntegralInRange<int>(0, 7) == 0 ? 1e-3 : 0.0)));
   }
   if (p.ConsumeIntegralInRange<int>(0, 7) == 0) {
     auto* t = b.mutable_truth();

@@ -16,8 +16,7 @@ namespace rtda::fuzz {
 namespace fs = std::filesystem;
 
 void fail(const char* what, const std::string& detail) {
-  std::fprintf(stderr, "fuzz service: %s%s%s\n", what, detail.empty() ? "" : ": ",
-               detail.c_str());
+  std::fprintf(stderr, "fuzz service: %s%s%s\n", what, detail.empty() ? "" : ": ", detail.c_str());
   std::fflush(stderr);
   __builtin_trap();
 }
@@ -51,15 +50,17 @@ std::optional<zmq::message_t> recv_timeout(zmq::socket_t& s, int ms) {
   return m;
 }
 
-void at_exit() { service().shutdown(); }
+void at_exit() {
+  service().shutdown();
+}
 
 }  // namespace
 
 void Service::start() {
   spdlog::set_level(spdlog::level::off);
   // Invalid UTF-8 in a string field is a parse failure the server reports; no log lines.
-  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*, int,
-                                     const std::string&) {});
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
   char tmpl[] = "/tmp/rtda-fuzz-XXXXXX";
   if (!::mkdtemp(tmpl)) fail("mkdtemp failed");
   dir = tmpl;
@@ -142,7 +143,8 @@ wire::ControlReply Service::control_raw(const std::string& body) {
   if (loop_ended) fail("the coordinator's event loop has ended");
   control->send(zmq::message_t(), zmq::send_flags::sndmore);
   control->send(zmq::buffer(body), zmq::send_flags::none);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReplyTimeoutMs);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kReplyTimeoutMs);
   // [empty delimiter][ControlReply]
   std::vector<zmq::message_t> frames;
   while (true) {

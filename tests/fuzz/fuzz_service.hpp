@@ -46,7 +46,7 @@ struct Service {
     bool checkpoint = false;
     int worker = -1;
   };
-  std::optional<Task> task;         // the newest task not yet answered with a valid result
+  std::optional<Task> task;  // the newest task not yet answered with a valid result
   std::int64_t last_task_cycle = -1;
   int joined = -1;                   // the worker socket that got the newest welcome
   std::int64_t closed_through = -1;  // through the feeder's markers

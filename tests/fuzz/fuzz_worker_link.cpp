@@ -30,8 +30,10 @@ namespace {
 // the raw mode covers), sometimes long.
 std::string pick_text(FuzzedDataProvider& p, std::size_t max) {
   switch (p.ConsumeIntegralInRange<int>(0, 7)) {
-    case 0: return std::string(p.ConsumeIntegralInRange<std::size_t>(0, 5000), 'x');
-    case 1: return p.ConsumeRandomLengthString(max);
+    case 0:
+      return std::string(p.ConsumeIntegralInRange<std::size_t>(0, 5000), 'x');
+    case 1:
+      return p.ConsumeRandomLengthString(max);
     default: {
       std::string s = p.ConsumeRandomLengthString(max);
       for (char& c : s)
@@ -43,10 +45,14 @@ std::string pick_text(FuzzedDataProvider& p, std::size_t max) {
 
 std::int64_t pick_cycle(FuzzedDataProvider& p, const Service& s) {
   switch (p.ConsumeIntegralInRange<int>(0, 5)) {
-    case 0: return p.ConsumeIntegral<std::int64_t>();
-    case 1: return -1;
-    case 2: return s.last_task_cycle - 1;
-    default: return s.task ? s.task->cycle : s.last_task_cycle;
+    case 0:
+      return p.ConsumeIntegral<std::int64_t>();
+    case 1:
+      return -1;
+    case 2:
+      return s.last_task_cycle - 1;
+    default:
+      return s.task ? s.task->cycle : s.last_task_cycle;
   }
 }
 
@@ -61,17 +67,22 @@ void fill_result(FuzzedDataProvider& p, Service& s, wire::WorkerToServer& m) {
   if (p.ConsumeIntegralInRange<int>(0, 5) == 0)
     r->set_dispatch_id(p.ConsumeIntegral<std::uint64_t>());
   auto* a = r->mutable_analysis();
-  if (p.ConsumeIntegralInRange<int>(0, 5) == 0) a->set_cycle(static_cast<std::uint64_t>(pick_cycle(p, s)));
+  if (p.ConsumeIntegralInRange<int>(0, 5) == 0)
+    a->set_cycle(static_cast<std::uint64_t>(pick_cycle(p, s)));
   if (p.ConsumeIntegralInRange<int>(0, 7) == 0) a->set_grid_n(p.ConsumeIntegral<std::uint32_t>());
-  if (p.ConsumeIntegralInRange<int>(0, 7) == 0) a->mutable_mean()->Resize(p.ConsumeIntegralInRange<int>(0, 3000), 0.0);
-  if (p.ConsumeIntegralInRange<int>(0, 7) == 0) a->mutable_spread()->Resize(p.ConsumeIntegralInRange<int>(0, 3000), 0.0);
+  if (p.ConsumeIntegralInRange<int>(0, 7) == 0)
+    a->mutable_mean()->Resize(p.ConsumeIntegralInRange<int>(0, 3000), 0.0);
+  if (p.ConsumeIntegralInRange<int>(0, 7) == 0)
+    a->mutable_spread()->Resize(p.ConsumeIntegralInRange<int>(0, 3000), 0.0);
   if (p.ConsumeIntegralInRange<int>(0, 7) == 0) a->set_members(p.ConsumeIntegral<std::uint32_t>());
-  if (p.ConsumeIntegralInRange<int>(0, 7) == 0) a->mutable_ensemble()->Resize(p.ConsumeIntegralInRange<int>(0, 100), 0.0);
+  if (p.ConsumeIntegralInRange<int>(0, 7) == 0)
+    a->mutable_ensemble()->Resize(p.ConsumeIntegralInRange<int>(0, 100), 0.0);
   if (p.ConsumeIntegralInRange<int>(0, 5) == 0 && a->mean_size() > 0)
     a->set_mean(p.ConsumeIntegralInRange<int>(0, a->mean_size() - 1), pick_double(p, 1.0));
   if (p.ConsumeIntegralInRange<int>(0, 5) == 0 && a->spread_size() > 0)
     a->set_spread(p.ConsumeIntegralInRange<int>(0, a->spread_size() - 1), pick_double(p, 1.0));
-  const int diagnostics = p.ConsumeIntegralInRange<int>(0, 3) == 0 ? p.ConsumeIntegralInRange<int>(0, 300) : 0;
+  const int diagnostics =
+      p.ConsumeIntegralInRange<int>(0, 3) == 0 ? p.ConsumeIntegralInRange<int>(0, 300) : 0;
   for (int i = 0; i < diagnostics; ++i) {
     std::string name = i == 0 ? pick_text(p, 80) : "d" + std::to_string(i);
     (*a->mutable_diagnostics())[name] = pick_double(p, 0.5);
@@ -79,15 +90,18 @@ void fill_result(FuzzedDataProvider& p, Service& s, wire::WorkerToServer& m) {
   if (p.ConsumeBool()) a->set_filter(pick_text(p, 40));
   auto* lin = a->mutable_lineage();
   if (p.ConsumeBool()) lin->set_model(pick_text(p, 200));
-  const int refused = p.ConsumeIntegralInRange<int>(0, 3) == 0 ? p.ConsumeIntegralInRange<int>(0, 200) : 0;
+  const int refused =
+      p.ConsumeIntegralInRange<int>(0, 3) == 0 ? p.ConsumeIntegralInRange<int>(0, 200) : 0;
   for (int i = 0; i < refused; ++i) {
     auto* x = lin->add_refused();
-    x->set_index(p.ConsumeIntegralInRange<int>(0, 3) == 0 ? p.ConsumeIntegral<std::uint32_t>()
-                                                          : p.ConsumeIntegralInRange<std::uint32_t>(0, 10));
+    x->set_index(p.ConsumeIntegralInRange<int>(0, 3) == 0
+                     ? p.ConsumeIntegral<std::uint32_t>()
+                     : p.ConsumeIntegralInRange<std::uint32_t>(0, 10));
     x->set_field(pick_text(p, 20));
   }
   lin->set_observations_refused(p.ConsumeIntegral<std::uint64_t>());
-  if (p.ConsumeBool()) (*lin->mutable_refused_by_reason())[pick_text(p, 30)] = p.ConsumeIntegral<std::uint64_t>();
+  if (p.ConsumeBool())
+    (*lin->mutable_refused_by_reason())[pick_text(p, 30)] = p.ConsumeIntegral<std::uint64_t>();
   auto* l = a->mutable_latency();
   l->set_forecast_seconds(pick_double(p, 0.1));
   l->set_forecast_wait_seconds(pick_double(p, 0.0));
@@ -141,9 +155,8 @@ std::string build(FuzzedDataProvider& p, Service& s, int what) {
     }
     case 6:
       m = s.hello(-1);
-      m.set_version(static_cast<wire::ProtocolVersion>(p.ConsumeIntegralInRange<int>(0, 3) == 0
-                                                           ? p.ConsumeIntegral<int>()
-                                                           : 0));
+      m.set_version(static_cast<wire::ProtocolVersion>(
+          p.ConsumeIntegralInRange<int>(0, 3) == 0 ? p.ConsumeIntegral<int>() : 0));
       break;
   }
   return m.SerializeAsString();
