@@ -163,23 +163,9 @@ class ChaosCase(svc.Case):
         def limit():
             if fsize_limit is not None:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
-        self.server = subprocess.Popen([self.t.server_bin, "--config", str(self.cfg)],
-                                       env=self.t.env, stdout=open(self.server_log, "a"),
-                                       stderr=subprocess.STDOUT, start_new_session=True,
-                                       cwd=self.tmp, preexec_fn=limit)
+        super().start_server(wait=False, preexec_fn=limit)
         self.servers.append(self.server)
-        if not wait:
-            return None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise Failure(f"rtda-server exited {self.server.returncode} at start:\n"
-                              f"{log_tail(self.server_log)}")
-            try:
-                return self.t.rc.status(self.ep["control"], timeout_s=1.0)
-            except TimeoutError:
-                continue
-        raise Failure("rtda-server did not answer status within 20 s")
+        return self.wait_server() if wait else None
 
     def start_group(self, ranks=2, fault=None, wait=True):
         env = dict(self.t.env)

@@ -246,13 +246,15 @@ class Case:
         return out
 
     # ---- processes --------------------------------------------------------------------------
-    def start_server(self, wait=True):
+    def start_server(self, wait=True, preexec_fn=None):
         self.server = subprocess.Popen([self.t.server_bin, "--config", str(self.cfg)],
                                        env=self.t.env, stdout=open(self.server_log, "a"),
                                        stderr=subprocess.STDOUT, start_new_session=True,
-                                       cwd=self.tmp)
-        if not wait:
-            return None
+                                       cwd=self.tmp, preexec_fn=preexec_fn)
+        return self.wait_server() if wait else None
+
+    def wait_server(self):
+        """The first status of the server just started (fails if it exits first)."""
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
