@@ -5,6 +5,8 @@
 #include <iostream>
 #include <memory>
 
+#include <google/protobuf/util/json_util.h>
+
 #include "commands.hpp"
 #include "server/security.hpp"
 #include "service_client.hpp"
@@ -56,36 +58,16 @@ void print_status(const wire::Status& s) {
     std::printf("  %-36s %llu\n", c.name().c_str(), static_cast<unsigned long long>(c.value()));
 }
 
+// Protobuf's JSON mapping of Status (field names as in proto/rtda.proto, 64-bit integers as
+// strings, defaults left out): the same document rtda_client.py prints.
 std::string status_json(const wire::Status& s) {
-  std::string out = "{";
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "\"server_version\": \"%s\", \"state\": \"%s\", \"uptime_seconds\": %.3f, "
-                "\"filter\": \"%s\", \"config_hash\": \"%s\", \"last_cycle\": %lld, "
-                "\"next_cycle\": %lld, \"open_windows\": %u, \"closed_windows_waiting\": %u, "
-                "\"newest_checkpoint_cycle\": %lld, \"latency_p50_seconds\": %.6f, "
-                "\"latency_p99_seconds\": %.6f, \"log_bytes\": %llu, \"ingest_state\": \"%s\", "
-                "\"backlog_cycles\": %u, ",
-                s.server_version().c_str(), s.state().c_str(), s.uptime_seconds(),
-                s.filter().c_str(), s.config_hash().c_str(), static_cast<long long>(s.last_cycle()),
-                static_cast<long long>(s.next_cycle()), s.open_windows(),
-                s.closed_windows_waiting(), static_cast<long long>(s.newest_checkpoint_cycle()),
-                s.latency_p50_seconds(), s.latency_p99_seconds(),
-                static_cast<unsigned long long>(s.log_bytes()), s.ingest_state().c_str(),
-                s.backlog_cycles());
-  out += buf;
-  const auto& w = s.workers();
-  std::snprintf(buf, sizeof buf,
-                "\"workers\": {\"connected\": %s, \"ranks\": %u, \"host\": \"%s\", \"stage\": "
-                "\"%s\", \"cycle_in_flight\": %lld, \"reconnects\": %u}, \"counters\": {",
-                w.connected() ? "true" : "false", w.ranks(), w.host().c_str(), w.stage().c_str(),
-                static_cast<long long>(w.cycle_in_flight()), w.reconnects());
-  out += buf;
-  for (int i = 0; i < s.counters_size(); ++i) {
-    out +=
-        (i ? ", \"" : "\"") + s.counters(i).name() + "\": " + std::to_string(s.counters(i).value());
-  }
-  return out + "}}";
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.add_whitespace = true;
+  if (!google::protobuf::util::MessageToJsonString(s, &out, options).ok())
+    throw std::runtime_error("status: cannot print as JSON");
+  return out;
 }
 
 }  // namespace

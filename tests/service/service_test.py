@@ -948,6 +948,11 @@ def case_cli_control(t):
         st = json.loads(k.run_cli(["status", "--json"] + ctl).stdout)
         check(st["state"] == "waiting-for-workers" and st["filter"] == "letkf",
               f"status --json: {st}")
+        from google.protobuf import json_format
+        ref = json_format.MessageToDict(k.status(), preserving_proto_field_name=True)
+        check(set(st) == set(ref) and isinstance(st.get("counters", []), list),
+              f"status --json is protobuf's JSON mapping of Status, as the Python client prints "
+              f"it (keys {sorted(st)})")
         k.run_cli(["pause"] + ctl)
         check(json.loads(k.run_cli(["status", "--json"] + ctl).stdout)["state"] == "paused",
               "state after pause")
