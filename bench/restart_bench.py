@@ -42,6 +42,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests" / "service"))
+from harness import kill_session, session_pids  # noqa: E402  (the service tests' helpers)
 OBS_PER_WINDOW = 2048  # N32 "linear": every other grid point of both levels
 
 
@@ -55,30 +57,6 @@ class TimeLimit(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # Processes: each in a session of its own, the whole session killed at the end.
-
-
-def session_pids(sid):
-    """Live processes of session `sid` (mpiexec puts its ranks in process groups of their own,
-    but in its session)."""
-    try:
-        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True,
-                             text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    pids = []
-    for line in out.splitlines():
-        p = line.split()
-        if len(p) >= 3 and p[1] == str(sid) and not p[2].startswith("Z"):
-            pids.append(int(p[0]))
-    return pids
-
-
-def kill_session(sid, sig=signal.SIGKILL):
-    for pid in session_pids(sid):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def stop_process(p, grace=3.0):

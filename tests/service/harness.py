@@ -1,5 +1,6 @@
 """What the service test drivers share: failures, checks that print what they verified, and
 the tail of a process log for failure messages."""
+import os
 import signal
 import subprocess
 import sys
@@ -82,3 +83,29 @@ def run_cases(names, run_one, time_limit, label="", skip=()):
     ok = bool(results) and all(not s.startswith("FAIL") for _, s, _ in results)
     print(f"{'PASS' if ok else 'FAIL'} ({time.monotonic() - start:.1f} s)", flush=True)
     return ok
+
+
+def session_pids(sid):
+    """The live processes of session `sid` (zombies excluded). Every service process is started
+    with start_new_session, so its session id is its pid; mpiexec (Open MPI) puts each rank in
+    a process group of its own, but in mpiexec's session."""
+    try:
+        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True,
+                             text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    pids = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == str(sid) and not parts[2].startswith("Z"):
+            pids.append(int(parts[0]))
+    return pids
+
+
+def kill_session(sid, sig=signal.SIGKILL):
+    """Sends `sig` to every process of session `sid` (ours: started with start_new_session)."""
+    for pid in session_pids(sid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass

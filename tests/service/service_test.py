@@ -57,7 +57,8 @@ CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "
 
 
 sys.path.insert(0, str(HERE))
-from harness import Failure, add_service_arguments, log_tail, run_cases  # noqa: E402
+from harness import (Failure, add_service_arguments, kill_session, log_tail,  # noqa: E402
+                     run_cases, session_pids)
 from harness import check as _check  # noqa: E402
 
 
@@ -67,32 +68,6 @@ class Skip(Exception):
 
 def check(cond, what):
     _check(cond, what, indent="  ")
-
-
-def session_pids(sid):
-    """The live processes of session `sid` (zombies excluded). Every service process is started
-    with start_new_session, so its session id is its pid; mpiexec (Open MPI) puts each rank in
-    a process group of its own, but in mpiexec's session."""
-    try:
-        out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True,
-                             text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    pids = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[1] == str(sid) and not parts[2].startswith("Z"):
-            pids.append(int(parts[0]))
-    return pids
-
-
-def kill_session(sid, sig=signal.SIGKILL):
-    """Sends `sig` to every process of session `sid` (ours: started with start_new_session)."""
-    for pid in session_pids(sid):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def stop_process(p, name, grace=3.0):
