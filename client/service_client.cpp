@@ -14,7 +14,7 @@
 
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
-#include "server/security.hpp"
+#include "net/curve.hpp"
 
 namespace rtda::cli {
 namespace {
@@ -27,16 +27,13 @@ double seconds_since(Clock::time_point t) {
 }  // namespace
 
 void ClientSecurity::apply(zmq::socket_t& s) const {
-  if (server_key.empty()) return;
-  const server::CurveKeyPair mine =
-      client_key.empty() ? server::generate_curve_keypair() : server::load_keypair(client_key);
-  server::make_curve_client(s, mine, server::load_public_key(server_key));
+  net::setup_curve_client(s, server_key, client_key);
 }
 
 FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* stop,
                               const std::function<void(int)>& on_window) {
   const io::ObservationFile file = io::read_observations(o.obs_file);
-  const io::ObservationSet& set = file.set;
+  const obs::ObservationSet& set = file.set;
   const std::size_t n2 = static_cast<std::size_t>(file.params.N) * file.params.N;
   std::optional<io::NatureRun> nature;
   if (!o.truth_file.empty()) nature = io::read_nature(o.truth_file);

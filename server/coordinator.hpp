@@ -1,4 +1,4 @@
-// rtda-server's event loop (architecture.md §1-4): the ingest, publish, control and worker
+// rtda-server's event loop (docs/architecture.md §1-4): the ingest, publish, control and worker
 // endpoints, the durable observation log, the cycle schedule, the worker group's lifecycle,
 // the per-cycle analysis files and checkpoints. One thread owns every socket; nothing a client
 // sends can stop it (bad input gets an error reply and a counter).

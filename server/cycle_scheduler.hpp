@@ -1,4 +1,4 @@
-// Assimilation windows and their closing (architecture.md §3). Pure bookkeeping, no sockets or
+// Assimilation windows and their closing (docs/architecture.md §3). Pure bookkeeping, no sockets or
 // clocks of its own: the coordinator feeds it observations and wall-clock times, and the same
 // calls replayed from the observation log rebuild the same windows.
 //

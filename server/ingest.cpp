@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "obs/plausibility.hpp"
+#include "obs/validity.hpp"
 #include "server/obs_log.hpp"
 
 namespace rtda::server {
@@ -489,7 +489,10 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
 
   // Per observation: refused ones are listed, the rest placed.
   wire::LoggedBatch lb;
-  const double L = limits_.L_m;
+  const obs::ValidityRules rules{
+      limits_.L_m,
+      obs::PlausibilityLimits{limits_.qc.max_abs_kelvin, limits_.qc.max_error_sd_kelvin},
+      limits_.kelvin_per_pv};
   d.placed.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const StoredObservation o = all[i];
@@ -498,28 +501,11 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
       field = f;
       why = std::string(f) + " = " + format_double(v) + ": expected " + expected;
     };
-    if (!std::isfinite(o.time_seconds)) {
-      num("time_seconds", o.time_seconds, "a finite model time");
-    } else if (o.level > 1) {
-      field = "level";
-      why = "level = " + std::to_string(o.level) + ": expected 0 (surface) or 1 (lid)";
-    } else if (!(o.x_m >= 0 && o.x_m < L)) {
-      num("x_m", o.x_m, "a position in [0, L = " + format_double(L) + ") m");
-    } else if (!(o.y_m >= 0 && o.y_m < L)) {
-      num("y_m", o.y_m, "a position in [0, L = " + format_double(L) + ") m");
-    } else if (!std::isfinite(o.value)) {
-      num("value", o.value, "a finite value");
-    } else if (!(std::isfinite(o.error_sd) && o.error_sd > 0)) {
-      num("error_sd", o.error_sd, "a finite standard deviation > 0");
-    } else if (!wire::ObservationOperator_IsValid(o.op)) {
-      field = "op";
-      why = "op = " + std::to_string(o.op) + ": expected 0 (linear_K), 1 (arctan) or 2 (identity)";
-    } else if (std::string bad = obs::implausible_observation(
-                   o.op, o.value, o.error_sd, limits_.qc.max_abs_kelvin,
-                   limits_.qc.max_error_sd_kelvin, limits_.kelvin_per_pv);
-               !bad.empty()) {
-      field = bad.substr(0, bad.find(' '));
-      why = std::move(bad);
+    if (obs::ObservationProblem bad = obs::check_observation(
+            {o.time_seconds, o.level, o.x_m, o.y_m, o.value, o.error_sd, o.op}, rules);
+        !bad.empty()) {
+      field = std::move(bad.field);
+      why = std::move(bad.reason);
     } else {
       const auto p = scheduler_.place(o.time_seconds, closed);
       using P = CycleScheduler::Placement;

@@ -1,4 +1,4 @@
-// The coordinator's durable observation log (architecture.md §4): append-only, segmented,
+// The coordinator's durable observation log (docs/architecture.md §4): append-only, segmented,
 // every record length-prefixed and checksummed, a torn tail truncated on open, acks after
 // fdatasync according to a configurable policy, and group commit (one write + one fdatasync
 // for any number of appends).

@@ -1,5 +1,5 @@
-// Token-bucket rate limits (architecture.md §2: "per-source rate keep a hostile or broken client
-// from hurting others"). The clock is passed in by the caller (seconds, any monotonic origin), so
+// Token-bucket limits (docs/architecture.md §2: per-source rates keep a hostile or broken client
+// from hurting others). The clock is passed in by the caller (seconds, any monotonic origin), so
 // the limiter is deterministic and testable. Not thread-safe: the server uses one event loop.
 #pragma once
 

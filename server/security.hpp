@@ -1,6 +1,7 @@
-// ZeroMQ CURVE support for the server endpoints (architecture.md §2, "Security"): key pairs, key
-// files in the ZeroMQ "zcert" text style, socket setup, and a ZAP handler (RFC 27) that decides
-// per endpoint domain which clients may complete the handshake.
+// The server's side of ZeroMQ CURVE (docs/architecture.md §2, "Security"): which client keys
+// each endpoint admits (allowed-keys lists, feeder source grants) and a ZAP handler (RFC 27)
+// that decides per endpoint domain which clients may complete the handshake. Key pairs, key
+// files and the CURVE setup of a socket are in net/ (shared with rtda-worker and rtda).
 #pragma once
 
 #include <cstdint>
@@ -15,36 +16,10 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "net/curve.hpp"
+#include "net/keys.hpp"
+
 namespace rtda::server {
-
-// Both keys in Z85 text (40 characters each). `secret_z85` is empty for a public-only key.
-struct CurveKeyPair {
-  std::string public_z85;
-  std::string secret_z85;
-};
-
-// True when this libzmq was built with CURVE (libsodium or tweetnacl).
-bool curve_available();
-
-// A fresh key pair from zmq_curve_keypair. Throws std::runtime_error without CURVE support.
-CurveKeyPair generate_curve_keypair();
-
-// True when `key` is exactly 40 characters that zmq_z85_decode accepts.
-bool is_valid_z85_key(std::string_view key);
-
-// Writes `base.key` (public key only, mode 0644) and `base.key_secret` (both keys, mode 0600) in
-// the zcert text format. The suffixes are appended, so base "keys/server" gives
-// "keys/server.key". Each file is written to a temporary name and renamed into place; the secret
-// file never exists with wider permissions than 0600. Throws std::runtime_error naming the file.
-void save_keypair(const std::filesystem::path& base, const CurveKeyPair& keys);
-
-// Reads both keys from a `.key_secret` file. Throws std::runtime_error naming the file and the
-// problem (missing file, missing line, malformed key, a file group or others may read).
-CurveKeyPair load_keypair(const std::filesystem::path& secret_file);
-
-// The public key from a `.key` or `.key_secret` file, or `path_or_key` itself when no such file
-// exists and it is a valid 40-character Z85 key. Throws std::runtime_error naming the file.
-std::string load_public_key(const std::filesystem::path& path_or_key);
 
 // Client keys allowed on an endpoint. `path` is either
 //  - a directory: every `*.key` file in it (sorted by name), or
@@ -61,17 +36,6 @@ std::vector<std::string> load_allowed_keys(const std::filesystem::path& path);
 // directory and single-file forms, grant nothing (docs/security.md says what that means).
 std::map<std::string, std::vector<std::string>> load_source_grants(
     const std::filesystem::path& path);
-
-// Makes `socket` a CURVE server with `server`'s secret key, and sets its ZAP domain so a
-// ZapAuthenticator can apply the policy for `domain` ("ingest", "control", "publish",
-// "workers"). Call before bind(). Throws std::invalid_argument for a malformed key.
-void make_curve_server(zmq::socket_t& socket, const CurveKeyPair& server,
-                       const std::string& domain);
-
-// Makes `socket` a CURVE client with its own key pair and the server's public key. Call before
-// connect(). Throws std::invalid_argument for a malformed key.
-void make_curve_client(zmq::socket_t& socket, const CurveKeyPair& client,
-                       const std::string& server_public_z85);
 
 // A ZAP handler (ZeroMQ RFC 27) for one zmq::context_t. It binds "inproc://zeromq.zap.01" in the
 // constructor, so sockets bound or connected afterwards are authenticated, and answers requests

@@ -1,4 +1,4 @@
-// rtda-server: the coordinator (architecture.md §1). `rtda-server --config FILE [--set k=v]`.
+// rtda-server: the coordinator (docs/architecture.md §1). `rtda-server --config FILE [--set k=v]`.
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 

@@ -3,7 +3,8 @@
 // Each input is a script (FuzzedDataProvider): batches as raw bytes, as structured
 // ObservationBatch messages built from the input, or repeats of earlier bodies (retries,
 // duplicates, conflicts), with group commits that succeed or fail and deadline closes in
-// between, as handle_ingest/close_due_windows do. Properties (a violation traps):
+// between, as IngestEndpoint::handle_readable and the window closes do. Properties (a violation
+// traps):
 //  * decide() never throws; store <=> ACK_ACCEPTED; accepted = observations placed;
 //  * the LogRecord it stores parses, and Ingest::replay of the committed records on a second
 //    Ingest + CycleScheduler (a restart) yields the same placements (window, every field, the

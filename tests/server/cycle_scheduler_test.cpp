@@ -1,4 +1,4 @@
-// The window rules of architecture.md §3, without sockets or clocks.
+// The window rules of docs/architecture.md §3, without sockets or clocks.
 #include "server/cycle_scheduler.hpp"
 
 #include <gtest/gtest.h>

@@ -22,6 +22,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "net/curve.hpp"
+#include "net/keys.hpp"
 #include "server/metrics.hpp"
 #include "server/rate_limit.hpp"
 #include "server/security.hpp"
@@ -31,6 +33,15 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using net::curve_available;
+using net::CurveKeyPair;
+using net::generate_curve_keypair;
+using net::is_valid_z85_key;
+using net::load_keypair;
+using net::load_public_key;
+using net::make_curve_client;
+using net::make_curve_server;
+using net::save_keypair;
 
 constexpr int kReceiveTimeoutMs = 5000;
 
