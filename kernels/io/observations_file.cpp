@@ -13,13 +13,8 @@ namespace rtda::io {
 
 namespace {
 
-constexpr std::string_view kFlagMeanings = "linear_K arctan identity";
 constexpr std::array<std::int8_t, 3> kFlagValues = {0, 1, 2};
 constexpr std::string_view kValueUnits = "by operator: linear_K K, arctan 1, identity m s-1";
-
-bool known_operator(std::int64_t code) {
-  return code >= 0 && code <= 2;
-}
 
 [[noreturn]] void fail_row(const std::filesystem::path& path, std::string_view variable,
                            std::size_t row, double value, std::string_view expected) {
@@ -48,35 +43,7 @@ void require_finite(const std::filesystem::path& path, std::string_view variable
 
 }  // namespace
 
-std::string_view to_string(ObsOperator op) {
-  switch (op) {
-    case ObsOperator::kLinearK:
-      return "linear_K";
-    case ObsOperator::kArctan:
-      return "arctan";
-    case ObsOperator::kIdentity:
-      return "identity";
-  }
-  return "?";
-}
-
-void ObservationSet::push_back(const Observation& o) {
-  time_seconds.push_back(o.time_seconds);
-  level.push_back(o.level);
-  x_m.push_back(o.x_m);
-  y_m.push_back(o.y_m);
-  value.push_back(o.value);
-  error_sd.push_back(o.error_sd);
-  op.push_back(o.op);
-  id.push_back(o.id);
-}
-
-Observation ObservationSet::at(std::size_t i) const {
-  return Observation{time_seconds.at(i), level.at(i),    x_m.at(i), y_m.at(i),
-                     value.at(i),        error_sd.at(i), op.at(i),  id.at(i)};
-}
-
-void validate(const ObservationSet& set, const sqg::SqgParams& params,
+void validate(const obs::ObservationSet& set, const sqg::SqgParams& params,
               const std::filesystem::path& path) {
   const std::size_t n = set.size();
   require_length(path, "level", set.level, n, "time");
@@ -95,8 +62,8 @@ void validate(const ObservationSet& set, const sqg::SqgParams& params,
       fail_row(path, "level", i, set.level[i], "0 (surface) or 1 (lid)");
     }
     const auto code = static_cast<std::int64_t>(set.op[i]);
-    if (!known_operator(code)) {
-      fail_row(path, "operator", i, double(code), "0 (linear_K), 1 (arctan) or 2 (identity)");
+    if (!obs::known_operator(code)) {
+      fail_row(path, "operator", i, double(code), obs::kOperatorCodes);
     }
     if (!(std::isfinite(set.error_sd[i]) && set.error_sd[i] > 0)) {
       fail_row(path, "error_sd", i, set.error_sd[i], "a positive finite number");
@@ -118,7 +85,7 @@ void validate(const ObservationSet& set, const sqg::SqgParams& params,
   }
 }
 
-void write_observations(const std::filesystem::path& path, const ObservationSet& set,
+void write_observations(const std::filesystem::path& path, const obs::ObservationSet& set,
                         const sqg::SqgParams& params, const Provenance& provenance) {
   try {
     params.validate();
@@ -164,7 +131,7 @@ void write_observations(const std::filesystem::path& path, const ObservationSet&
       codes[i] = static_cast<std::int8_t>(set.op[i]);
     Dataset op = column("operator", codes, "1", "observation operator");
     op.set_array_attribute<std::int8_t>("flag_values", kFlagValues);
-    op.set_string_attribute("flag_meanings", kFlagMeanings);
+    op.set_string_attribute("flag_meanings", obs::kOperatorNames.joined(" "));
     column("id", set.id, "1", "observation identifier");
 
     auto per_cycle = [&](std::string_view name, const std::vector<double>& values,
@@ -200,7 +167,7 @@ ObservationFile read_observations(const std::filesystem::path& path) {
   ObservationFile out;
   out.params = read_model_attributes(file);
   out.provenance = read_provenance(file);
-  ObservationSet& set = out.set;
+  obs::ObservationSet& set = out.set;
   set.experiment = file.string_attribute("experiment");
   set.seed = file.numeric_attribute<std::uint64_t>("seed");
 
@@ -223,10 +190,10 @@ ObservationFile read_observations(const std::filesystem::path& path) {
   read_column("operator", "", "observation operator codes along obs", codes);
   set.op.resize(codes.size());
   for (std::size_t i = 0; i < codes.size(); ++i) {
-    if (!known_operator(codes[i])) {
-      fail_row(path, "operator", i, codes[i], "0 (linear_K), 1 (arctan) or 2 (identity)");
+    if (!obs::known_operator(codes[i])) {
+      fail_row(path, "operator", i, codes[i], obs::kOperatorCodes);
     }
-    set.op[i] = static_cast<ObsOperator>(codes[i]);
+    set.op[i] = static_cast<obs::ObsOperator>(codes[i]);
   }
   read_column("id", "", "observation ids along obs", set.id);
   read_column("cycle_time", "s", "cycle times along cycle", set.cycle_time_seconds);

@@ -11,39 +11,15 @@
 
 namespace rtda::obs {
 
-std::string_view to_string(Experiment e) {
-  switch (e) {
-    case Experiment::kLinear:
-      return "linear";
-    case Experiment::kLinearShocks:
-      return "linear-shocks";
-    case Experiment::kArctan:
-      return "arctan";
-    case Experiment::kSparseArctanShocks:
-      return "sparse-arctan-shocks";
-  }
-  return "?";
-}
-
-Experiment experiment_from_string(std::string_view s) {
-  for (auto e : {Experiment::kLinear, Experiment::kLinearShocks, Experiment::kArctan,
-                 Experiment::kSparseArctanShocks}) {
-    if (s == to_string(e)) return e;
-  }
-  throw std::invalid_argument("experiment \"" + std::string(s) +
-                              "\": expected linear, linear-shocks, arctan or "
-                              "sparse-arctan-shocks");
-}
-
 ExperimentDefinition definition(Experiment e) {
   switch (e) {
     case Experiment::kLinear:
     case Experiment::kLinearShocks:
-      return {io::ObsOperator::kLinearK, 1.0, false};
+      return {ObsOperator::kLinearK, 1.0, false};
     case Experiment::kArctan:
-      return {io::ObsOperator::kArctan, 0.01, false};
+      return {ObsOperator::kArctan, 0.01, false};
     case Experiment::kSparseArctanShocks:
-      return {io::ObsOperator::kArctan, 0.01, true};
+      return {ObsOperator::kArctan, 0.01, true};
   }
   throw std::invalid_argument("unknown experiment");
 }
@@ -88,7 +64,7 @@ bool has_shocks(Experiment e) {
 
 void append_cycle_observations(const sqg::SqgParams& p, std::span<const double> state, double t,
                                std::uint64_t c, Experiment e, const ObserveSettings& settings,
-                               io::ObservationSet& set) {
+                               ObservationSet& set) {
   const int n = p.N;
   const std::size_t nn = static_cast<std::size_t>(n) * n;
   if (state.size() != 2 * nn) throw std::invalid_argument("observations: state size mismatch");
@@ -148,8 +124,8 @@ void append_cycle_observations(const sqg::SqgParams& p, std::span<const double> 
   }
 }
 
-io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
-                                     const ObserveSettings& settings) {
+ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
+                                 const ObserveSettings& settings) {
   const std::size_t cycles =
       settings.cycles > 0 ? static_cast<std::size_t>(settings.cycles) : nature.size();
   if (cycles > nature.size()) {
@@ -158,7 +134,7 @@ io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
                                 " states");
   }
   checked_sigma(e, settings);
-  io::ObservationSet set;
+  ObservationSet set;
   set.experiment = std::string(to_string(e));
   set.seed = settings.seed;
   for (std::size_t c = 0; c < cycles; ++c) {

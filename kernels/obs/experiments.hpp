@@ -8,8 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/names.hpp"
 #include "io/fields.hpp"
-#include "io/observations_file.hpp"
+#include "obs/observation.hpp"
 
 namespace rtda::obs {
 
@@ -20,9 +21,20 @@ enum class Experiment {
   kSparseArctanShocks,  // exp 4: half the points per level, arctan, one fixed shock
 };
 
-std::string_view to_string(Experiment e);
-// Accepts "linear", "linear-shocks", "arctan", "sparse-arctan-shocks"; throws naming the value.
-Experiment experiment_from_string(std::string_view s);
+inline constexpr core::NameTable<Experiment, 4> kExperimentNames{{{
+    {Experiment::kLinear, "linear"},
+    {Experiment::kLinearShocks, "linear-shocks"},
+    {Experiment::kArctan, "arctan"},
+    {Experiment::kSparseArctanShocks, "sparse-arctan-shocks"},
+}}};
+inline std::string_view to_string(Experiment e) {
+  return kExperimentNames.name(e);
+}
+// Throws std::invalid_argument naming `field`, the value and the accepted names.
+inline Experiment experiment_from_string(std::string_view s,
+                                         std::string_view field = "experiment") {
+  return kExperimentNames.parse(s, field);
+}
 
 // What a run of `rtda observe` may change; everything else is the experiment's definition.
 struct ObserveSettings {
@@ -33,7 +45,7 @@ struct ObserveSettings {
 
 // The observation operator, default error and network density of an experiment.
 struct ExperimentDefinition {
-  io::ObsOperator op;
+  ObsOperator op;
   double error_sd;
   bool sparse;  // 50 % of points per level, redrawn each cycle
 };
@@ -51,14 +63,14 @@ void shock_field(Experiment e, std::uint64_t seed, std::uint64_t cycle, double s
 // order or on any process and agree.
 void append_cycle_observations(const sqg::SqgParams& params, std::span<const double> state,
                                double time_seconds, std::uint64_t c, Experiment e,
-                               const ObserveSettings& settings, io::ObservationSet& set);
+                               const ObserveSettings& settings, ObservationSet& set);
 
 // Observations of cycles 0..C-1, cycle c observing nature state c (plus its shock) at that
 // state's time. Observation ids are c * 2N^2 + level * N^2 + j * N + i (the grid point seen).
-io::ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
-                                     const ObserveSettings& settings);
+ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
+                                 const ObserveSettings& settings);
 
-// The initial ensemble of science.md §2: member m = climatological state + N(0, sd^2) noise
+// The initial ensemble of docs/science.md §2: member m = climatological state + N(0, sd^2) noise
 // (PV units), the noise keyed by (seed, kInitialEnsemble, member). Returns members x 2N^2.
 std::vector<double> initial_ensemble(std::span<const double> climatological_state, int members,
                                      double noise_sd_ms, std::uint64_t seed);

@@ -1,91 +1,14 @@
 #include "obs/observation_space.hpp"
 
+#include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <stdexcept>
+
+#include "obs/validity.hpp"
 
 namespace rtda::obs {
 
-double operator_value(io::ObsOperator op, double q_ms, double kelvin_per_pv) {
-  switch (op) {
-    case io::ObsOperator::kLinearK:
-      return kelvin_per_pv * q_ms;
-    case io::ObsOperator::kArctan:
-      return std::atan(kelvin_per_pv * q_ms);
-    case io::ObsOperator::kIdentity:
-      return q_ms;
-  }
-  throw std::invalid_argument("unknown observation operator code " +
-                              std::to_string(static_cast<int>(op)));
-}
-
-double operator_derivative(io::ObsOperator op, double q_ms, double kelvin_per_pv) {
-  switch (op) {
-    case io::ObsOperator::kLinearK:
-      return kelvin_per_pv;
-    case io::ObsOperator::kArctan: {
-      const double u = kelvin_per_pv * q_ms;
-      return kelvin_per_pv / (1.0 + u * u);
-    }
-    case io::ObsOperator::kIdentity:
-      return 1.0;
-  }
-  throw std::invalid_argument("unknown observation operator code " +
-                              std::to_string(static_cast<int>(op)));
-}
-
 namespace {
-
-std::string describe(const char* field, double value, const char* expected) {
-  std::ostringstream m;
-  m.precision(17);
-  m << field << " = " << value << ": " << expected;
-  return m.str();
-}
-
-struct RowProblem {
-  std::string field, reason, kind = "invalid";
-  bool empty() const { return reason.empty(); }
-};
-
-RowProblem invalid(const char* field, double value, const char* expected) {
-  return {field, describe(field, value, expected)};
-}
-
-// Why row i cannot be used, or an empty problem when it can.
-RowProblem check_row(const io::ObservationSet& set, std::size_t i, double l_m,
-                     const PlausibilityLimits* limits, double kelvin_per_pv) {
-  if (!std::isfinite(set.value[i]))
-    return invalid("value", set.value[i], "expected a finite number");
-  if (!std::isfinite(set.error_sd[i]) || !(set.error_sd[i] > 0)) {
-    return invalid("error_sd", set.error_sd[i], "expected a positive finite number");
-  }
-  const int op = static_cast<int>(set.op[i]);
-  if (op < 0 || op > 2) {
-    return invalid("operator", op, "expected 0 (linear_K), 1 (arctan) or 2 (identity)");
-  }
-  if (set.level[i] != 0 && set.level[i] != 1) {
-    return invalid("level", set.level[i], "expected 0 (surface) or 1 (lid)");
-  }
-  if (!std::isfinite(set.x_m[i]) || set.x_m[i] < 0 || set.x_m[i] >= l_m) {
-    return invalid("x_m", set.x_m[i], ("expected 0 <= x < L = " + std::to_string(l_m)).c_str());
-  }
-  if (!std::isfinite(set.y_m[i]) || set.y_m[i] < 0 || set.y_m[i] >= l_m) {
-    return invalid("y_m", set.y_m[i], ("expected 0 <= y < L = " + std::to_string(l_m)).c_str());
-  }
-  if (!std::isfinite(set.time_seconds[i])) {
-    return invalid("time", set.time_seconds[i], "expected a finite time");
-  }
-  if (limits) {
-    std::string why =
-        implausible_observation(op, set.value[i], set.error_sd[i], *limits, kelvin_per_pv);
-    if (!why.empty()) {
-      std::string field = plausibility_field(why);
-      return {std::move(field), std::move(why), "implausible"};
-    }
-  }
-  return {};
-}
 
 // Grid coordinate of a position and whether it sits on a grid line (to round-off).
 std::pair<int, double> grid_coordinate(double pos_m, double dx_m, int n) {
@@ -100,13 +23,13 @@ std::pair<int, double> grid_coordinate(double pos_m, double dx_m, int n) {
 
 }  // namespace
 
-ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
+ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const ObservationSet& set,
                                    std::vector<Rejection>* rejections, std::size_t begin,
                                    std::size_t end) {
   build(grid, set, rejections, begin, end, nullptr);
 }
 
-ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
+ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const ObservationSet& set,
                                    const PlausibilityLimits& limits,
                                    std::vector<Rejection>* rejections) {
   build(grid, set, rejections, 0, set.size(), &limits);
@@ -133,7 +56,7 @@ ObservationSpace ObservationSpace::subset(std::span<const std::size_t> keep) con
   return s;
 }
 
-void ObservationSpace::build(const sqg::SqgParams& grid, const io::ObservationSet& set,
+void ObservationSpace::build(const sqg::SqgParams& grid, const ObservationSet& set,
                              std::vector<Rejection>* rejections, std::size_t begin, std::size_t end,
                              const PlausibilityLimits* limits) {
   n_ = grid.N;
@@ -149,12 +72,17 @@ void ObservationSpace::build(const sqg::SqgParams& grid, const io::ObservationSe
   }
   const double dx = grid.dx_m();
   const std::size_t nn = static_cast<std::size_t>(n_) * n_;
+  ValidityRules rules{l_m_, std::nullopt, s_};
+  if (limits) rules.plausibility = *limits;
   for (std::size_t i = begin; i < end; ++i) {
-    RowProblem why = check_row(set, i, l_m_, limits, s_);
+    ObservationProblem why =
+        check_observation({set.time_seconds[i], set.level[i], set.x_m[i], set.y_m[i], set.value[i],
+                           set.error_sd[i], static_cast<std::int64_t>(set.op[i])},
+                          rules);
     if (!why.empty()) {
       if (rejections) {
         rejections->push_back(
-            {i, set.id[i], std::move(why.reason), std::move(why.field), std::move(why.kind)});
+            {i, set.id[i], std::move(why.reason), std::move(why.field), why.kind});
       }
       continue;
     }
@@ -193,9 +121,7 @@ void ObservationSpace::apply(std::span<const double> state, std::span<double> ou
   }
   for (std::size_t o = 0; o < size(); ++o) {
     const Stencil& st = stencil_[o];
-    double q = 0;
-    for (int k = 0; k < st.count; ++k)
-      q += st.weight[k] * state[st.index[k]];
+    const double q = stencil_value(state.data(), st.index.data(), st.weight.data(), st.count);
     out[o] = operator_value(op_[o], q, s_);
   }
 }
@@ -208,13 +134,9 @@ void ObservationSpace::log_likelihood_gradient(std::span<const double> state,
   std::fill(grad.begin(), grad.end(), 0.0);
   for (std::size_t o = 0; o < size(); ++o) {
     const Stencil& st = stencil_[o];
-    double q = 0;
-    for (int k = 0; k < st.count; ++k)
-      q += st.weight[k] * state[st.index[k]];
-    const double sd = error_sd_[o];
+    const double q = stencil_value(state.data(), st.index.data(), st.weight.data(), st.count);
     // eq. 14: -(h(q) - y) / sigma^2 * h'(q), then the adjoint of the interpolation.
-    const double g = -(operator_value(op_[o], q, s_) - value_[o]) / (sd * sd) *
-                     operator_derivative(op_[o], q, s_);
+    const double g = log_likelihood_slope(op_[o], q, value_[o], error_sd_[o], s_);
     for (int k = 0; k < st.count; ++k)
       grad[st.index[k]] += st.weight[k] * g;
   }

@@ -1,8 +1,8 @@
-// The observations of one analysis, validated and ready for the filters (science.md §2–4).
+// The observations of one analysis, validated and ready for the filters (docs/science.md §2–4).
 //
 // Positions are physical (metres on the periodic plane, level 0 = surface, 1 = lid). An
 // observation exactly at a grid point reads that point; elsewhere it is interpolated
-// bilinearly on the periodic grid (architecture.md §7). Each observation keeps its
+// bilinearly on the periodic grid (docs/architecture.md §7). Each observation keeps its
 // interpolation stencil (up to four state indices and weights into the [level][y][x] state).
 #pragma once
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "io/observations_file.hpp"
+#include "obs/observation.hpp"
 #include "obs/plausibility.hpp"
 #include "sqg/sqg_params.hpp"
 
@@ -22,8 +22,9 @@ namespace rtda::obs {
 struct Rejection {
   std::size_t index;  // position in the submitted batch
   std::uint64_t id;
-  std::string reason;  // names the field and the value, e.g. "x_m = 2.1e7: outside [0, L)"
-  std::string field;   // the field the reason names: "x_m", "value", "innovation", ...
+  // Names the field and the value, e.g. "x_m = 1e12: expected a position in [0, L = …) m".
+  std::string reason;
+  std::string field;  // the field the reason names: "x_m", "value", "innovation", ...
   // "invalid" (unusable: not finite, outside the domain, unknown operator), "implausible"
   // (obs::implausible_observation) or "gross_error" (obs::gross_error_check).
   std::string kind = "invalid";
@@ -38,16 +39,16 @@ class ObservationSpace {
   };
 
   ObservationSpace() = default;
-  // Validates rows [begin, end) of `set` (all rows by default): finite value and position,
-  // error_sd > 0 and finite, known operator, level 0 or 1, 0 <= x, y < L. Refused rows go to
-  // `rejections` (if given) with a reason; the accepted rows keep their order.
-  ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
+  // Validates rows [begin, end) of `set` (all rows by default) with obs::check_observation
+  // (obs/validity.hpp) without plausibility limits. Refused rows go to `rejections` (if given)
+  // with a reason; the accepted rows keep their order.
+  ObservationSpace(const sqg::SqgParams& grid, const ObservationSet& set,
                    std::vector<Rejection>* rejections = nullptr, std::size_t begin = 0,
                    std::size_t end = static_cast<std::size_t>(-1));
-  // The same validation, then the ingest plausibility of obs/plausibility.hpp with `limits`
-  // (qc.max_abs_kelvin, qc.max_error_sd_kelvin): the server's rule, so the worker refuses
-  // exactly what the server would (Rejection::kind = "implausible").
-  ObservationSpace(const sqg::SqgParams& grid, const io::ObservationSet& set,
+  // The same check with the plausibility `limits` (qc.max_abs_kelvin, qc.max_error_sd_kelvin):
+  // the server's intake check, so the worker refuses exactly what the server would
+  // (Rejection::kind = "implausible").
+  ObservationSpace(const sqg::SqgParams& grid, const ObservationSet& set,
                    const PlausibilityLimits& limits, std::vector<Rejection>* rejections = nullptr);
 
   // The observations at positions `keep` (increasing) of this space, stencils and row() kept.
@@ -64,7 +65,7 @@ class ObservationSpace {
   std::span<const std::int32_t> level() const { return level_; }
   std::span<const double> value() const { return value_; }
   std::span<const double> error_sd() const { return error_sd_; }
-  std::span<const io::ObsOperator> op() const { return op_; }
+  std::span<const ObsOperator> op() const { return op_; }
   std::span<const std::uint64_t> id() const { return id_; }
   // Position of each observation in the set given to the constructor.
   std::span<const std::size_t> row() const { return row_; }
@@ -85,18 +86,14 @@ class ObservationSpace {
   bool all_at_grid_points_ = true;
   std::vector<double> x_m_, y_m_, value_, error_sd_;
   std::vector<std::int32_t> level_;
-  std::vector<io::ObsOperator> op_;
+  std::vector<ObsOperator> op_;
   std::vector<std::uint64_t> id_;
   std::vector<std::size_t> row_;
   std::vector<Stencil> stencil_;
 
-  void build(const sqg::SqgParams& grid, const io::ObservationSet& set,
+  void build(const sqg::SqgParams& grid, const ObservationSet& set,
              std::vector<Rejection>* rejections, std::size_t begin, std::size_t end,
              const PlausibilityLimits* limits);
 };
-
-// The scalar operator and its derivative with respect to q (m/s), for one interpolated q.
-double operator_value(io::ObsOperator op, double q_ms, double kelvin_per_pv);
-double operator_derivative(io::ObsOperator op, double q_ms, double kelvin_per_pv);
 
 }  // namespace rtda::obs

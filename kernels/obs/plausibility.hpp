@@ -10,7 +10,8 @@
 //   identity (2): |value| s <= max_abs_kelvin,        error_sd s <= max_error_sd_kelvin (q in m/s)
 //   arctan   (1): |value| <= pi/2 + 10 error_sd,      error_sd <= 1
 //
-// Finite values and error_sd > 0 are the caller's first checks; this function is total anyway
+// Finite values and error_sd > 0 are the caller's first checks (obs::check_observation,
+// obs/validity.hpp, calls this last); this function is total anyway
 // (NaN, inf, error_sd <= 0 and unknown operator codes are implausible, with a reason).
 #pragma once
 
@@ -49,7 +50,7 @@ inline std::string plausibility_number(double v) {
 
 // "" when the observation is plausible, else why not, naming the field, its value and the
 // allowed range, e.g. "value = 1e+300: expected |value| <= 500 K for linear_K
-// (qc.max_abs_kelvin)". `op` is the io::ObsOperator code (0 linear_K, 1 arctan, 2 identity);
+// (qc.max_abs_kelvin)". `op` is the ObsOperator code (0 linear_K, 1 arctan, 2 identity);
 // `kelvin_per_pv` the grid's f theta0 / g (K per m/s of q).
 inline std::string implausible_observation(int op, double value, double error_sd,
                                            double max_abs_kelvin, double max_error_sd_kelvin,

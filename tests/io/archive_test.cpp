@@ -1,4 +1,4 @@
-// The analysis archive opens in xarray with the layout of architecture.md §7.
+// The analysis archive opens in xarray with the layout of docs/architecture.md §7.
 #include <gtest/gtest.h>
 
 #include <cstdlib>

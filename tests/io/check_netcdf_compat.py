@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Opens the files written by write_sample_files with netCDF4, xarray and h5py and checks
-that they read as architecture.md §7 promises: dimension names and sizes, coordinate values,
+that they read as docs/architecture.md §7 promises: dimension names and sizes, coordinate values,
 units/long_name on every variable, root attributes, flag attributes, and the exact values.
 
 Usage: check_netcdf_compat.py DIR   (run with Debian's /usr/bin/python3)

@@ -1,4 +1,4 @@
-// rtda's user-facing files (architecture.md §7): round trips are exact, and every read error
+// rtda's user-facing files (docs/architecture.md §7): round trips are exact, and every read error
 // names the file, the variable and what was expected.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -284,7 +284,7 @@ TEST_F(IoFiles, MissingVariableNamesFileVariableAndExpectation) {
 TEST_F(IoFiles, FileOfAnotherKindIsNamed) {
   const auto p = small_params();
   const fs::path path = dir_ / "obs.h5";
-  write_observations(path, ObservationSet{}, p);
+  write_observations(path, obs::ObservationSet{}, p);
   expect_io_error(
       [&] { read_fields(path); },
       {"obs.h5", "file_kind is \"observation_set\", expected \"state\" or \"ensemble\""});
@@ -394,22 +394,22 @@ TEST_F(IoFiles, NatureRunWithNoStatesRoundTrips) {
 
 // ---- observations ------------------------------------------------------------------------
 
-ObservationSet sample_observations(const sqg::SqgParams& p, std::mt19937_64& rng, std::size_t n,
-                                   std::size_t cycles) {
-  ObservationSet set;
+obs::ObservationSet sample_observations(const sqg::SqgParams& p, std::mt19937_64& rng,
+                                        std::size_t n, std::size_t cycles) {
+  obs::ObservationSet set;
   set.experiment = "io-test";
   set.seed = 0xFEEDFACECAFEBEEFull;  // above 2^63: uint64 must survive
   std::uniform_real_distribution<double> pos(0.0, p.L_m);
   std::normal_distribution<double> normal;
   for (std::size_t i = 0; i < n; ++i) {
-    set.push_back(Observation{
+    set.push_back(obs::Observation{
         .time_seconds = 43200.0 * double(i % 3),
         .level = std::int32_t(i % 2),
         .x_m = pos(rng),
         .y_m = pos(rng),
         .value = normal(rng),
         .error_sd = 0.5 + double(i) / 8.0,
-        .op = static_cast<ObsOperator>(i % 3),
+        .op = static_cast<obs::ObsOperator>(i % 3),
         .id = (std::uint64_t{1} << 63) + i,
     });
   }
@@ -420,7 +420,7 @@ ObservationSet sample_observations(const sqg::SqgParams& p, std::mt19937_64& rng
   return set;
 }
 
-void expect_same(const ObservationSet& a, const ObservationSet& b) {
+void expect_same(const obs::ObservationSet& a, const obs::ObservationSet& b) {
   EXPECT_EQ(a.experiment, b.experiment);
   EXPECT_EQ(a.seed, b.seed);
   EXPECT_EQ(a.time_seconds, b.time_seconds);
@@ -438,7 +438,7 @@ void expect_same(const ObservationSet& a, const ObservationSet& b) {
 
 TEST_F(IoFiles, ObservationSetRoundTripIsExact) {
   const auto p = small_params();
-  ObservationSet set = sample_observations(p, rng_, 50, 3);
+  obs::ObservationSet set = sample_observations(p, rng_, 50, 3);
   set.shock.assign(3 * p.state_size(), 0.0);
   const auto shock = random_values(p.state_size());
   std::copy(shock.begin(), shock.end(), set.shock.begin() + p.state_size());
@@ -455,18 +455,18 @@ TEST_F(IoFiles, ObservationSetRoundTripIsExact) {
 TEST_F(IoFiles, ObservationSetWithoutShockOrObservationsRoundTrips) {
   const auto p = small_params();
   const fs::path path = dir_ / "obs.h5";
-  const ObservationSet set = sample_observations(p, rng_, 0, 0);
+  const obs::ObservationSet set = sample_observations(p, rng_, 0, 0);
   write_observations(path, set, p);
   expect_same(read_observations(path).set, set);
 
-  const ObservationSet no_shock = sample_observations(p, rng_, 7, 2);
+  const obs::ObservationSet no_shock = sample_observations(p, rng_, 7, 2);
   write_observations(path, no_shock, p);
   expect_same(read_observations(path).set, no_shock);
 }
 
 TEST_F(IoFiles, ObservationWriterReportsFirstBadRow) {
   const auto p = small_params();
-  ObservationSet set = sample_observations(p, rng_, 10, 1);
+  obs::ObservationSet set = sample_observations(p, rng_, 10, 1);
   set.level[4] = 2;
   set.level[6] = 3;
   const fs::path path = dir_ / "obs.h5";
@@ -477,7 +477,7 @@ TEST_F(IoFiles, ObservationWriterReportsFirstBadRow) {
 
 TEST_F(IoFiles, ObservationWriterRejectsUnequalColumns) {
   const auto p = small_params();
-  ObservationSet set = sample_observations(p, rng_, 10, 1);
+  obs::ObservationSet set = sample_observations(p, rng_, 10, 1);
   set.error_sd.pop_back();
   expect_io_error([&] { write_observations(dir_ / "obs.h5", set, p); },
                   {"obs.h5", "variable \"error_sd\"", "has 9 entries, expected 10"});

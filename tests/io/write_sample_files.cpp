@@ -13,9 +13,9 @@
 
 namespace {
 
-using rtda::io::Observation;
-using rtda::io::ObservationSet;
-using rtda::io::ObsOperator;
+using rtda::obs::Observation;
+using rtda::obs::ObservationSet;
+using rtda::obs::ObsOperator;
 
 // Value of state `s` (member or time index) at (level, j, i); multiples of 1/8 are exact.
 double pattern(int s, int level, int j, int i, int n) {

@@ -38,20 +38,20 @@ io::NatureRun nature(const config::Config& cfg, long nan_at = -1) {
 }
 
 // linear_K observations of the nature state at every 4th grid point of level 0, id = 100 + i.
-io::ObservationSet observations(const config::Config& cfg, const io::NatureRun& run) {
-  io::ObservationSet set;
+obs::ObservationSet observations(const config::Config& cfg, const io::NatureRun& run) {
+  obs::ObservationSet set;
   const auto& p = cfg.model.sqg;
   const double s = p.kelvin_per_pv();
   std::uint64_t id = 100;
   for (int j = 0; j < p.N; j += 4) {
     for (int i = 0; i < p.N; i += 4) {
-      io::Observation o;
+      obs::Observation o;
       o.x_m = i * p.dx_m();
       o.y_m = j * p.dx_m();
       o.level = 0;
       o.value = s * run.q[static_cast<std::size_t>(j) * p.N + i];
       o.error_sd = 1.0;
-      o.op = io::ObsOperator::kLinearK;
+      o.op = obs::ObsOperator::kLinearK;
       o.id = id++;
       set.push_back(o);
     }
@@ -59,8 +59,8 @@ io::ObservationSet observations(const config::Config& cfg, const io::NatureRun& 
   return set;
 }
 
-io::ObservationSet without(const io::ObservationSet& set, std::size_t skip) {
-  io::ObservationSet out;
+obs::ObservationSet without(const obs::ObservationSet& set, std::size_t skip) {
+  obs::ObservationSet out;
   for (std::size_t i = 0; i < set.size(); ++i)
     if (i != skip) out.push_back(set.at(i));
   return out;

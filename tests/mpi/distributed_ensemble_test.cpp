@@ -1,4 +1,4 @@
-// The member <-> column transposes and collectives of the worker group (architecture.md §5).
+// The member <-> column transposes and collectives of the worker group (docs/architecture.md §5).
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -75,13 +75,13 @@ TEST(DistributedEnsemble, ObservingAndGatheringAgreeWithTheSerialEnsemble) {
   auto ens = loaded();
   sqg::SqgParams p;
   p.N = kN;
-  io::ObservationSet set;
+  obs::ObservationSet set;
   for (int k = 0; k < 6; ++k) {
-    io::Observation o;
+    obs::Observation o;
     o.x_m = (0.7 * k) * p.dx_m();
     o.y_m = (1.3 * k) * p.dx_m();
     o.level = k % 2;
-    o.op = io::ObsOperator::kArctan;
+    o.op = obs::ObsOperator::kArctan;
     set.push_back(o);
   }
   obs::ObservationSpace space(p, set);

@@ -3,16 +3,16 @@
 
 #include <cstdint>
 
-#include "io/observations_file.hpp"
+#include "obs/observation.hpp"
 
 namespace rtda::test_support {
 
 // One observation at (x, y) metres on `level`; the defaults are an identity-operator
 // observation with unit error.
-inline io::Observation observation(double x_m, double y_m, int level, double value,
-                                   io::ObsOperator op = io::ObsOperator::kIdentity,
-                                   double error_sd = 1.0, std::uint64_t id = 0) {
-  io::Observation o;
+inline obs::Observation observation(double x_m, double y_m, int level, double value,
+                                    obs::ObsOperator op = obs::ObsOperator::kIdentity,
+                                    double error_sd = 1.0, std::uint64_t id = 0) {
+  obs::Observation o;
   o.x_m = x_m;
   o.y_m = y_m;
   o.level = level;

@@ -1,4 +1,4 @@
-// Observation operators and intake validation (architecture.md §7, science.md §2, §4).
+// Observation operators and intake validation (docs/architecture.md §7, docs/science.md §2, §4).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,8 +11,6 @@
 
 namespace rtda::obs {
 namespace {
-
-using io::ObsOperator;
 
 sqg::SqgParams small_grid() {
   sqg::SqgParams p;
@@ -32,7 +30,7 @@ TEST(ObservationSpace, InvalidObservationsAreRejectedWithReasonsAndTheRestCount)
   const auto p = small_grid();
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
-  io::ObservationSet set;
+  ObservationSet set;
   set.push_back(observation(0, 0, 0, 1.0, ObsOperator::kIdentity, 1.0, 10));   // good
   set.push_back(observation(0, 0, 0, nan, ObsOperator::kIdentity, 1.0, 11));   // NaN value
   set.push_back(observation(0, 0, 0, inf, ObsOperator::kIdentity, 1.0, 12));   // infinite value
@@ -50,19 +48,21 @@ TEST(ObservationSpace, InvalidObservationsAreRejectedWithReasonsAndTheRestCount)
   EXPECT_EQ(space.id()[0], 10u);
   EXPECT_EQ(space.id()[1], 19u);
   ASSERT_EQ(rejected.size(), 8u);
-  const char* fields[] = {"value",    "value", "error_sd", "error_sd",
-                          "operator", "x_m",   "y_m",      "level"};
+  // The server's field names and words (obs/validity.hpp).
+  const char* fields[] = {"value", "value", "error_sd", "error_sd", "op", "x_m", "y_m", "level"};
   for (std::size_t k = 0; k < rejected.size(); ++k) {
     EXPECT_EQ(rejected[k].id, 11u + k);
     EXPECT_EQ(rejected[k].index, 1u + k);
-    EXPECT_NE(rejected[k].reason.find(fields[k]), std::string::npos) << rejected[k].reason;
+    EXPECT_EQ(rejected[k].field, fields[k]) << rejected[k].reason;
+    EXPECT_EQ(rejected[k].reason.rfind(std::string(fields[k]) + " = ", 0), 0u)
+        << rejected[k].reason;
   }
 }
 
 TEST(ObservationSpace, AnObservationAtAGridPointReadsThatPoint) {
   const auto p = small_grid();
   const auto state = random_state(p, 1);
-  io::ObservationSet set;
+  ObservationSet set;
   const int i = 3, j = 5;
   set.push_back(observation(i * p.L_m / p.N, j * p.L_m / p.N, 1, 0.0));
   ObservationSpace space(p, set);
@@ -83,7 +83,7 @@ TEST(ObservationSpace, BilinearInterpolationIsExactForABilinearFieldAndWrapsPeri
     for (int i = 0; i < n; ++i)
       state[j * n + i] = 2.0 + 3.0 * i - 1.5 * j + 0.25 * i * j;
   }
-  io::ObservationSet set;
+  ObservationSet set;
   set.push_back(observation(2.3 * dx, 4.6 * dx, 0, 0));
   set.push_back(observation((n - 0.25) * dx, 1.5 * dx, 0, 0));  // between column n-1 and column 0
   ObservationSpace space(p, set);
@@ -117,7 +117,7 @@ TEST(ObservationSpace, OperatorsMatchTheirDefinitions) {
 TEST(ObservationSpace, LikelihoodGradientMatchesFiniteDifferences) {
   const auto p = small_grid();
   const auto state = random_state(p, 2);
-  io::ObservationSet set;
+  ObservationSet set;
   set.push_back(observation(1.5 * p.dx_m(), 2.25 * p.dx_m(), 0, 3.0, ObsOperator::kLinearK, 1.0));
   set.push_back(observation(4 * p.dx_m(), 4 * p.dx_m(), 1, 0.3, ObsOperator::kArctan, 0.05));
   set.push_back(

@@ -16,7 +16,6 @@
 namespace rtda::obs {
 namespace {
 
-using io::ObsOperator;
 using rtda::test_support::observation;
 
 constexpr int kLinear = 0, kArctan = 1, kIdentity = 2;
@@ -114,7 +113,7 @@ sqg::SqgParams small_grid() {
 TEST(ObservationSpace, RefusesImplausibleObservationsWithTheSharedRule) {
   const auto p = small_grid();
   const double dx = p.dx_m();
-  io::ObservationSet set;
+  ObservationSet set;
   set.push_back(observation(0, 0, 0, 5.0, ObsOperator::kLinearK, 1.0, 10));     // good
   set.push_back(observation(dx, 0, 0, 1e300, ObsOperator::kLinearK, 1.0, 11));  // absurd value
   set.push_back(observation(0, dx, 1, 2.0, ObsOperator::kArctan, 0.01, 12));    // outside pi/2
@@ -153,7 +152,7 @@ TEST(ObservationSpace, RefusesImplausibleObservationsWithTheSharedRule) {
 TEST(ObservationSpace, SubsetKeepsStencilsRowsAndValues) {
   const auto p = small_grid();
   const double dx = p.dx_m();
-  io::ObservationSet set;
+  ObservationSet set;
   for (int i = 0; i < 5; ++i) {
     set.push_back(observation(i * dx + (i == 2 ? 0.3 * dx : 0.0), 0, i % 2, 1.0 + i,
                               ObsOperator::kLinearK, 1.0, 100 + i));
@@ -183,7 +182,7 @@ TEST(ObservationSpace, SubsetKeepsStencilsRowsAndValues) {
 TEST(GrossError, RefusesInnovationsBeyondMSigmasOfObservationAndEnsembleSpread) {
   const auto p = small_grid();
   const double dx = p.dx_m();
-  io::ObservationSet set;
+  ObservationSet set;
   // values 10, 20, 30, 40 with error_sd 1; background mean 10 everywhere, var 3 (sigma 2).
   for (int i = 0; i < 4; ++i) {
     set.push_back(observation(i * dx, 0, 0, 10.0 * (i + 1), ObsOperator::kLinearK, 1.0, 7 + i));

@@ -1,16 +1,16 @@
 // The protobuf schema is the only wire contract; these pin what other code relies on.
 #include <gtest/gtest.h>
 
-#include "io/observations_file.hpp"
+#include "obs/observation.hpp"
 #include "rtda.pb.h"
 
 namespace rtda {
 namespace {
 
-// Observation files store the wire enum's integers (architecture.md §7).
-static_assert(wire::OPERATOR_LINEAR_K == static_cast<int>(io::ObsOperator::kLinearK));
-static_assert(wire::OPERATOR_ARCTAN == static_cast<int>(io::ObsOperator::kArctan));
-static_assert(wire::OPERATOR_IDENTITY == static_cast<int>(io::ObsOperator::kIdentity));
+// Observation files store the wire enum's integers (docs/architecture.md §7).
+static_assert(wire::OPERATOR_LINEAR_K == static_cast<int>(obs::ObsOperator::kLinearK));
+static_assert(wire::OPERATOR_ARCTAN == static_cast<int>(obs::ObsOperator::kArctan));
+static_assert(wire::OPERATOR_IDENTITY == static_cast<int>(obs::ObsOperator::kIdentity));
 
 TEST(WireContract, ObservationRoundTripsThroughTheGeneratedCode) {
   wire::Observation o;
