@@ -1,11 +1,11 @@
 // The analysis problem both filter benchmarks time: one N x N ensemble prior and a full
-// grid-point observation network (science.md §2, experiment 1).
+// grid-point observation network (docs/science.md §2, experiment 1).
 #pragma once
 
 #include <vector>
 
 #include "core/random.hpp"
-#include "io/observations_file.hpp"
+#include "obs/observation.hpp"
 #include "obs/observation_space.hpp"
 #include "sqg/sqg_params.hpp"
 
@@ -18,7 +18,7 @@ struct Problem {
 };
 
 // Truth and members N(0, 1000^2) m/s per element (~3 K spread), every grid point of both
-// levels observed with linear_K, sigma_o = 1 K (science.md §2, experiment 1).
+// levels observed with linear_K, sigma_o = 1 K (docs/science.md §2, experiment 1).
 inline Problem make_problem(int n, int members) {
   Problem p;
   p.grid.N = n;
@@ -34,19 +34,19 @@ inline Problem make_problem(int n, int members) {
   }
   std::vector<double> obs_noise(dim);
   RandomStream(1, RandomPurpose::kTest, 2, 0).fill_normal(obs_noise);
-  io::ObservationSet set;
+  obs::ObservationSet set;
   const double s_k = p.grid.kelvin_per_pv();
   for (int level = 0; level < 2; ++level) {
     for (int j = 0; j < n; ++j) {
       for (int i = 0; i < n; ++i) {
         const std::size_t e = (static_cast<std::size_t>(level) * n + j) * n + i;
-        io::Observation o;
+        obs::Observation o;
         o.level = level;
         o.x_m = i * p.grid.dx_m();
         o.y_m = j * p.grid.dx_m();
         o.value = s_k * truth[e] + obs_noise[e];
         o.error_sd = 1.0;
-        o.op = io::ObsOperator::kLinearK;
+        o.op = obs::ObsOperator::kLinearK;
         o.id = e;
         set.push_back(o);
       }

@@ -1,11 +1,17 @@
-// EnSF analysis cost (issue 3 target: paper mode, N = 64, 20 members, every point observed
-// with linear_K, 500 pseudo-time steps, <= 0.15 s).
+// EnSF analysis cost at N = 64, 20 members, every grid point observed with linear_K
+// (bench/analysis_problem.hpp). Target on the 2-core machine with 2 threads: paper mode
+// <= 50 ms per analysis (bench/RESULTS.md, "Analysis kernels: one path per filter").
 //
-//   build/bench/ensf_bench --benchmark_filter=Paper
+//   OMP_NUM_THREADS=2 build/bench/ensf_bench --benchmark_filter='Ensf'
 //
-// Arguments: N / members / OpenMP threads. The stopping rule is off and max_steps = 500 so
-// every run takes the same number of steps. NormalStream times the normal generator alone
-// (members x 2N² numbers per step) for comparison: science.md §4 says it dominates.
+// Arguments: N / members / OpenMP threads.
+//   EnsfPaper          paper mode with the stopping rule off and max_steps = 500, so every
+//                      run takes the same number of steps;
+//   EnsfPaperStopping  paper mode as configured by default (the W = 200 stopping rule); the
+//                      counter `steps` is how many pseudo-time steps it took;
+//   EnsfStandard       standard mode, its default 500 steps.
+// NormalStream times the normal generator alone (members x 2N² numbers per step) for
+// comparison: docs/science.md §4 says it dominates.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -50,6 +56,48 @@ BENCHMARK(BM_EnsfPaper)
     ->Args({64, 20, 2})
     ->Args({128, 40, 2})
     ->Args({256, 40, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_EnsfPaperStopping(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const int members = static_cast<int>(state.range(1));
+  omp_set_num_threads(static_cast<int>(state.range(2)));
+  const Problem p = make_problem(n, members);
+  filters::EnsfAnalysis ensf(filters::EnsfSettings::paper());
+  const std::size_t dim = p.grid.state_size();
+  std::vector<double> post(p.prior.size());
+  filters::AnalysisDiagnostics diag;
+  for (auto _ : state) {
+    // The same cycle every time: the same noise, so the same number of steps.
+    diag = ensf.analyse({members, dim, p.prior}, p.obs, {7, 1}, {members, dim, post});
+    benchmark::DoNotOptimize(post.data());
+  }
+  state.counters["steps"] = diag.extra["ensf_steps"];
+}
+BENCHMARK(BM_EnsfPaperStopping)
+    ->ArgNames({"N", "members", "threads"})
+    ->Args({64, 20, 1})
+    ->Args({64, 20, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_EnsfStandard(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const int members = static_cast<int>(state.range(1));
+  omp_set_num_threads(static_cast<int>(state.range(2)));
+  const Problem p = make_problem(n, members);
+  filters::EnsfAnalysis ensf(filters::EnsfSettings::standard());
+  const std::size_t dim = p.grid.state_size();
+  std::vector<double> post(p.prior.size());
+  for (auto _ : state) {
+    ensf.analyse({members, dim, p.prior}, p.obs, {7, 1}, {members, dim, post});
+    benchmark::DoNotOptimize(post.data());
+  }
+}
+BENCHMARK(BM_EnsfStandard)
+    ->ArgNames({"N", "members", "threads"})
+    ->Args({64, 20, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -1,4 +1,4 @@
-// Ingest throughput (issue target: >= 3 M observations/s durable with 10k-observation batches).
+// Ingest throughput (target: >= 3 M observations/s durable with 10k-observation batches).
 //
 //   ingest_bench [--server PATH] [--seconds S] [--columns] [--skip-raw] [--skip-server]
 //                [--skip-stages]

@@ -1,14 +1,16 @@
-// LETKF analysis cost (issue 3 target: N = 64, 20 members, all 8192 grid points observed
-// with linear_K, L_h = 2200 km, <= 0.1 s on the 2-core machine; the Python reference ~21 s).
+// LETKF analysis cost at N = 64, 20 members, all 8192 grid points observed with linear_K,
+// L_h = 2200 km (bench/analysis_problem.hpp). Target on the 2-core machine with 2 threads:
+// <= 60 ms per analysis (bench/RESULTS.md, "Analysis kernels: one path per filter").
 //
-//   build/bench/letkf_bench --benchmark_filter=Analysis
+//   OMP_NUM_THREADS=2 build/bench/letkf_bench --benchmark_filter=Analysis
 //
 // Arguments: N / members / OpenMP threads. Analysis is the whole LetkfAnalysis::analyse call
 // (h(x) of every member, the column solves, RTPS). EigenSolve times only the k x k
 // symmetric eigendecompositions (Eigen::SelfAdjointEigenSolver with eigenvectors, as a
 // textbook implementation would call it) on matrices of the same kind: the reference point
-// for the analysis' own solver, which never forms V and decomposes a column's two elements
-// in lockstep (letkf.cpp, EnsembleTransform). N = 256 with 40 members (~40 s) is left out.
+// for the analysis' own solver, which never forms V and solves the four elements of two
+// columns in vector lanes (letkf_cpu.cpp, TridiagonalQr). N = 256 with 40 members (~40 s)
+// is left out.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 

@@ -1,4 +1,4 @@
-// Durable observation-log throughput (issue target: >= 3 M observations/s durable, in batches of
+// Durable observation-log throughput (target: >= 3 M observations/s durable, in batches of
 // 10k observations, about 600 kB each, i.e. >= 300 durable 600 kB commits per second).
 //
 //   build/bench/log_bench [--benchmark_filter=...] [--benchmark_min_time=2s]

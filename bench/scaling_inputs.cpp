@@ -1,4 +1,4 @@
-// The measured inputs of the scaling model (docs/scaling.md, issue 6): per-rank compute
+// The measured inputs of the scaling model (docs/scaling.md): per-rank compute
 // rates of every term of a cycle, and the MPI costs of the messages a cycle sends.
 // Plain main(), so that it can run under mpiexec; one section per call:
 //
@@ -282,7 +282,7 @@ void section_serial(int reps) {
     const std::string tag = "_N" + std::to_string(n) + "_K" + std::to_string(k);
     // ObservationSpace from an ObservationSet of every grid point (built on every rank, every
     // cycle).
-    io::ObservationSet set;
+    obs::ObservationSet set;
     for (std::size_t o = 0; o < p.obs.size(); ++o)
       set.push_back({0.0, p.obs.level()[o], p.obs.x_m()[o], p.obs.y_m()[o], p.obs.value()[o],
                      p.obs.error_sd()[o], p.obs.op()[o], static_cast<std::uint64_t>(o)});

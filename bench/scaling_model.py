@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""The scaling model of docs/scaling.md (issue 6): time per cycle T(N, K, R) from measured
+"""The scaling model of docs/scaling.md: time per cycle T(N, K, R) from measured
 per-rank costs and message counts/volumes read off the code. Plain Python, no dependencies.
 
     python3 bench/scaling_model.py            # every table of docs/scaling.md, Markdown
     python3 bench/scaling_model.py --check    # the 1- vs 2-rank prediction for this machine
 
 Constants marked [measured] come from bench/scaling_inputs (bench/RESULTS.md, "Scaling
-inputs (issue 6)"), median CPU time of one core; constants marked [assumed] are the sourced
+inputs"), median CPU time of one core; constants marked [assumed] are the sourced
 assumptions of docs/scaling.md §3 (no GPU was available to measure them).
 """
 import math
@@ -30,7 +30,7 @@ C_DIAG = 1.6e-9      # s per member x observation, rank 0's innovation statistic
 HOST_BW = 16e9       # B/s, one core's triad bandwidth [measured]
 # shared-memory MPI between the 2 ranks of this machine (Open MPI vader) [measured]
 ALPHA_SHM, BETA_SHM = 0.39e-6, 1 / 6.2e9
-# the worker <-> server link of the service (issue 4, RESULTS.md "Cycle latency") [measured]
+# the worker <-> server link of the service (RESULTS.md "Cycle latency") [measured]
 LINK_FIXED, LINK_PER_OBS, LINK_BW = 2.0e-3, 0.17e-6, 2.0e9
 
 # ---------------------------------------------------------------- assumed (Frontier, one GCD/rank)

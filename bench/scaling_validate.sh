@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 1- vs 2-rank cycle timing for the scaling model (docs/scaling.md §5, issue 6).
+# 1- vs 2-rank cycle timing for the scaling model (docs/scaling.md §5).
 #
 #   bench/scaling_validate.sh [repeats] [out_dir]          wall clock, printed fc s / an s
 #   bench/scaling_validate.sh cpu [repeats] [out_dir]      CPU seconds per cycle of each rank

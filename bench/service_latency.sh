@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cycle latency and overhead of the real-time service, end to end (issue target: overhead
+# Cycle latency and overhead of the real-time service, end to end (target: overhead
 # <= 5 ms p99). Runs `rtda demo` once per filter and reports p50/p99 of the per-cycle
 # latency ("last observation in -> published") and overhead (latency minus forecast wait
 # and analysis compute), parsed from the demo's per-cycle lines with cycle 0 skipped (its

@@ -1,4 +1,4 @@
-// SQG model step cost next to its FFT floor (issue: "The limit is the FFTs").
+// SQG model step cost next to its FFT floor (the FFTs are the limit).
 //
 //   build/bench/sqg_step_bench --benchmark_filter=N:64
 //

@@ -1,4 +1,4 @@
-// The ViT surrogate's cost (issue: time per member per cycle vs the physics model; achieved
+// The ViT surrogate's cost (time per member per cycle vs the physics model; achieved
 // GFLOP/s of forward and training step vs the machine's matrix-multiply peak).
 //   OMP_NUM_THREADS=1 build/bench/surrogate_bench
 // Counters: gflops = matrix-multiply flops per second (Vit::flops_per_sample; a training step

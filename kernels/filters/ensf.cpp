@@ -1,8 +1,11 @@
+// The EnSF filter (ensf.hpp): settings, the slab plan, the spread target and ensf_run, the one
+// loop over the stages of ensf_stages.hpp. The CPU stages are ensf_cpu.cpp, the HIP ones
+// hip/ensf_hip.cpp.
 #include "filters/ensf.hpp"
 
 // No fused multiply-add contraction: an element must get the same bits in a vector lane and
 // in a loop's scalar remainder, so the result cannot depend on where a slab or a thread's
-// block starts (bitwise split independence, architecture.md §5).
+// block starts (bitwise split independence, docs/architecture.md §5).
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
@@ -14,25 +17,15 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <limits>
-#include <numbers>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
-#include "core/normal_batch.hpp"
+#include "filters/ensf_stages.hpp"
 
 namespace rtda::filters {
 
-static_assert(static_cast<int>(ObsKind::kLinearK) == static_cast<int>(io::ObsOperator::kLinearK) &&
-                  static_cast<int>(ObsKind::kArctan) ==
-                      static_cast<int>(io::ObsOperator::kArctan) &&
-                  static_cast<int>(ObsKind::kIdentity) ==
-                      static_cast<int>(io::ObsOperator::kIdentity),
-              "obs_math.hpp's ObsKind must keep io::ObsOperator's codes");
-
 namespace {
-
-constexpr std::size_t kBlock = 512;  // state elements per unit of parallel work
 
 std::string fmt_double(double v) {
   char buf[64];
@@ -43,64 +36,6 @@ std::string fmt_double(double v) {
 [[noreturn]] void bad_setting(const std::string& key, const std::string& value,
                               const std::string& expected) {
   throw std::invalid_argument("ensf." + key + " = " + value + ": " + expected);
-}
-
-// Runs of local elements whose global indices are contiguous (never across the level seam).
-struct Block {
-  std::size_t e0, g0, len;
-};
-std::vector<Block> make_blocks(const EnsfSlabPlan& geo) {
-  std::vector<Block> blocks;
-  for (std::size_t level = 0; level < 2; ++level)
-    for (std::size_t s = 0; s < geo.nc; s += kBlock)
-      blocks.push_back(
-          {level * geo.nc + s, level * geo.n2 + geo.c0 + s, std::min(kBlock, geo.nc - s)});
-  return blocks;
-}
-
-void reduce_max(const EnsfReducer& r, std::span<double> v) {
-  if (r.max) r.max(v);
-}
-void reduce_sum(const EnsfReducer& r, std::span<double> v) {
-  if (r.sum) r.sum(v);
-}
-
-// The off-grid observations' stencil values of every member: each slab writes the points it
-// owns (x + 0.0, so −0 becomes +0 as the sum with other slabs' +0.0 would make it) and the
-// sum reducer completes the rest exactly.
-struct OffGrid {
-  std::vector<std::size_t> obs;  // observation indices, in order
-  std::vector<double> values;    // [member][k][4]
-};
-
-// The Euler–Maruyama update of eq. 15 for one run of elements of one particle
-// (ensf_euler_maruyama): the prior score with x̄ the paired member (paper) or Σ_j w_ij x_j
-// (standard), the likelihood lik_b − lik_a z (paper, per-dimension coefficients) or a
-// precomputed gradient (lik_a = nullptr). Adds the new z to msum (the stopping rule's member
-// mean). Compiled per vector ISA; every clone gives the same bits (no contraction, only +,
-// −, ×).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-void em_update(const EnsfStepCoefficients& coefficients, std::size_t len,
-               const double* __restrict xbar, const double* __restrict lik_a,
-               const double* __restrict lik_b, const double* __restrict xi, double* __restrict z,
-               double* __restrict msum) {
-  const EnsfStepCoefficients c = coefficients;  // a local copy: no aliasing with z
-  if (lik_a != nullptr) {
-    for (std::size_t d = 0; d < len; ++d) {
-      const double zn = ensf_euler_maruyama(
-          c, z[d], xbar[d], ensf_paper_linear_likelihood(z[d], lik_a[d], lik_b[d]), xi[d]);
-      z[d] = zn;
-      msum[d] += zn;
-    }
-  } else {
-    for (std::size_t d = 0; d < len; ++d) {
-      const double zn = ensf_euler_maruyama(c, z[d], xbar[d], lik_b[d], xi[d]);
-      z[d] = zn;
-      msum[d] += zn;
-    }
-  }
 }
 
 }  // namespace
@@ -247,7 +182,7 @@ EnsfSlabPlan ensf_plan_slab(const EnsfSettings& cfg, const obs::ObservationSpace
   // ---- observations: who owns what ----
   for (std::size_t o = 0; o < obs.size(); ++o) {
     const auto& st = obs.stencil(o);
-    plan.has_arctan = plan.has_arctan || obs.op()[o] == io::ObsOperator::kArctan;
+    plan.has_arctan = plan.has_arctan || obs.op()[o] == obs::ObsOperator::kArctan;
     std::size_t e;
     if (st.count == 1) {
       if (plan.local(st.index[0], e)) {
@@ -299,76 +234,34 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
                                                const AnalysisContext& ctx, EnsembleView posterior,
                                                const EnsfReducer& reducer) {
   const auto wall_start = std::chrono::steady_clock::now();
-  const EnsfSettings& cfg = settings_;
-  const bool paper = cfg.mode == EnsfMode::kPaper;
-  const EnsfSlabPlan geo = ensf_plan_slab(
-      cfg, obs, col_begin, col_end, {prior.members, prior.state_size, prior.data.size()},
+  const EnsfSlabPlan plan = ensf_plan_slab(
+      settings_, obs, col_begin, col_end, {prior.members, prior.state_size, prior.data.size()},
       {posterior.members, posterior.state_size, posterior.data.size()});
-  const std::size_t n = geo.n, dim = geo.dim, members = geo.members;
-  const std::vector<std::size_t>& grid_obs = geo.grid_obs;
-  const std::vector<std::size_t>& grid_elem = geo.grid_elem;
+  const std::unique_ptr<EnsfStages> stages =
+      make_cpu_ensf_stages(settings_, plan, obs, ctx, prior.data, posterior.data);
+  AnalysisDiagnostics diag = ensf_run(settings_, plan, obs, *stages, reducer, initial_spread_);
+  diag.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  return diag;
+}
 
-  const std::vector<Block> blocks = make_blocks(geo);
-  const double s_k = obs.kelvin_per_pv();
-  const double inv_members = 1.0 / static_cast<double>(members);
+AnalysisDiagnostics ensf_run(const EnsfSettings& cfg, const EnsfSlabPlan& plan,
+                             const obs::ObservationSpace& obs, EnsfStages& stages,
+                             const EnsfReducer& reducer, std::vector<double>& initial_spread) {
+  const bool paper = cfg.mode == EnsfMode::kPaper;
 
-  // ---- prior statistics per element (normalization, science.md §4 paper) ----
-  std::vector<double> mu(dim), sd(dim), inv_sd(dim);
-  for (std::size_t e = 0; e < dim; ++e) {
-    ensf_mean_spread(prior.data.data() + e, dim, members, inv_members, mu[e], sd[e]);
-    inv_sd[e] = sd[e] > 0 ? 1.0 / sd[e] : 0.0;  // a dimension without spread stays at μ
-  }
-  const std::vector<double> target =  // τ_d
-      ensf_target_spread(cfg.spread_target, geo, sd, initial_spread_);
-
-  // ---- observations: off-grid stencils exchanged through `sum` ----
-  const std::size_t n_obs = obs.size();
-  OffGrid off;
-  off.obs = geo.off_obs;
-  auto gather_off_grid = [&](std::span<const double> state_members, std::size_t stride) {
-    off.values.assign(members * off.obs.size() * 4, 0.0);
-    for (std::size_t i = 0; i < members; ++i)
-      for (std::size_t k = 0; k < off.obs.size(); ++k) {
-        const auto& st = obs.stencil(off.obs[k]);
-        for (int p = 0; p < st.count; ++p) {
-          std::size_t e;
-          if (geo.local(st.index[p], e))
-            off.values[(i * off.obs.size() + k) * 4 + p] = state_members[i * stride + e] + 0.0;
-        }
-      }
-    if (!off.obs.empty()) reduce_sum(reducer, off.values);
-  };
-  auto off_grid_q = [&](std::size_t i, std::size_t k) {
-    const auto& st = obs.stencil(off.obs[k]);
-    double q = 0;
-    for (int p = 0; p < st.count; ++p)
-      q += st.weight[p] * off.values[(i * off.obs.size() + k) * 4 + p];
-    return q;
-  };
+  // ---- normalise (docs/science.md §4 paper) and the target spread τ_d ----
+  const std::vector<double> sd = stages.prior_statistics();
+  stages.set_target_spread(ensf_target_spread(cfg.spread_target, plan, sd, initial_spread));
 
   // ---- innovation diagnostics: y − mean_i h(x_b^(i)), one owner per observation ----
   AnalysisDiagnostics diag;
+  const std::size_t n_obs = obs.size();
   diag.observations_used = n_obs;
+  if (!plan.off_obs.empty()) stages.gather_off_grid(true, reducer.sum);
   {
-    std::vector<double> innovation(n_obs, 0.0);
-    for (std::size_t g = 0; g < grid_obs.size(); ++g) {
-      const std::size_t o = grid_obs[g];
-      double hbar = 0;
-      for (std::size_t i = 0; i < members; ++i)
-        hbar += obs_operator_value(obs_kind(obs.op()[o]), prior.data[i * dim + grid_elem[g]], s_k);
-      innovation[o] = obs.value()[o] - hbar * inv_members;
-    }
-    gather_off_grid(prior.data, dim);
-    for (std::size_t k = 0; k < off.obs.size(); ++k) {
-      const std::size_t o = off.obs[k];
-      std::size_t e;
-      if (!geo.local(obs.stencil(o).index[0], e)) continue;  // owner: slab of stencil point 0
-      double hbar = 0;
-      for (std::size_t i = 0; i < members; ++i)
-        hbar += obs_operator_value(obs_kind(obs.op()[o]), off_grid_q(i, k), s_k);
-      innovation[o] = obs.value()[o] - hbar * inv_members;
-    }
-    if (n_obs > 0) reduce_sum(reducer, innovation);
+    std::vector<double> innovation = stages.innovations();
+    if (n_obs > 0 && reducer.sum) reducer.sum(innovation);
     double sum = 0, sum2 = 0;
     for (double v : innovation) {
       sum += v;
@@ -380,240 +273,53 @@ AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_
     }
   }
 
-  // ---- prior in the working coordinates (normalized or not) ----
-  std::vector<double> x(members * dim);
-  for (std::size_t i = 0; i < members; ++i)
-    for (std::size_t e = 0; e < dim; ++e)
-      x[i * dim + e] = ensf_to_working(prior.data[i * dim + e], mu[e], inv_sd[e], cfg.normalize);
+  if (paper) stages.paper_terms();
+  stages.initial_particles();
 
-  // ---- paper likelihood scores per dimension (science.md §4 paper) ----
-  // linear_K (c = s_K) and identity (c = 1): y′ = c (y/c − μ)/s, σ′ = σ_o/s, score
-  //   −(c z − y′)/σ′² · c  =  lin_b − lin_a · z  (summed over observations of a dimension).
-  // arctan: q = tan(y)/s_K, y′ = arctan(s_K (q − μ)/s), σ′ = factor · s_K · σ_o, score
-  //   −(arctan(s_K z) − y′)/σ′² · s_K/(1 + s_K² z²)  =  −(atan_a arctan(s_K z) − atan_b) · ….
-  // A dimension without prior spread (s = 0) cannot move and gets no score.
-  std::vector<double> lin_a, lin_b, atan_a, atan_b;
-  const bool has_arctan = geo.has_arctan;
-  if (paper) {
-    lin_a.assign(dim, 0.0);
-    lin_b.assign(dim, 0.0);
-    if (has_arctan) {
-      atan_a.assign(dim, 0.0);
-      atan_b.assign(dim, 0.0);
-    }
-    for (std::size_t g = 0; g < grid_obs.size(); ++g) {
-      const std::size_t o = grid_obs[g], e = grid_elem[g];
-      if (!(sd[e] > 0)) continue;
-      EnsfPaperTerms terms{lin_a[e], lin_b[e], has_arctan ? atan_a[e] : 0.0,
-                           has_arctan ? atan_b[e] : 0.0};
-      ensf_add_paper_observation(obs_kind(obs.op()[o]), obs.value()[o], obs.error_sd()[o], mu[e],
-                                 sd[e], s_k, cfg.arctan_sigma_factor, cfg.arctan_clip_sigmas,
-                                 terms);
-      lin_a[e] = terms.lin_a;
-      lin_b[e] = terms.lin_b;
-      if (has_arctan) {
-        atan_a[e] = terms.atan_a;
-        atan_b[e] = terms.atan_b;
-      }
-    }
-  }
-
-  // ---- the reverse SDE (eq. 15) ----
-  std::vector<NormalBatchStream> streams;
-  streams.reserve(members);
-  for (std::size_t i = 0; i < members; ++i)
-    streams.emplace_back(ctx.seed, RandomPurpose::kEnsfNoise, ctx.cycle, i);
-  std::vector<double> z(members * dim);
-  const auto n_blocks = static_cast<std::ptrdiff_t>(blocks.size());
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t b = 0; b < n_blocks; ++b) {
-    const Block& bl = blocks[b];
-    for (std::size_t i = 0; i < members; ++i)  // z(1) ~ N(0, I): row 0
-      streams[i].fill(0, bl.g0, std::span<double>(z.data() + i * dim + bl.e0, bl.len));
-  }
-
+  // ---- the reverse SDE (eq. 15), every coefficient at the start of its step ----
   const double dt = 1.0 / cfg.steps;
   const int cap = cfg.step_cap();
-  const std::size_t window = static_cast<std::size_t>(cfg.stop_window);
-  std::vector<double> history;  // ring of W + 1 member means of z
-  if (cfg.early_stopping) history.assign((window + 1) * dim, 0.0);
-  // Standard mode work arrays.
-  std::vector<double> weighted, grad, xt, row_d2, weights;
-  const std::size_t rows_total = n, row0 = col_begin / n, rows = geo.nc / n;
-  if (!paper) {
-    weighted.resize(members * dim);
-    grad.resize(members * dim);
-    xt.resize(dim * members);  // [e][j] for the distances
-    for (std::size_t j = 0; j < members; ++j)
-      for (std::size_t e = 0; e < dim; ++e)
-        xt[e * members + j] = x[j * dim + e];
-    row_d2.resize(rows_total * members * members);
-    weights.resize(members * members);
-  }
-  double min_ess = static_cast<double>(members), last_mean_ess = min_ess, last_drift = 0;
+  std::vector<EnsfStepCoefficients> coefficients(static_cast<std::size_t>(cap));
+  for (int k = 0; k < cap; ++k)
+    coefficients[k] = ensf_step_coefficients(k, dt, cfg.eps_alpha, cfg.eps_beta, cfg.damping);
+  const bool watch = cfg.early_stopping;
+  const int window = cfg.stop_window;
+  double last_drift = 0;
   int steps_taken = 0;
-
-  for (int k = 0; k < cap; ++k) {
-    // Every coefficient at the start of the step, t = 1 − k Δt.
-    const EnsfStepCoefficients sc =
-        ensf_step_coefficients(k, dt, cfg.eps_alpha, cfg.eps_beta, cfg.damping);
-    const std::uint64_t row = static_cast<std::uint64_t>(k) + 1;
-
+  for (int k = 0; k < cap;) {
+    // Paper mode couples its elements only through the stopping rule, first tested after
+    // step W + 1: the steps before it are one stage call.
+    const int k_end = !paper ? k + 1 : (watch ? std::max(k + 1, std::min(cap, window + 1)) : cap);
+    const bool decide = watch && k_end - 1 > window;
     if (!paper) {
-      // eq. 13: ‖z_i − α x_j‖² per grid row (both levels), rows summed in ascending order.
-      std::fill(row_d2.begin(), row_d2.end(), 0.0);
-      const auto n_row_work = static_cast<std::ptrdiff_t>(rows * members);
-#pragma omp parallel for schedule(static)
-      for (std::ptrdiff_t w = 0; w < n_row_work; ++w) {
-        const std::size_t r = static_cast<std::size_t>(w) / members;
-        const std::size_t i = static_cast<std::size_t>(w) % members;
-        double* acc = row_d2.data() + ((row0 + r) * members + i) * members;
-        for (std::size_t level = 0; level < 2; ++level)
-          for (std::size_t c = 0; c < n; ++c) {
-            const std::size_t e = level * geo.nc + r * n + c;
-            const double zi = z[i * dim + e];
-            const double* xe = xt.data() + e * members;
-            for (std::size_t j = 0; j < members; ++j)
-              acc[j] += ensf_squared_residual(zi, sc.alpha, xe[j]);
-          }
-      }
-      reduce_sum(reducer, row_d2);
-      double ess_sum = 0;
-      for (std::size_t i = 0; i < members; ++i) {
-        std::vector<double> d2(members, 0.0);
-        for (std::size_t r = 0; r < rows_total; ++r)
-          for (std::size_t j = 0; j < members; ++j)
-            d2[j] += row_d2[(r * members + i) * members + j];
-        const double w2 =
-            ensf_softmax_weights(d2.data(), members, sc.beta2, weights.data() + i * members);
-        ess_sum += 1.0 / w2;
-        min_ess = std::min(min_ess, 1.0 / w2);
-      }
-      last_mean_ess = ess_sum * inv_members;
-
-      // Σ_j w_ij x_j, and the likelihood gradient (eq. 14) in working coordinates.
-      if (!off.obs.empty()) {
-        std::vector<double> phys(members * dim);
-        for (std::size_t i = 0; i < members; ++i)
-          for (std::size_t e = 0; e < dim; ++e)
-            phys[i * dim + e] = ensf_to_physical(z[i * dim + e], mu[e], sd[e], cfg.normalize);
-        gather_off_grid(phys, dim);
-      }
-#pragma omp parallel for schedule(static)
-      for (std::ptrdiff_t ii = 0; ii < static_cast<std::ptrdiff_t>(members); ++ii) {
-        const std::size_t i = static_cast<std::size_t>(ii);
-        double* wx = weighted.data() + i * dim;
-        std::fill(wx, wx + dim, 0.0);
-        for (std::size_t j = 0; j < members; ++j) {
-          const double wij = weights[i * members + j];
-          const double* xj = x.data() + j * dim;
-          for (std::size_t e = 0; e < dim; ++e)
-            wx[e] += wij * xj[e];
-        }
-        double* gi = grad.data() + i * dim;
-        std::fill(gi, gi + dim, 0.0);
-        for (std::size_t g = 0; g < grid_obs.size(); ++g) {
-          const std::size_t o = grid_obs[g], e = grid_elem[g];
-          const double q = ensf_to_physical(z[i * dim + e], mu[e], sd[e], cfg.normalize);
-          const double dlogp = obs_log_likelihood_slope(obs_kind(obs.op()[o]), q, obs.value()[o],
-                                                        obs.error_sd()[o], s_k);
-          gi[e] += (cfg.normalize ? sd[e] : 1.0) * dlogp;  // chain rule through x = μ + s z
-        }
-        for (std::size_t kk = 0; kk < off.obs.size(); ++kk) {
-          const std::size_t o = off.obs[kk];
-          const auto& st = obs.stencil(o);
-          const double q = off_grid_q(i, kk);
-          const double dlogp = obs_log_likelihood_slope(obs_kind(obs.op()[o]), q, obs.value()[o],
-                                                        obs.error_sd()[o], s_k);
-          for (int p = 0; p < st.count; ++p) {
-            std::size_t e;
-            if (geo.local(st.index[p], e))
-              gi[e] += (cfg.normalize ? sd[e] : 1.0) * (st.weight[p] * dlogp);
-          }
-        }
-      }
+      // eq. 13–14: Monte-Carlo score over all members, likelihood gradient.
+      stages.member_distances(coefficients[k].alpha, reducer.sum);
+      stages.softmax_weights(coefficients[k].beta2);
+      if (!plan.off_obs.empty()) stages.gather_off_grid(false, reducer.sum);
+      stages.weighted_prior_and_gradient();
     }
-
-    // The Euler–Maruyama step itself, element-wise (eq. 14–15).
-    double drift_max = 0;
-    const bool watch = cfg.early_stopping;
-    const std::size_t slot = static_cast<std::size_t>(k) % (window + 1);
-    const std::size_t old_slot = (static_cast<std::size_t>(k) + 1) % (window + 1);
-    const bool compare = watch && static_cast<std::size_t>(k) >= window;
-#pragma omp parallel for schedule(dynamic, 1) reduction(max : drift_max)
-    for (std::ptrdiff_t b = 0; b < n_blocks; ++b) {
-      const Block& bl = blocks[b];
-      alignas(64) double xi[kBlock];
-      alignas(64) double msum[kBlock] = {};
-      for (std::size_t i = 0; i < members; ++i) {
-        streams[i].fill(row, bl.g0, std::span<double>(xi, bl.len));
-        double* zi = z.data() + i * dim + bl.e0;
-        if (paper && has_arctan) {
-          // Paired score S_i = −(z_i − α_t x_i)/β_t² plus the damped per-dimension likelihood
-          // with the arctan heuristic (library atan: not vectorised).
-          const double* xi_prior = x.data() + i * dim + bl.e0;
-          const double* la = lin_a.data() + bl.e0;
-          const double* lb = lin_b.data() + bl.e0;
-          const double* aa = atan_a.data() + bl.e0;
-          const double* ab = atan_b.data() + bl.e0;
-          for (std::size_t d = 0; d < bl.len; ++d) {
-            const double zd = zi[d];
-            const double lik = ensf_paper_likelihood(zd, la[d], lb[d], aa[d], ab[d], s_k);
-            const double zn = ensf_euler_maruyama(sc, zd, xi_prior[d], lik, xi[d]);
-            zi[d] = zn;
-            msum[d] += zn;
-          }
-        } else if (paper) {
-          em_update(sc, bl.len, x.data() + i * dim + bl.e0, lin_a.data() + bl.e0,
-                    lin_b.data() + bl.e0, xi, zi, msum);
-        } else {
-          // Monte-Carlo score S_i = −(z_i − α_t Σ_j w_ij x_j)/β_t² plus the damped gradient.
-          em_update(sc, bl.len, weighted.data() + i * dim + bl.e0, nullptr,
-                    grad.data() + i * dim + bl.e0, xi, zi, msum);
-        }
-      }
-      if (watch) {
-        double* now = history.data() + slot * dim + bl.e0;
-        const double* then = history.data() + old_slot * dim + bl.e0;
-        for (std::size_t d = 0; d < bl.len; ++d) {
-          const double m = msum[d] * inv_members;
-          if (compare) drift_max = std::max(drift_max, std::abs(m - then[d]));
-          now[d] = m;
-        }
-      }
-    }
-    steps_taken = k + 1;
+    double drift = stages.steps(coefficients, k, k_end, decide);
+    steps_taken = k_end;
+    k = k_end;
     // Stopping rule: after step k > W, max_d |m_k − m_{k−W}| < tolerance · W.
-    if (watch && static_cast<std::size_t>(k) > window) {
-      reduce_max(reducer, std::span<double>(&drift_max, 1));
-      last_drift = drift_max;
-      if (drift_max < cfg.stop_tolerance * static_cast<double>(window)) break;
+    if (decide) {
+      if (reducer.max) reducer.max(std::span<double>(&drift, 1));
+      last_drift = drift;
+      if (drift < cfg.stop_tolerance * static_cast<double>(window)) break;
     }
   }
 
-  // ---- output: x_i = μ + s ⊙ z_i (no division by α_t), then RTPS and spread target ----
-  std::span<double> out = posterior.data;
-#pragma omp parallel for schedule(static)
-  for (std::ptrdiff_t b = 0; b < n_blocks; ++b) {
-    const Block& bl = blocks[b];
-    for (std::size_t d = 0; d < bl.len; ++d) {
-      const std::size_t e = bl.e0 + d;
-      for (std::size_t i = 0; i < members; ++i)
-        out[i * dim + e] = ensf_to_physical(z[i * dim + e], mu[e], sd[e], cfg.normalize);
-      ensf_rescale_spread(out.data() + e, dim, members, inv_members, sd[e], cfg.rtps,
-                          !target.empty(), target.empty() ? 0.0 : target[e]);
-    }
-  }
+  // ---- output: x_i = μ + s ⊙ z_i (no division by α_t), then RTPS and the spread target ----
+  stages.finish();
 
   diag.extra["ensf_steps"] = steps_taken;
   diag.extra["ensf_final_t"] = 1.0 - steps_taken * dt;
-  if (cfg.early_stopping) diag.extra["ensf_stop_drift"] = last_drift;
+  if (watch) diag.extra["ensf_stop_drift"] = last_drift;
   if (!paper) {
-    diag.extra["ensf_min_effective_members"] = min_ess;
-    diag.extra["ensf_final_effective_members"] = last_mean_ess;
+    const EnsfStages::EffectiveMembers ess = stages.effective_members();
+    diag.extra["ensf_min_effective_members"] = ess.min;
+    diag.extra["ensf_final_effective_members"] = ess.last_mean;
   }
-  diag.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return diag;
 }
 

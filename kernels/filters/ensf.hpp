@@ -1,5 +1,5 @@
-// The ensemble score filter, EnSF (science.md §4, eq. 11–15): a training-free diffusion-model
-// filter. Both modes of science.md §4 live here:
+// The ensemble score filter, EnSF (docs/science.md §4, eq. 11–15): a training-free diffusion-model
+// filter. Both modes of docs/science.md §4 live here:
 //   paper     what [MWR]/[SC] ran for SQG: normalized coordinates, the *paired* prior score,
 //             per-dimension likelihood scores (linear_K exact, arctan heuristic), the W-step
 //             stopping rule and the rescaling to a target spread.
@@ -10,7 +10,7 @@
 // Randomness: member i draws from NormalBatchStream(ctx.seed, kEnsfNoise, ctx.cycle, i) at
 // (row, global state index): row 0 is z(1), row k + 1 the ξ of pseudo-time step k. The
 // global state index is level·N² + j·N + i, so no result depends on how the state is split
-// over threads or MPI ranks (architecture.md §4–5).
+// over threads or MPI ranks (docs/architecture.md §4–5).
 #pragma once
 
 #include <cstddef>
@@ -39,7 +39,7 @@ std::string_view to_string(EnsfSpreadTarget t);
 EnsfMode ensf_mode_from_string(std::string_view s);
 EnsfSpreadTarget ensf_spread_target_from_string(std::string_view s);
 
-// Every hyperparameter of science.md §4. The defaults are paper mode; `standard()` gives the
+// Every hyperparameter of docs/science.md §4. The defaults are paper mode; `standard()` gives the
 // textbook defaults of [EnSF]'s Lorenz-96 runs.
 struct EnsfSettings {
   EnsfMode mode = EnsfMode::kPaper;
@@ -63,7 +63,7 @@ struct EnsfSettings {
   // The heuristic's pseudo-observation tan(y)/s_K is unbounded as |y| -> pi/2, and noise can
   // put y past pi/2 (then tan flips sign). y is first clipped to |y| <= pi/2 - c sigma_o with
   // c = arctan_clip_sigmas (3: pseudo-observations stay below ~1.1e4 m/s for sigma_o = 0.01).
-  // Not in science.md; without it one saturated observation can wreck a cycle.
+  // Not in docs/science.md; without it one saturated observation can wreck a cycle.
   double arctan_clip_sigmas = 3.0;
   // Work in z = (x − μ) / s per dimension (prior mean, n−1 standard deviation). Paper mode
   // requires it; standard default on (the state is O(1e3) m/s, z(1) ~ N(0, I)).
@@ -89,9 +89,10 @@ void ensf_paired_score(std::span<const double> z, std::span<const double> x_pair
 void ensf_monte_carlo_score(std::span<const double> z, std::span<const double> prior, int members,
                             double t, double eps_alpha, double eps_beta, std::span<double> score);
 
-// Host-side bookkeeping of one slab analysis that both backends share (ensf.cpp and
-// hip/ensf_hip.hip): the shape checks, which observations the slab owns, and the target
-// spread. Not part of the filter's interface; exposed so the backends cannot drift apart.
+// Host-side bookkeeping of one slab analysis that both backends share (the loop over the
+// stages, ensf_stages.hpp, and the stages of ensf_cpu.cpp and hip/ensf_hip.cpp): the shape
+// checks, which observations the slab owns, and the target spread. Not part of the filter's
+// interface; exposed so the backends cannot drift apart.
 struct EnsfEnsembleShape {
   int members = 0;
   std::size_t state_size = 0;  // values per member
@@ -131,7 +132,7 @@ std::vector<double> ensf_target_spread(EnsfSpreadTarget target, const EnsfSlabPl
                                        const std::vector<double>& sd,
                                        std::vector<double>& initial_spread);
 
-// What a slab of the state needs from the other slabs (architecture.md §5). Both act in
+// What a slab of the state needs from the other slabs (docs/architecture.md §5). Both act in
 // place on a vector of the same length on every slab. Leave both empty for a single slab.
 struct EnsfReducer {
   // Element-wise maximum over slabs (paper stopping rule; exact in any order).

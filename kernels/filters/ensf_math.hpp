@@ -1,6 +1,6 @@
 // EnSF arithmetic that the CPU filter (ensf.cpp) and the HIP kernels (hip/ensf_hip.hip) share:
 // host/device functions on scalars and raw pointers (core/hd.hpp), so the CPU tests exercise
-// exactly what the GPU runs. science.md §4, eq. 11–15.
+// exactly what the GPU runs. docs/science.md §4, eq. 11–15.
 //
 // Bitwise agreement between the backends needs the same operations in the same order and no
 // contraction of a multiply and an add into an FMA: ensf.cpp turns contraction off for g++,
@@ -62,7 +62,7 @@ RTDA_HD inline double ensf_prior_score(double z, double alpha, double xbar, doub
   return -(z - alpha * xbar) * inv_beta2;
 }
 
-// Paper mode's likelihood score of one dimension (science.md §4 paper): the linear part
+// Paper mode's likelihood score of one dimension (docs/science.md §4 paper): the linear part
 // lin_b − lin_a z, plus with arctan observations −(atan_a arctan(s_K z) − atan_b) ·
 // s_K/(1 + s_K² z²). The coefficients are sums over the dimension's observations
 // (ensf_add_paper_observation).
@@ -133,7 +133,7 @@ RTDA_HD inline void ensf_mean_spread(const double* x, std::size_t stride, std::s
   spread = std::sqrt(ss / static_cast<double>(members - 1));
 }
 
-// The working coordinate of a prior value and back (science.md §4: z = (x − μ)/s per
+// The working coordinate of a prior value and back (docs/science.md §4: z = (x − μ)/s per
 // dimension; a dimension without spread has inv_sd = 0 and stays at μ).
 RTDA_HD inline double ensf_to_working(double x, double mu, double inv_sd, bool normalize) {
   return normalize ? (x - mu) * inv_sd : x;

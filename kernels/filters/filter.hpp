@@ -28,7 +28,7 @@ struct ConstEnsembleView {
   std::span<const double> member(int m) const { return data.subspan(m * state_size, state_size); }
 };
 
-// Keys of all randomness an analysis draws (architecture.md §4).
+// Keys of all randomness an analysis draws (docs/architecture.md §4).
 struct AnalysisContext {
   std::uint64_t seed = 0;
   std::uint64_t cycle = 0;

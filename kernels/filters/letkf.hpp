@@ -14,6 +14,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -48,7 +49,7 @@ struct LetkfColumnStats {
 // level, and the cell offsets (relative to a grid point's cell) that can hold an observation
 // closer than L_h to that grid point. The offsets are the same for every grid point, so the
 // candidate search costs O(candidates) per column for any observation positions. Host-side
-// bookkeeping that every backend shares (letkf.cpp, hip/letkf_hip.hip).
+// bookkeeping that every backend shares (letkf_cpu.cpp, hip/letkf_hip.cpp).
 //
 // Candidate order of a column (i, j), the order every backend sums in: offsets in order,
 // within an offset level 0 then level 1, within a cell the observations in their order.
@@ -74,6 +75,17 @@ void letkf_check_columns(std::size_t prior_values, std::size_t hx_values, int me
                          const obs::ObservationSpace& obs, std::size_t col_begin,
                          std::size_t col_end, std::size_t posterior_values);
 
+// The whole-domain analysis of every backend (LetkfAnalysis::analyse and
+// hip::LetkfAnalysisHip's): `observe` fills hx ([member][obs], host) with h(x_b^(i)), then
+// the diagnostics are taken from it (innovation statistics of y − mean_i h(x_b^(i)) over all
+// observations, observations_used = count_used_observations) and `columns` runs the column
+// path over all N² columns, adding to the stats (extra["letkf_mean_local_obs"] is the mean
+// local count per element); `seconds` covers the whole call.
+AnalysisDiagnostics letkf_whole_domain(
+    const LetkfSettings& settings, const obs::ObservationSpace& obs, int members,
+    const std::function<void(std::span<double> hx)>& observe,
+    const std::function<void(std::span<const double> hx, LetkfColumnStats& stats)>& columns);
+
 class LetkfAnalysis final : public Filter {
  public:
   explicit LetkfAnalysis(LetkfSettings settings = {});  // validates
@@ -89,7 +101,8 @@ class LetkfAnalysis final : public Filter {
   AnalysisDiagnostics analyse(ConstEnsembleView prior, const obs::ObservationSpace& obs,
                               const AnalysisContext& ctx, EnsembleView posterior) override;
 
-  // The parallel unit, for callers that distribute columns (the MPI worker).
+  // The parallel unit, for callers that distribute columns (the MPI worker). The one CPU
+  // column path (letkf_cpu.cpp), and the oracle of the HIP kernel's parity tests.
   //   prior_cols, posterior_cols: [member][level][c - col_begin], 2 (col_end - col_begin)
   //     values per member; columns c = j N + i in [col_begin, col_end); they may alias.
   //   hx: [member][obs], h(x_b^(i)) for ALL observations of `obs` (from full member states).
@@ -97,15 +110,6 @@ class LetkfAnalysis final : public Filter {
   void analyse_columns(std::span<const double> prior_cols, std::span<const double> hx, int members,
                        const obs::ObservationSpace& obs, std::size_t col_begin, std::size_t col_end,
                        std::span<double> posterior_cols, LetkfColumnStats* stats = nullptr) const;
-
-  // Exactly what analyse_columns computes, through the arithmetic the HIP kernel runs
-  // (letkf_math.hpp: C summed per entry in candidate order, the round-robin Jacobi
-  // eigensolver instead of Eigen's QR iteration). The oracle of the HIP parity tests; agrees
-  // with analyse_columns to round-off (relative ~1e-12 on SQG-sized problems).
-  void analyse_columns_shared(std::span<const double> prior_cols, std::span<const double> hx,
-                              int members, const obs::ObservationSpace& obs, std::size_t col_begin,
-                              std::size_t col_end, std::span<double> posterior_cols,
-                              LetkfColumnStats* stats = nullptr) const;
 
   // Observations whose weight exceeds the cut-off for at least one grid element (all of them
   // without localization): the nearest grid point on the observation's own level decides.

@@ -1,6 +1,6 @@
 // LETKF arithmetic that the CPU "shared-arithmetic" path (LetkfAnalysis::analyse_columns_shared)
 // and the HIP kernel (hip/letkf_hip.hip) share: host/device functions on raw pointers
-// (core/hd.hpp). science.md §3, eq. 7–10.
+// (core/hd.hpp). docs/science.md §3, eq. 7–10.
 //
 // One element's local analysis, in the order both backends follow:
 //   1. candidates: observations in the cells around the column, each with ρ(d) (eq. 7);

@@ -1,5 +1,5 @@
 // Where an element of a rank's forecast members lands in the member → column transpose of
-// worker::DistributedEnsemble (architecture.md §5), as a device-safe function (core/hd.hpp),
+// worker::DistributedEnsemble (docs/architecture.md §5), as a device-safe function (core/hd.hpp),
 // so that the device-resident cycle (hip/cycle_hip.hip) packs and unpacks the MPI buffers on
 // the GPU in exactly the order DistributedEnsemble::to_columns / from_columns use on the host.
 //

@@ -1,4 +1,4 @@
-// Which backend a worker rank computes on: --device auto|cpu|hip (architecture.md §5).
+// Which backend a worker rank computes on: --device auto|cpu|hip (docs/architecture.md §6).
 //
 // One rank per GPU: a rank takes device (local rank modulo visible devices). `auto` picks HIP
 // when this build has the backend and a device is visible, and the CPU otherwise; the choice

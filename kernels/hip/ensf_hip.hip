@@ -1,8 +1,8 @@
-// HIP kernels of the EnSF reverse SDE (science.md §4, eq. 11–15) and the device-memory
+// HIP kernels of the EnSF reverse SDE (docs/science.md §4, eq. 11–15) and the device-memory
 // helpers of ensf_hip_kernels.hpp. Each kernel is a thin loop around the shared arithmetic
 // of filters/ensf_math.hpp and core/philox_hd.hpp, which the CPU filter runs too.
 //
-// Parallel layout (architecture.md §5: EnSF is element-wise except the Monte-Carlo score's
+// Parallel layout (docs/architecture.md §5: EnSF is element-wise except the Monte-Carlo score's
 // member distances):
 //   - element-wise work: one thread per (member, element) or per element; reductions over
 //     the members (means, spreads, the stopping rule's member mean) run inside one thread in

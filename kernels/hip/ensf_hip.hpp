@@ -1,4 +1,4 @@
-// EnSF on a HIP device (science.md §4; architecture.md §6): the same filter as
+// EnSF on a HIP device (docs/science.md §4; docs/architecture.md §6): the same filter as
 // filters::EnsfAnalysis, both modes, with every pseudo-time step on the GPU. A plain C++
 // header: g++ code includes it; the kernels live in ensf_hip.hip.
 //

@@ -72,7 +72,7 @@ class DeviceArray {
   std::size_t size_ = 0;
 };
 
-// ---- EnSF (science.md §4) ----
+// ---- EnSF (docs/science.md §4) ----
 
 // One slab analysis as the kernels see it: sizes, settings and device arrays. Layouts follow
 // ensf.cpp: ensembles members × dim, member-major; local element e is [level][c − c0]; the
@@ -125,7 +125,7 @@ struct EnsfDeviceStep {
   double alpha, inv_beta2, beta2, drift, sigma2, damp, dt, noise;
 };
 
-// mu, sd, inv_sd and x from prior (eq. per science.md §4 normalisation).
+// mu, sd, inv_sd and x from prior (eq. per docs/science.md §4 normalisation).
 void ensf_prior_statistics(const EnsfDeviceSlab& s);
 // Paper mode's lin_*/atan_* from the grid-point observations of each element.
 void ensf_paper_terms(const EnsfDeviceSlab& s);

@@ -1,10 +1,10 @@
-// Host side of the HIP LETKF (letkf_hip.hpp): checks, the observation cells and the
-// diagnostics are the CPU filter's (filters::letkf_check_columns, LetkfObservationCells,
-// count_used_observations); the arithmetic runs in letkf_hip.hip.
+// Host side of the HIP LETKF (letkf_hip.hpp): the device implementation of the column path.
+// Checks, the observation cells and the whole-domain analysis are the CPU filter's
+// (filters::letkf_check_columns, LetkfObservationCells, letkf_whole_domain); the arithmetic
+// runs in letkf_hip.hip.
 #include "hip/letkf_hip.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -191,46 +191,25 @@ AnalysisDiagnostics LetkfAnalysisHip::analyse_device(int members, const double* 
                                                      double* posterior_device) const {
 #if RTDA_HAVE_HIP
   using detail::DeviceArray;
-  const auto t0 = std::chrono::steady_clock::now();
   if (members < 2)
     throw std::invalid_argument("LETKF needs at least 2 members, got " + std::to_string(members));
   require_device("letkf (hip)");
   const int n = space.grid_n();
   const std::size_t state = 2 * static_cast<std::size_t>(n) * n;
   const std::size_t p = space.size();
-  const std::size_t k = static_cast<std::size_t>(members);
-
-  // y_b^(i) = h(x_b^(i)) per member on the device: nonlinear operators enter only here.
-  DeviceArray<double> hx(k * p, "h(x_b)");
-  observe_on_device(space, prior_device, state, members, hx.get());
-
-  AnalysisDiagnostics diag;
-  {
-    const std::vector<double> h = hx.download();
-    double sum = 0, sum2 = 0;
-    for (std::size_t o = 0; o < p; ++o) {
-      double mean = 0;
-      for (std::size_t m = 0; m < k; ++m)
-        mean += h[m * p + o];
-      const double innov = space.value()[o] - mean / static_cast<double>(k);
-      sum += innov;
-      sum2 += innov * innov;
-    }
-    if (p > 0) {
-      diag.innovation_mean = sum / static_cast<double>(p);
-      diag.innovation_rms = std::sqrt(sum2 / static_cast<double>(p));
-    }
-  }
-  diag.observations_used = filters::LetkfAnalysis(settings_).count_used_observations(space);
-
-  // The state layout [member][level][y][x] is the column layout for the whole domain.
-  filters::LetkfColumnStats stats;
-  analyse_columns_device(prior_device, hx.get(), members, space, 0, static_cast<std::size_t>(n) * n,
-                         posterior_device, &stats);
-  diag.extra["letkf_mean_local_obs"] =
-      stats.elements ? static_cast<double>(stats.local_observations) / stats.elements : 0.0;
-  diag.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return diag;
+  DeviceArray<double> hx(static_cast<std::size_t>(members) * p, "h(x_b)");
+  // The whole-domain analysis every backend shares; h(x) and the columns on the device.
+  return filters::letkf_whole_domain(
+      settings_, space, members,
+      [&](std::span<double> hx_host) {
+        observe_on_device(space, prior_device, state, members, hx.get());
+        if (!hx_host.empty()) detail::copy_to_host(hx_host.data(), hx.get(), hx_host.size_bytes());
+      },
+      [&](std::span<const double>, filters::LetkfColumnStats& stats) {
+        // The state layout [member][level][y][x] is the column layout for the whole domain.
+        analyse_columns_device(prior_device, hx.get(), members, space, 0,
+                               static_cast<std::size_t>(n) * n, posterior_device, &stats);
+      });
 #else
   (void)members;
   (void)prior_device;

@@ -1,7 +1,7 @@
-// HIP kernels of the LETKF (science.md §3, eq. 7–10): the observation operators and
+// HIP kernels of the LETKF (docs/science.md §3, eq. 7–10): the observation operators and
 // ensemble statistics, and the batched local analyses. Thin loops around the shared
-// arithmetic of filters/letkf_math.hpp, whose serial form LetkfAnalysis::analyse_columns_shared
-// runs on the CPU (the oracle of tests/hip/letkf_hip_test.cpp).
+// arithmetic of filters/letkf_math.hpp; tests/hip/letkf_replay.hpp replays this kernel's
+// sequence serially on the CPU (its oracle, held to LetkfAnalysis::analyse_columns).
 //
 // Batching: one work-group of 64 threads (one gfx90a wavefront) per grid column at a time,
 // a grid-stride loop over the columns of the batch. A column's work:

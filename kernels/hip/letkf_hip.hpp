@@ -1,11 +1,13 @@
-// LETKF on a HIP device (science.md §3; architecture.md §6): the local analyses of all grid
-// columns batched on the GPU, one work-group per column, with the round-robin Jacobi
+// LETKF on a HIP device (docs/science.md §3; docs/architecture.md §6): the local analyses of all
+// grid columns batched on the GPU, one work-group per column, with the round-robin Jacobi
 // eigensolver of filters/letkf_math.hpp in place of Eigen's QR iteration. A plain C++ header:
 // g++ code includes it; the kernels live in letkf_hip.hip.
 //
-// Results equal LetkfAnalysis::analyse_columns_shared (the same header functions on the CPU,
-// in the same summation order) to round-off, and LetkfAnalysis::analyse_columns (Eigen) to
-// the accuracy of two different eigensolvers (see tests/hip/letkf_hip_test.cpp).
+// Results equal the kernel's sequence replayed on the CPU (tests/hip/letkf_replay.hpp: the
+// same header functions in the same summation order) to round-off, and the CPU column path
+// LetkfAnalysis::analyse_columns to the accuracy of two eigensolvers and two summation orders
+// (see tests/hip/letkf_hip_test.cpp). The whole-domain analysis is filters::letkf_whole_domain
+// over this column path.
 //
 // Without a HIP device (or in a build without the backend) every analysis throws
 // std::runtime_error saying so; constructing the filter does not need a device.

@@ -8,7 +8,7 @@
 
 namespace rtda::hip::detail {
 
-// One batch of LETKF columns [c0, c1) as the kernel sees it (science.md §3, eq. 7–10).
+// One batch of LETKF columns [c0, c1) as the kernel sees it (docs/science.md §3, eq. 7–10).
 struct LetkfDeviceColumns {
   int n = 0;  // grid N
   int k = 0;  // members

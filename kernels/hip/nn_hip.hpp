@@ -1,4 +1,4 @@
-// The HIP kernels of the ViT surrogate's forward pass (architecture.md §6), behind a plain C++
+// The HIP kernels of the ViT surrogate's forward pass (docs/architecture.md §6), behind a plain C++
 // interface (no HIP headers here): device memory, a batched tiled SGEMM with a bias / GELU /
 // residual epilogue, row-wise layer norm and softmax, GELU, residual add, multi-head attention,
 // and the patch <-> state maps. The element arithmetic is surrogate/nn_math.hpp, shared with

@@ -1,4 +1,4 @@
-// The ViT surrogate's forward pass on a HIP device (architecture.md §6): the same function as
+// The ViT surrogate's forward pass on a HIP device (docs/architecture.md §6): the same function as
 // surrogate::Vit::forward (patch embedding, position embedding, pre-norm blocks, final norm,
 // head, unpatchify, plus the input when the model predicts increments), with the ensemble
 // resident on the device between the stages. Plain C++: no HIP headers.

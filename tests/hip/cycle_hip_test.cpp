@@ -70,7 +70,7 @@ Cycles run_cycles(const config::Config& cfg, const io::NatureRun& nature, const 
   for (int c = 0; c < cycles; ++c) {
     if (c > 0) engine.forecast_cycle();
     const double t = nature.times_seconds[static_cast<std::size_t>(c)];
-    io::ObservationSet set;
+    obs::ObservationSet set;
     obs::append_cycle_observations(cfg.model.sqg, nature.state(static_cast<std::size_t>(c)), t,
                                    static_cast<std::uint64_t>(c), experiment, observe, set);
     std::vector<double> truth;
@@ -141,7 +141,7 @@ TEST(CycleHip, DeviceTransposesAreTheHostOnes) {
     GTEST_SKIP() << "no HIP device present: device member <-> column transposes not checked ("
                  << why << ")";
   const auto p = test_support::make_filter_problem(12, 5, test_support::ObsLayout::kEveryPoint, 0,
-                                                   io::ObsOperator::kLinearK, 1.0, 7);
+                                                   obs::ObsOperator::kLinearK, 1.0, 7);
   DistributedEnsemble ens = loaded(p);
   std::vector<double> want;
   ens.to_columns(want);
@@ -180,7 +180,7 @@ TEST(CycleHip, DeviceObservationsAreTheHostOnes) {
   std::string why;
   if (device::hip_device_count(&why) == 0)
     GTEST_SKIP() << "no HIP device present: device h(x) not checked (" << why << ")";
-  for (const auto op : {io::ObsOperator::kLinearK, io::ObsOperator::kArctan}) {
+  for (const auto op : {obs::ObsOperator::kLinearK, obs::ObsOperator::kArctan}) {
     const auto p = test_support::make_filter_problem(16, 5, test_support::ObsLayout::kBetweenPoints,
                                                      300, op, 1.0, 8);
     DistributedEnsemble ens = loaded(p);
@@ -189,7 +189,7 @@ TEST(CycleHip, DeviceObservationsAreTheHostOnes) {
     dev.to_device();
     const std::vector<double> got = dev.observe_all(p.obs).download();
     ASSERT_EQ(got.size(), want.size());
-    const double tol = op == io::ObsOperator::kLinearK ? 1e-15 : 1e-14;  // of max(1, |h|)
+    const double tol = op == obs::ObsOperator::kLinearK ? 1e-15 : 1e-14;  // of max(1, |h|)
     for (std::size_t i = 0; i < want.size(); ++i)
       EXPECT_NEAR(got[i], want[i], tol * std::max(1.0, std::abs(want[i]))) << i;
   }

@@ -56,7 +56,7 @@ TEST(EnsfHip, PaperModeLinearMatchesCpu) {
     GTEST_SKIP() << "no HIP device present: EnSF paper-mode (linear obs) parity not run";
   expect_parity(EnsfSettings::paper(),
                 ts::make_filter_problem(32, 20, ts::ObsLayout::kEveryPoint, 0,
-                                        io::ObsOperator::kLinearK, 1.0, 201),
+                                        obs::ObsOperator::kLinearK, 1.0, 201),
                 1e-10);
 }
 
@@ -65,7 +65,7 @@ TEST(EnsfHip, PaperModeArctanMatchesCpu) {
     GTEST_SKIP() << "no HIP device present: EnSF paper-mode (arctan obs) parity not run";
   expect_parity(EnsfSettings::paper(),
                 ts::make_filter_problem(32, 20, ts::ObsLayout::kRandomPoints, 600,
-                                        io::ObsOperator::kArctan, 0.01, 202),
+                                        obs::ObsOperator::kArctan, 0.01, 202),
                 1e-10);
 }
 
@@ -77,7 +77,7 @@ TEST(EnsfHip, StandardModeMatchesCpu) {
   cfg.rtps = 0.3;
   expect_parity(cfg,
                 ts::make_filter_problem(16, 16, ts::ObsLayout::kBetweenPoints, 300,
-                                        io::ObsOperator::kLinearK, 1.0, 203),
+                                        obs::ObsOperator::kLinearK, 1.0, 203),
                 1e-8);
 }
 
@@ -90,7 +90,7 @@ TEST(EnsfHip, SlabsWithAReducerMatchTheWholeDomain) {
   auto cfg = EnsfSettings::standard();
   cfg.steps = 50;
   const auto p = ts::make_filter_problem(16, 12, ts::ObsLayout::kBetweenPoints, 200,
-                                         io::ObsOperator::kLinearK, 1.0, 204);
+                                         obs::ObsOperator::kLinearK, 1.0, 204);
   filters::EnsfReducer identity{[](std::span<double>) {}, [](std::span<double>) {}};
   EnsfAnalysisHip gpu(cfg);
   std::vector<double> a(p.prior.size()), b(p.prior.size());
@@ -104,7 +104,7 @@ TEST(EnsfHip, DeviceResidentEnsembleGivesTheHostResult) {
   if (rtda::device::hip_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: EnSF device-pointer entry point not run";
   const auto p = ts::make_filter_problem(16, 12, ts::ObsLayout::kEveryPoint, 0,
-                                         io::ObsOperator::kLinearK, 1.0, 205);
+                                         obs::ObsOperator::kLinearK, 1.0, 205);
   EnsfAnalysisHip host_path(EnsfSettings::paper()), device_path(EnsfSettings::paper());
   const Results a = run(host_path, p, {3, 8});
   detail::DeviceArray<double> ensemble(p.prior, "test ensemble");
@@ -115,7 +115,7 @@ TEST(EnsfHip, DeviceResidentEnsembleGivesTheHostResult) {
 TEST(EnsfHip, WithoutADeviceTheAnalysisSaysSo) {
   if (rtda::device::hip_device_count() > 0) GTEST_SKIP() << "a HIP device is present";
   const auto p = ts::make_filter_problem(8, 4, ts::ObsLayout::kEveryPoint, 0,
-                                         io::ObsOperator::kLinearK, 1.0, 206);
+                                         obs::ObsOperator::kLinearK, 1.0, 206);
   EnsfAnalysisHip gpu(EnsfSettings::paper());
   try {
     run(gpu, p, {1, 1});

@@ -236,7 +236,7 @@ void expect_bitwise(const std::vector<double>& a, const std::vector<double>& b) 
 
 TEST(EnsfKernelReplay, PaperModeLinearObservationsIsTheCpuFilterBitForBit) {
   const auto p = ts::make_filter_problem(16, 12, ts::ObsLayout::kEveryPoint, 0,
-                                         io::ObsOperator::kLinearK, 1.0, 101);
+                                         obs::ObsOperator::kLinearK, 1.0, 101);
   std::vector<double> spread;
   expect_bitwise(replay_device_ensf(EnsfSettings::paper(), p, {7, 3}, spread),
                  cpu_ensf(EnsfSettings::paper(), p, {7, 3}));
@@ -244,7 +244,7 @@ TEST(EnsfKernelReplay, PaperModeLinearObservationsIsTheCpuFilterBitForBit) {
 
 TEST(EnsfKernelReplay, PaperModeArctanObservationsIsTheCpuFilterBitForBit) {
   const auto p = ts::make_filter_problem(16, 10, ts::ObsLayout::kRandomPoints, 300,
-                                         io::ObsOperator::kArctan, 0.01, 102);
+                                         obs::ObsOperator::kArctan, 0.01, 102);
   std::vector<double> spread;
   expect_bitwise(replay_device_ensf(EnsfSettings::paper(), p, {9, 0}, spread),
                  cpu_ensf(EnsfSettings::paper(), p, {9, 0}));
@@ -256,7 +256,7 @@ TEST(EnsfKernelReplay, StandardModeWithOffGridObservationsIsTheCpuFilterBitForBi
   cfg.rtps = 0.5;
   cfg.spread_target = EnsfSpreadTarget::kPrior;
   const auto p = ts::make_filter_problem(16, 10, ts::ObsLayout::kBetweenPoints, 250,
-                                         io::ObsOperator::kLinearK, 1.0, 103);
+                                         obs::ObsOperator::kLinearK, 1.0, 103);
   std::vector<double> spread;
   expect_bitwise(replay_device_ensf(cfg, p, {5, 2}, spread), cpu_ensf(cfg, p, {5, 2}));
 }

@@ -11,7 +11,7 @@
 
 #include "../unit/observation_builders.hpp"
 #include "core/random.hpp"
-#include "io/observations_file.hpp"
+#include "obs/observation.hpp"
 #include "obs/observation_space.hpp"
 #include "sqg/sqg_params.hpp"
 
@@ -36,7 +36,7 @@ enum class ObsLayout {
 // every draw from RandomStream(seed, kTest, ...), so a problem is a pure function of its
 // arguments.
 inline FilterProblem make_filter_problem(int n, int members, ObsLayout layout, std::size_t count,
-                                         io::ObsOperator op, double sigma, std::uint64_t seed) {
+                                         obs::ObsOperator op, double sigma, std::uint64_t seed) {
   FilterProblem p;
   p.grid.N = n;
   p.members = members;
@@ -64,7 +64,7 @@ inline FilterProblem make_filter_problem(int n, int members, ObsLayout layout, s
   const double s_k = p.grid.kelvin_per_pv();
   const double dx = p.grid.dx_m();
   RandomStream u(seed, RandomPurpose::kTest, 14, 0);
-  io::ObservationSet set;
+  obs::ObservationSet set;
   const std::size_t total = layout == ObsLayout::kEveryPoint ? state : count;
   for (std::size_t o = 0; o < total; ++o) {
     int level;
@@ -94,9 +94,9 @@ inline FilterProblem make_filter_problem(int n, int members, ObsLayout layout, s
     };
     const double q = (1 - ax) * (1 - ay) * at(i0, j0) + ax * (1 - ay) * at(i0 + 1, j0) +
                      (1 - ax) * ay * at(i0, j0 + 1) + ax * ay * at(i0 + 1, j0 + 1);
-    double h = op == io::ObsOperator::kLinearK  ? s_k * q
-               : op == io::ObsOperator::kArctan ? std::atan(s_k * q)
-                                                : q;
+    double h = op == obs::ObsOperator::kLinearK  ? s_k * q
+               : op == obs::ObsOperator::kArctan ? std::atan(s_k * q)
+                                                 : q;
     h += sigma * u.normal(4 * o + 3);
     set.push_back(test_support::observation(x_m, y_m, level, h, op, sigma, o));
   }

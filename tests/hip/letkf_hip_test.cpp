@@ -1,17 +1,18 @@
-// Parity of the HIP LETKF (hip/letkf_hip.hpp) with the CPU: against
-// LetkfAnalysis::analyse_columns_shared, which runs the kernel's header functions in the
-// kernel's order (letkf_math_test.cpp holds that path to the Eigen one), and against the
-// Eigen path itself. Skips, saying what it skips, when no HIP device is present.
+// Parity of the HIP LETKF (hip/letkf_hip.hpp) with the CPU: against the kernel's sequence
+// replayed on the CPU (letkf_replay.hpp: the kernel's header functions in the kernel's order;
+// letkf_math_test.cpp holds it to the CPU column path), and against the CPU column path
+// LetkfAnalysis::analyse_columns itself. Skips, saying what it skips, when no HIP device is
+// present.
 //
-// Tolerances (relative to the value, floor 1 m/s). Kernel vs shared path: the same operations
+// Tolerances (relative to the value, floor 1 m/s). Kernel vs replay: the same operations
 // in the same order; differences come only from device operations that are not correctly
 // rounded (double √ in the Jacobi rotations, the spreads and the transform; atan of arctan
 // operators), a few ulps each. A few-ulp change of a rotation moves the eigenvalues by
 // O(ε ‖C‖) and a small eigenvalue's gain 1/(λ + k − 1) by O(ε ‖C‖ / (k − 1)) relative:
 // ~1e-14 for σ_o = 1 K linear observations (‖C‖ ~ 1e3) -> tolerance 1e-12; ~1e-10 for
-// σ_o = 0.01 arctan ones (‖C‖ ~ 1e7) -> 1e-9. Kernel vs Eigen: the same bound plus the two
-// eigensolvers' round-off, 1e-10 and 1e-9, the bounds letkf_math_test.cpp holds the CPU's
-// shared path to.
+// σ_o = 0.01 arctan ones (‖C‖ ~ 1e7) -> 1e-9. Kernel vs the CPU path: the same bound plus
+// the two paths' different summation orders and eigensolvers, 1e-10 and 1e-9, the bounds
+// letkf_math_test.cpp holds the replay to.
 #include "hip/letkf_hip.hpp"
 
 #include <gtest/gtest.h>
@@ -22,6 +23,7 @@
 #include "filters/letkf.hpp"
 #include "hip/device.hpp"
 #include "hip/ensf_hip_kernels.hpp"
+#include "letkf_replay.hpp"
 
 namespace rtda::hip {
 namespace {
@@ -36,20 +38,20 @@ std::vector<double> hx_of(const ts::FilterProblem& p) {
   return hx;
 }
 
-void expect_parity(const filters::LetkfSettings& s, const ts::FilterProblem& p, double tol_shared,
-                   double tol_eigen) {
+void expect_parity(const filters::LetkfSettings& s, const ts::FilterProblem& p, double tol_replay,
+                   double tol_cpu) {
   const filters::LetkfAnalysis cpu(s);
   const LetkfAnalysisHip gpu(s);
   const auto hx = hx_of(p);
   const std::size_t n2 = p.state() / 2;
-  std::vector<double> shared(p.prior.size()), eigen(p.prior.size()), device(p.prior.size());
-  filters::LetkfColumnStats shared_stats, device_stats;
-  cpu.analyse_columns_shared(p.prior, hx, p.members, p.obs, 0, n2, shared, &shared_stats);
-  cpu.analyse_columns(p.prior, hx, p.members, p.obs, 0, n2, eigen);
+  std::vector<double> replay(p.prior.size()), host(p.prior.size()), device(p.prior.size());
+  filters::LetkfColumnStats cpu_stats, device_stats;
+  filters::letkf_kernel_replay(s, p.prior, hx, p.members, p.obs, 0, n2, replay);
+  cpu.analyse_columns(p.prior, hx, p.members, p.obs, 0, n2, host, &cpu_stats);
   gpu.analyse_columns(p.prior, hx, p.members, p.obs, 0, n2, device, &device_stats);
-  EXPECT_EQ(device_stats.local_observations, shared_stats.local_observations);
-  EXPECT_LT(ts::max_relative_difference(device, shared, 1.0), tol_shared);
-  EXPECT_LT(ts::max_relative_difference(device, eigen, 1.0), tol_eigen);
+  EXPECT_EQ(device_stats.local_observations, cpu_stats.local_observations);
+  EXPECT_LT(ts::max_relative_difference(device, replay, 1.0), tol_replay);
+  EXPECT_LT(ts::max_relative_difference(device, host, 1.0), tol_cpu);
 }
 
 TEST(LetkfHip, LocalizedLinearAnalysisMatchesCpu) {
@@ -60,7 +62,7 @@ TEST(LetkfHip, LocalizedLinearAnalysisMatchesCpu) {
   s.rtps = 0.3;
   expect_parity(s,
                 ts::make_filter_problem(32, 20, ts::ObsLayout::kBetweenPoints, 500,
-                                        io::ObsOperator::kLinearK, 1.0, 301),
+                                        obs::ObsOperator::kLinearK, 1.0, 301),
                 1e-12, 1e-10);
 }
 
@@ -72,7 +74,7 @@ TEST(LetkfHip, ArctanObservationsAndOddMembersMatchCpu) {
   s.rtps = 0.8;
   expect_parity(s,
                 ts::make_filter_problem(16, 15, ts::ObsLayout::kRandomPoints, 300,
-                                        io::ObsOperator::kArctan, 0.01, 302),
+                                        obs::ObsOperator::kArctan, 0.01, 302),
                 1e-9, 1e-9);
 }
 
@@ -83,7 +85,7 @@ TEST(LetkfHip, LargeEnsembleUsesTheGlobalWorkspaceAndMatchesCpu) {
   s.localization_radius_km = 3000;
   expect_parity(s,
                 ts::make_filter_problem(16, 64, ts::ObsLayout::kBetweenPoints, 300,
-                                        io::ObsOperator::kLinearK, 1.0, 303),
+                                        obs::ObsOperator::kLinearK, 1.0, 303),
                 1e-12, 1e-10);
 }
 
@@ -93,7 +95,7 @@ TEST(LetkfHip, WholeDomainOnDeviceMatchesCpuAnalyse) {
   filters::LetkfSettings s;
   s.localization_radius_km = 2200;
   const auto p = ts::make_filter_problem(32, 20, ts::ObsLayout::kBetweenPoints, 400,
-                                         io::ObsOperator::kLinearK, 1.0, 304);
+                                         obs::ObsOperator::kLinearK, 1.0, 304);
   filters::LetkfAnalysis cpu(s);
   std::vector<double> expected(p.prior.size());
   const auto cd =
@@ -110,7 +112,7 @@ TEST(LetkfHip, WholeDomainOnDeviceMatchesCpuAnalyse) {
 TEST(LetkfHip, WithoutADeviceTheAnalysisSaysSo) {
   if (rtda::device::hip_device_count() > 0) GTEST_SKIP() << "a HIP device is present";
   const auto p = ts::make_filter_problem(8, 4, ts::ObsLayout::kEveryPoint, 0,
-                                         io::ObsOperator::kLinearK, 1.0, 305);
+                                         obs::ObsOperator::kLinearK, 1.0, 305);
   LetkfAnalysisHip gpu;
   std::vector<double> post(p.prior.size());
   EXPECT_THROW(

@@ -1,7 +1,7 @@
-// The LETKF arithmetic shared by the CPU's shared-arithmetic path and the HIP kernel
-// (filters/letkf_math.hpp): the round-robin Jacobi eigensolver against Eigen, and
-// LetkfAnalysis::analyse_columns_shared (those header functions in the kernel's order)
-// against the Eigen-based analyse_columns. Runs on the CPU.
+// The LETKF arithmetic of the HIP kernel (filters/letkf_math.hpp): the round-robin Jacobi
+// eigensolver against Eigen, and the kernel's sequence replayed on the CPU (letkf_replay.hpp:
+// those header functions in the kernel's order) against the CPU column path
+// LetkfAnalysis::analyse_columns. Runs on the CPU.
 #include "filters/letkf_math.hpp"
 
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include "core/random.hpp"
 #include "filter_problems.hpp"
 #include "filters/letkf.hpp"
+#include "letkf_replay.hpp"
 
 namespace rtda::filters {
 namespace {
@@ -145,69 +146,69 @@ std::vector<double> hx_of(const ts::FilterProblem& p) {
   return hx;
 }
 
-// Shared path vs Eigen path: the same mathematics with different summation orders (rank
-// updates vs per-entry sums) and eigensolvers (QR iteration vs Jacobi), both backward stable
-// in double precision. Each eigenvalue carries an absolute error of O(ε ‖C‖), which moves
-// the gain 1/(λ + k − 1) of a small eigenvalue by O(ε ‖C‖ / (k − 1)) relative. For σ_o = 1 K
-// linear observations ‖C‖ is O(1e3) and the analyses agree to ~1e-13: tolerance 1e-10 of
-// the value (m/s values of O(1e3), floor 1). For σ_o = 0.01 arctan observations ‖C‖ reaches
+// Kernel replay vs the CPU column path: the same mathematics with different summation
+// orders (per-entry sums over the candidates vs sums per observation group, combined with
+// the vertical factor) and eigensolvers (Jacobi vs tridiagonal QR), both backward stable in
+// double precision. Each eigenvalue carries an absolute error of O(ε ‖C‖), which moves the
+// gain 1/(λ + k − 1) of a small eigenvalue by O(ε ‖C‖ / (k − 1)) relative. For σ_o = 1 K
+// linear observations ‖C‖ is O(1e3) and the analyses agree to ~1e-13: tolerance 1e-10 of the
+// value (m/s values of O(1e3), floor 1). For σ_o = 0.01 arctan observations ‖C‖ reaches
 // O(1e7) (deviations in radians over σ² = 1e-4), i.e. ~1e-10 expected: tolerance 1e-9.
-void expect_shared_matches_eigen(const LetkfSettings& settings, const ts::FilterProblem& p,
-                                 double tol) {
+void expect_replay_matches_cpu(const LetkfSettings& settings, const ts::FilterProblem& p,
+                               double tol) {
   const LetkfAnalysis letkf(settings);
   const auto hx = hx_of(p);
   const std::size_t n2 = p.state() / 2;
-  std::vector<double> eigen_post(p.prior.size()), shared_post(p.prior.size());
-  LetkfColumnStats eigen_stats, shared_stats;
-  letkf.analyse_columns(p.prior, hx, p.members, p.obs, 0, n2, eigen_post, &eigen_stats);
-  letkf.analyse_columns_shared(p.prior, hx, p.members, p.obs, 0, n2, shared_post, &shared_stats);
-  EXPECT_EQ(eigen_stats.elements, shared_stats.elements);
-  EXPECT_EQ(eigen_stats.local_observations, shared_stats.local_observations);
-  EXPECT_LT(ts::max_relative_difference(shared_post, eigen_post, 1.0), tol);
+  std::vector<double> cpu_post(p.prior.size()), replay_post(p.prior.size());
+  LetkfColumnStats cpu_stats, replay_stats;
+  letkf.analyse_columns(p.prior, hx, p.members, p.obs, 0, n2, cpu_post, &cpu_stats);
+  letkf_kernel_replay(settings, p.prior, hx, p.members, p.obs, 0, n2, replay_post, &replay_stats);
+  EXPECT_EQ(cpu_stats.elements, replay_stats.elements);
+  EXPECT_EQ(cpu_stats.local_observations, replay_stats.local_observations);
+  EXPECT_LT(ts::max_relative_difference(replay_post, cpu_post, 1.0), tol);
   // The analysis did something: it is not the prior.
-  EXPECT_GT(ts::max_relative_difference(shared_post, p.prior, 1.0), 1e-3);
+  EXPECT_GT(ts::max_relative_difference(replay_post, p.prior, 1.0), 1e-3);
 }
 
-TEST(LetkfSharedArithmetic, MatchesTheEigenPathWithLocalizationAndRtps) {
+TEST(LetkfKernelReplay, MatchesTheCpuPathWithLocalizationAndRtps) {
   LetkfSettings s;
   s.localization_radius_km = 3000;
   s.rtps = 0.3;
-  expect_shared_matches_eigen(s,
-                              ts::make_filter_problem(16, 16, ts::ObsLayout::kBetweenPoints, 400,
-                                                      io::ObsOperator::kLinearK, 1.0, 11),
-                              1e-10);
+  expect_replay_matches_cpu(s,
+                            ts::make_filter_problem(16, 16, ts::ObsLayout::kBetweenPoints, 400,
+                                                    obs::ObsOperator::kLinearK, 1.0, 11),
+                            1e-10);
 }
 
-TEST(LetkfSharedArithmetic, MatchesTheEigenPathForArctanObservationsAndOddMembers) {
+TEST(LetkfKernelReplay, MatchesTheCpuPathForArctanObservationsAndOddMembers) {
   LetkfSettings s;
   s.localization_radius_km = 2800;
   s.rtps = 0.8;
-  expect_shared_matches_eigen(s,
-                              ts::make_filter_problem(16, 13, ts::ObsLayout::kRandomPoints, 300,
-                                                      io::ObsOperator::kArctan, 0.01, 12),
-                              1e-9);
+  expect_replay_matches_cpu(s,
+                            ts::make_filter_problem(16, 13, ts::ObsLayout::kRandomPoints, 300,
+                                                    obs::ObsOperator::kArctan, 0.01, 12),
+                            1e-9);
 }
 
-TEST(LetkfSharedArithmetic, MatchesTheEigenPathWithoutLocalization) {
+TEST(LetkfKernelReplay, MatchesTheCpuPathWithoutLocalization) {
   LetkfSettings s;
   s.localize = false;
   s.rtps = 0.0;
-  expect_shared_matches_eigen(s,
-                              ts::make_filter_problem(8, 10, ts::ObsLayout::kRandomPoints, 60,
-                                                      io::ObsOperator::kIdentity, 300.0, 13),
-                              1e-10);
+  expect_replay_matches_cpu(s,
+                            ts::make_filter_problem(8, 10, ts::ObsLayout::kRandomPoints, 60,
+                                                    obs::ObsOperator::kIdentity, 300.0, 13),
+                            1e-10);
 }
 
-TEST(LetkfSharedArithmetic, ColumnSplitDoesNotChangeTheAnalysisBitwise) {
+TEST(LetkfKernelReplay, ColumnSplitDoesNotChangeTheAnalysisBitwise) {
   LetkfSettings s;
   s.localization_radius_km = 3000;
   const auto p = ts::make_filter_problem(16, 12, ts::ObsLayout::kBetweenPoints, 300,
-                                         io::ObsOperator::kLinearK, 1.0, 14);
-  const LetkfAnalysis letkf(s);
+                                         obs::ObsOperator::kLinearK, 1.0, 14);
   const auto hx = hx_of(p);
   const std::size_t n2 = p.state() / 2;
   std::vector<double> whole(p.prior.size());
-  letkf.analyse_columns_shared(p.prior, hx, p.members, p.obs, 0, n2, whole);
+  letkf_kernel_replay(s, p.prior, hx, p.members, p.obs, 0, n2, whole);
   const std::size_t cut = 77;  // an arbitrary split
   for (auto [c0, c1] : {std::pair<std::size_t, std::size_t>{0, cut}, {cut, n2}}) {
     const std::size_t nc = c1 - c0;
@@ -216,7 +217,7 @@ TEST(LetkfSharedArithmetic, ColumnSplitDoesNotChangeTheAnalysisBitwise) {
       for (std::size_t lev = 0; lev < 2; ++lev)
         for (std::size_t c = 0; c < nc; ++c)
           in[(m * 2 + lev) * nc + c] = p.prior[m * p.state() + lev * n2 + c0 + c];
-    letkf.analyse_columns_shared(in, hx, p.members, p.obs, c0, c1, out);
+    letkf_kernel_replay(s, in, hx, p.members, p.obs, c0, c1, out);
     for (int m = 0; m < p.members; ++m)
       for (std::size_t lev = 0; lev < 2; ++lev)
         for (std::size_t c = 0; c < nc; ++c)

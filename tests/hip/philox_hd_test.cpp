@@ -1,6 +1,6 @@
 // core/philox_hd.hpp, the host/device form of NormalBatchStream's generator: the HIP EnSF
 // draws its noise through it, so it must give NormalBatchStream's numbers bit for bit
-// (architecture.md §4: results independent of the backend). Runs on the CPU.
+// (docs/architecture.md §4: results independent of the backend). Runs on the CPU.
 #include "core/philox_hd.hpp"
 
 #include <gtest/gtest.h>

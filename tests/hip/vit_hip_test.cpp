@@ -1,5 +1,5 @@
 // The whole ViT forward pass on a HIP device (hip::VitForwardHip) against the CPU model
-// (surrogate::Vit::forward): a small model, the default model (science.md §5's CPU probe)
+// (surrogate::Vit::forward): a small model, the default model (docs/science.md §5's CPU probe)
 // with a batch of 3, the device-pointer entry point, the weight re-upload that online
 // training needs, and buffer reuse across batch sizes. The parity tests skip, saying what they
 // skip, when no HIP device is present.

@@ -1,4 +1,4 @@
-// EnSF (science.md §4, eq. 11–15): coefficient functions, the two score estimators, the
+// EnSF (docs/science.md §4, eq. 11–15): coefficient functions, the two score estimators, the
 // linear-Gaussian limit of standard mode, the paper mode's stopping rule, spread target and
 // reproduction anchor, determinism and the bitwise independence of the slab split.
 #include "filters/ensf.hpp"
@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <barrier>
 #include <cmath>
+#include <cstring>
 #include <thread>
 #include <vector>
 
 #include "core/normal_batch.hpp"
 #include "core/random.hpp"
+#include "filters/ensf_noise.hpp"
 #include "obs/observation_space.hpp"
 #include "sqg/sqg_params.hpp"
 
@@ -33,13 +35,13 @@ sqg::SqgParams grid_of(int n) {
 // One observation per listed state element (global index level·N² + j·N + i), at the grid
 // point; value from `truth` through the operator plus N(0, σ²) noise drawn from `seed`.
 obs::ObservationSpace observe_points(const sqg::SqgParams& g, const std::vector<double>& truth,
-                                     const std::vector<std::size_t>& elements, io::ObsOperator op,
+                                     const std::vector<std::size_t>& elements, obs::ObsOperator op,
                                      double sigma, std::uint64_t seed) {
-  io::ObservationSet set;
+  obs::ObservationSet set;
   const std::size_t n2 = static_cast<std::size_t>(g.N) * g.N;
   RandomStream noise(seed, RandomPurpose::kTest, 99, 0);
   for (std::size_t e : elements) {
-    io::Observation o;
+    obs::Observation o;
     o.level = static_cast<int>(e / n2);
     o.x_m = static_cast<double>(e % n2 % g.N) * g.dx_m();
     o.y_m = static_cast<double>(e % n2 / g.N) * g.dx_m();
@@ -217,7 +219,7 @@ TEST(EnsfStandard, StandardModeApproachesKalmanPosteriorInLinearGaussianCase) {
   const std::vector<double> truth(dim, 0.0);
   const std::vector<double> prior = make_prior(truth, members, 0.0, 1.0, 11);
   const obs::ObservationSpace o = observe_points(g, std::vector<double>(dim, 1.0), all_elements(g),
-                                                 io::ObsOperator::kIdentity, 1.0, 12);
+                                                 obs::ObsOperator::kIdentity, 1.0, 12);
   EnsfAnalysis f(EnsfSettings::standard());
   std::vector<double> post;
   run(f, prior, members, o, {5, 0}, post);
@@ -255,7 +257,7 @@ struct PaperCase {
   obs::ObservationSpace obs;
 };
 
-// Prior RMSE ≈ 1.38 K, spread ≈ 3.28 K (science.md §4's prior), linear_K σ_o = 1 K. The
+// Prior RMSE ≈ 1.38 K, spread ≈ 3.28 K (docs/science.md §4's prior), linear_K σ_o = 1 K. The
 // member mean's error is bias + the mean of 20 deviations (3.28/√20 K), so the bias takes
 // the rest: √(1.38² − 3.28²/20) K.
 PaperCase paper_case(int n, const std::vector<std::size_t>* elements = nullptr) {
@@ -268,7 +270,7 @@ PaperCase paper_case(int n, const std::vector<std::size_t>* elements = nullptr) 
   c.prior = make_prior(c.truth, c.members, std::sqrt(1.38 * 1.38 - 3.28 * 3.28 / 20) / s_k,
                        3.28 / s_k, 4);
   c.obs = observe_points(c.g, c.truth, elements ? *elements : all_elements(c.g),
-                         io::ObsOperator::kLinearK, 1.0, 5);
+                         obs::ObsOperator::kLinearK, 1.0, 5);
   return c;
 }
 
@@ -393,11 +395,11 @@ TEST(EnsfPaper, SlabSplitGivesBitwiseSameAnalysis) {
 
 TEST(EnsfPaper, RefusesObservationsBetweenGridPoints) {
   PaperCase c = paper_case(8);
-  io::ObservationSet set;
-  io::Observation o;
+  obs::ObservationSet set;
+  obs::Observation o;
   o.x_m = 0.5 * c.g.dx_m();
   o.value = 1.0;
-  o.op = io::ObsOperator::kLinearK;
+  o.op = obs::ObsOperator::kLinearK;
   o.id = 77;
   set.push_back(o);
   const obs::ObservationSpace off(c.g, set);
@@ -413,7 +415,7 @@ TEST(EnsfPaper, RefusesObservationsBetweenGridPoints) {
 }
 
 TEST(EnsfPaper, ReproducesPublishedErrorReductionOnSyntheticPrior) {
-  // science.md §4: a 20-member N = 64 prior with RMSE 1.38 K and spread 3.28 K, every point
+  // docs/science.md §4: a 20-member N = 64 prior with RMSE 1.38 K and spread 3.28 K, every point
   // observed (linear_K, σ_o = 1 K) gave an analysis-mean RMSE of 0.866 K after ≈ 280–320
   // steps. Paper mode treats dimensions independently, so a prior with the same per-point
   // statistics is a fair analogue (the real prior is not exactly Gaussian, hence no exact
@@ -447,9 +449,9 @@ TEST(EnsfPaper, ReproducesPublishedErrorReductionOnSyntheticPrior) {
 TEST(EnsfStandard, SlabSplitOfWholeRowsGivesBitwiseSameAnalysis) {
   // Include observations between grid points so the stencil exchange is exercised.
   PaperCase c = paper_case(8);
-  io::ObservationSet set;
+  obs::ObservationSet set;
   for (int k = 0; k < 40; ++k) {
-    io::Observation o;
+    obs::Observation o;
     o.level = k % 2;
     o.x_m = (0.37 + 1.9 * k) * c.g.dx_m();
     o.y_m = (0.61 + 0.43 * k) * c.g.dx_m();
@@ -457,7 +459,7 @@ TEST(EnsfStandard, SlabSplitOfWholeRowsGivesBitwiseSameAnalysis) {
       o.x_m -= c.g.L_m;
     o.value = 1.0 + 0.01 * k;
     o.error_sd = 1.0;
-    o.op = k % 3 == 0 ? io::ObsOperator::kArctan : io::ObsOperator::kLinearK;
+    o.op = k % 3 == 0 ? obs::ObsOperator::kArctan : obs::ObsOperator::kLinearK;
     o.id = k;
     set.push_back(o);
   }
@@ -483,13 +485,13 @@ TEST(EnsfStandard, OffGridObservationPullsItsStencilPointsTowardIt) {
   // with an analysis on the same noise without the observation.
   PaperCase c = paper_case(8);
   const std::size_t dim = c.truth.size();
-  io::ObservationSet set;
-  io::Observation ob;
+  obs::ObservationSet set;
+  obs::Observation ob;
   ob.x_m = 2.25 * c.g.dx_m();
   ob.y_m = 3.5 * c.g.dx_m();
   ob.value = 20.0;  // far above the prior (K)
   ob.error_sd = 0.5;
-  ob.op = io::ObsOperator::kLinearK;
+  ob.op = obs::ObsOperator::kLinearK;
   set.push_back(ob);
   const obs::ObservationSpace o(c.g, set);
   std::vector<double> grad(dim), state(c.prior.begin(), c.prior.begin() + dim);
@@ -503,7 +505,7 @@ TEST(EnsfStandard, OffGridObservationPullsItsStencilPointsTowardIt) {
   EnsfAnalysis f1(s), f2(s);
   std::vector<double> with, without;
   run(f1, c.prior, c.members, o, {1, 0}, with);
-  run(f2, c.prior, c.members, obs::ObservationSpace(c.g, io::ObservationSet{}), {1, 0}, without);
+  run(f2, c.prior, c.members, obs::ObservationSpace(c.g, obs::ObservationSet{}), {1, 0}, without);
   for (std::size_t e = 0; e < dim; ++e) {
     if (grad[e] == 0.0) continue;
     double mw, sw, mo, so;
@@ -559,6 +561,34 @@ TEST(NormalBatchStream, BlocksAreRandom123Philox4x32AndFillsAreRandomAccess) {
                std::out_of_range);
 }
 
+// The EnSF draws its noise through EnsfNoiseStream (the vector form of the generator); it
+// must give NormalBatchStream's numbers bit for bit, at any start and length (the runs of a
+// slab start anywhere), for keys and counters across their ranges.
+TEST(EnsfNoiseStream, IsNormalBatchStreamBitForBitOnAnyRun) {
+  RandomStream pick(20240712, RandomPurpose::kTest, 21, 0);  // every draw derives from it
+  std::size_t compared = 0;
+  for (int draw = 0; draw < 400; ++draw) {
+    const auto u = [&](int i) { return pick.uniform(8 * static_cast<std::uint64_t>(draw) + i); };
+    const auto seed = static_cast<std::uint64_t>(u(0) * 1e18);
+    const auto cycle = static_cast<std::uint64_t>(u(1) * 4294967295.0);
+    const auto member = static_cast<std::uint64_t>(u(2) * 64);
+    const auto row = static_cast<std::uint32_t>(u(3) * 1000);
+    const auto first = static_cast<std::uint64_t>(u(4) * 200000);
+    const auto count = static_cast<std::size_t>(u(5) * 700);
+    const NormalBatchStream reference(seed, RandomPurpose::kEnsfNoise, cycle, member);
+    const EnsfNoiseStream noise(seed, cycle, member);
+    std::vector<double> expected(count), got(count);
+    reference.fill(row, first, expected);
+    noise.fill(row, first, got.data(), count);
+    for (std::size_t j = 0; j < count; ++j)
+      ASSERT_EQ(std::memcmp(&got[j], &expected[j], sizeof(double)), 0)
+          << "seed " << seed << " cycle " << cycle << " member " << member << " row " << row
+          << " column " << first + j;
+    compared += count;
+  }
+  EXPECT_GT(compared, 100000u);
+}
+
 TEST(NormalBatchStream, MomentsAreStandardNormal) {
   // 2^20 numbers: the mean has sd 1e-3, the variance 1.4e-3, the kurtosis ~5e-3; bounds are
   // about 5 sd.
@@ -594,13 +624,13 @@ TEST(EnsfPaper, SaturatedArctanObservationDoesNotThrowTheAnalysisAway) {
   const std::size_t dim = grid.state_size();
   std::vector<double> prior(members * dim);
   RandomStream(5, RandomPurpose::kTest).fill_normal(prior, 0.0, 1000.0);
-  io::ObservationSet set;
-  io::Observation o;
+  obs::ObservationSet set;
+  obs::Observation o;
   o.x_m = 3 * grid.dx_m();
   o.y_m = 2 * grid.dx_m();
   o.value = 1.575;
   o.error_sd = 0.01;
-  o.op = io::ObsOperator::kArctan;
+  o.op = obs::ObsOperator::kArctan;
   set.push_back(o);
   const obs::ObservationSpace space(grid, set);
   EnsfAnalysis ensf(EnsfSettings::paper());

@@ -19,7 +19,7 @@
 namespace rtda::filters {
 namespace {
 
-using io::ObsOperator;
+using obs::ObsOperator;
 
 constexpr std::uint64_t kSeed = 20240712;
 
@@ -42,10 +42,10 @@ std::vector<double> random_ensemble(const sqg::SqgParams& p, int members, double
 }
 
 // `count` observations at random positions (grid points when on_grid) on random levels.
-io::ObservationSet random_observations(const sqg::SqgParams& p, std::size_t count, bool on_grid,
-                                       ObsOperator op, double sd, std::uint64_t seed) {
+obs::ObservationSet random_observations(const sqg::SqgParams& p, std::size_t count, bool on_grid,
+                                        ObsOperator op, double sd, std::uint64_t seed) {
   RandomStream u(seed, RandomPurpose::kTest, 1);
-  io::ObservationSet set;
+  obs::ObservationSet set;
   for (std::size_t o = 0; o < count; ++o) {
     double x = u.uniform(4 * o) * p.L_m;
     double y = u.uniform(4 * o + 1) * p.L_m;
@@ -87,7 +87,7 @@ void moments(const std::vector<double>& ens, int k, std::size_t state, Eigen::Ve
 
 // ---------------------------------------------------------------- localization (eq. 7)
 
-// The piecewise formula of science.md eq. 7, written out term by term (independent of the
+// The piecewise formula of docs/science.md eq. 7, written out term by term (independent of the
 // Horner form in localization.cpp).
 double gc_reference(double r) {
   if (r <= 1) {
@@ -243,7 +243,7 @@ TEST(Letkf, NonlinearOperatorEntersOnlyThroughMemberImages) {
   const std::size_t state = p.state_size();
   const int i0 = 3, j0 = 5;
   const double sd = 0.01;
-  io::ObservationSet set;
+  obs::ObservationSet set;
   set.push_back(observation(i0 * p.dx_m(), j0 * p.dx_m(), 0, 0.3, ObsOperator::kArctan, sd));
   const obs::ObservationSpace space(p, set);
   auto prior = random_ensemble(p, k, 60.0, kSeed + 2);  // s q ~ 0.2: arctan clearly nonlinear
@@ -291,7 +291,7 @@ TEST(Letkf, NonlinearOperatorEntersOnlyThroughMemberImages) {
   EXPECT_GT(std::abs(h_of_mean - ybar), 1e-4);
 }
 
-// The equations of science.md §3 applied literally, element by element: candidates from all
+// The equations of docs/science.md §3 applied literally, element by element: candidates from all
 // observations, weights of eq. 7, C and its eigendecomposition (eq. 8), W (eq. 9), then RTPS
 // (eq. 10). The oracle for the optimised column code.
 std::vector<double> naive_letkf(const std::vector<double>& prior, int k,
@@ -368,7 +368,7 @@ TEST(Letkf, LocalizedAnalysisMatchesTheEquationsAppliedElementByElement) {
   const int k = 8;
   const auto prior = random_ensemble(p, k, 1.0, kSeed + 14);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 14));
-  io::ObservationSet set =
+  obs::ObservationSet set =
       random_observations(p, 150, false, ObsOperator::kIdentity, 0.4, kSeed + 15);
   const auto more = random_observations(p, 150, true, ObsOperator::kArctan, 0.3, kSeed + 16);
   for (std::size_t o = 0; o < more.size(); ++o)
@@ -403,9 +403,9 @@ TEST(Letkf, ObservationBeyondTheRadiusHasNoEffectOnAnElement) {
   const std::size_t state = p.state_size();
   const double dx = p.dx_m();
   const auto prior = random_ensemble(p, k, 1.0, kSeed + 3);
-  io::ObservationSet near_only;
+  obs::ObservationSet near_only;
   near_only.push_back(observation(4.3 * dx, 4.6 * dx, 0, 1.0));
-  io::ObservationSet both = near_only;
+  obs::ObservationSet both = near_only;
   both.push_back(observation(6 * dx, 4 * dx, 1, -1.0));  // d = 2 dx = 2500 km > L_h from (4, 4)
   LetkfAnalysis letkf;
   const auto a = analyse(letkf, prior, k, obs::ObservationSpace(p, near_only));
@@ -430,7 +430,7 @@ TEST(Letkf, ElementFarFromAllObservationsKeepsItsPriorExactly) {
   const std::size_t state = p.state_size();
   const double dx = p.dx_m();
   const auto prior = random_ensemble(p, k, 1.0, kSeed + 4);
-  io::ObservationSet set;
+  obs::ObservationSet set;
   set.push_back(observation(2 * dx, 3 * dx, 1, 0.5));
   LetkfSettings settings;
   settings.rtps = 0.9;
@@ -596,7 +596,7 @@ TEST(Letkf, DiagnosticsCountObservationsAndInnovations) {
   const auto prior = random_ensemble(p, k, 1.0, kSeed + 13);
   // Every grid point of both levels observed: each element sees the observations within
   // 2200 km (its own point and 8 neighbours, the diagonal ones at 1768 km) on each level.
-  io::ObservationSet set;
+  obs::ObservationSet set;
   for (int lev = 0; lev < 2; ++lev)
     for (int j = 0; j < p.N; ++j)
       for (int i = 0; i < p.N; ++i)
