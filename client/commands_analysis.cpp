@@ -9,36 +9,43 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "comm.hpp"
 #include "commands.hpp"
 #include "cycle_engine.hpp"
 #include "distributed_ensemble.hpp"
 #include "experiment.hpp"
-#include "filters/inflation.hpp"
+#include "filters/ensemble_filter.hpp"
 #include "hip/device.hpp"
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
 #include "obs/experiments.hpp"
 #include "obs/gross_error.hpp"
 #include "progress.hpp"
-#include "slab_analysis.hpp"
 
 namespace rtda::cli {
 namespace {
 
-// MPI for the lifetime of one command; works under mpiexec and as a singleton.
+// The worker group of one command: MPI under a launcher (mpiexec, srun), else one process
+// without MPI (worker/comm.hpp), which costs nothing to start.
 struct MpiSession {
-  MpiSession() {
-    int ready = 0;
-    MPI_Initialized(&ready);
-    if (!ready) MPI_Init(nullptr, nullptr);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
+  MpiSession() : comm(start()) {
+    rank = comm.rank();
+    size = comm.size();
   }
   ~MpiSession() {
+    if (!comm.uses_mpi()) return;
     int done = 0;
     MPI_Finalized(&done);
     if (!done) MPI_Finalize();
   }
+  static worker::Comm start() {
+    if (!worker::launched_by_mpi()) return worker::Comm::single();
+    int ready = 0;
+    MPI_Initialized(&ready);
+    if (!ready) MPI_Init(nullptr, nullptr);
+    return worker::Comm(MPI_COMM_WORLD);
+  }
+  worker::Comm comm;
   int rank = 0, size = 1;
 };
 
@@ -60,7 +67,7 @@ void add_device_option(CLI::App& cmd, std::string& request) {
 
 // With --ranks R > 1 outside mpiexec, run this same command under `mpiexec -n R`.
 int relaunch_under_mpiexec(int ranks, const std::vector<std::string>& args) {
-  if (ranks <= 1 || std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE")) return -1;
+  if (ranks <= 1 || worker::launched_by_mpi()) return -1;
   std::vector<std::string> cmd = {"mpiexec", "-n", std::to_string(ranks), "--oversubscribe"};
   if (geteuid() == 0) cmd.push_back("--allow-run-as-root");
   cmd.push_back(std::filesystem::read_symlink("/proc/self/exe").string());
@@ -123,20 +130,26 @@ Runner add_analyze_command(CLI::App& app) {
   cmd->add_option("--prior", *prior_path, "Prior ensemble file q(member, level, y, x)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--obs", *obs_path, "Observation file (architecture.md §7)")
+  cmd->add_option("--obs", *obs_path, "Observation file (docs/architecture.md §7)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--filter", *filter, "letkf | ensf")
+  cmd->add_option("--filter", *filter, filters::kFilterNames.joined())
       ->required()
-      ->check(CLI::IsMember({"letkf", "ensf"}));
+      ->check(CLI::IsMember(filters::kFilterNames.names()));
   cmd->add_option("--out", *out, "Posterior ensemble file")->required();
+  auto cycle_option = std::make_shared<long long>(-1);
+  cmd->add_option("--cycle", *cycle_option,
+                  "Cycle number of the analysis (keys the filters' random numbers); default: "
+                  "k of the prior's time t = window.t0_seconds + k experiment.cycle_hours, "
+                  "else 0");
   cmd->add_option("--ranks", *ranks, "MPI ranks (starts mpiexec when > 1)")
       ->check(CLI::PositiveNumber);
   opts->add_to(*cmd);
   auto device_request = std::make_shared<std::string>("auto");
   add_device_option(*cmd, *device_request);
-  return [opts, prior_path, obs_path, filter, out, ranks, device_request]() {
+  return [opts, prior_path, obs_path, filter, out, ranks, device_request, cycle_option]() {
     if (relaunch_under_mpiexec(*ranks, g_raw_args) >= 0) return 0;
+    const filters::FilterKind kind = filters::filter_kind_from_string(*filter, "--filter");
     MpiSession mpi;
     const device::Backend backend = choose_backend(*device_request, mpi.rank);
     io::FieldFile prior = io::read_fields(*prior_path);
@@ -155,86 +168,67 @@ Runner add_analyze_command(CLI::App& app) {
       throw std::runtime_error("--obs " + *obs_path + ": grid N = " + std::to_string(of.params.N) +
                                " differs from the prior's " + std::to_string(prior.params.N));
     }
-    // The window of the prior's valid time t: (t - cycle/2, t + cycle/2] (architecture.md §3).
+    // The window of the prior's valid time t: (t - cycle/2, t + cycle/2] (docs/architecture.md §3).
     const double half = 0.5 * cfg.experiment.cycle_hours * 3600.0;
-    io::ObservationSet window;
+    obs::ObservationSet window;
     for (std::size_t i = 0; i < of.set.size(); ++i) {
       const double t = of.set.time_seconds[i];
       if (t > prior.time_seconds - half && t <= prior.time_seconds + half) {
         window.push_back(of.set.at(i));
       }
     }
-    // The worker's validation and ingest plausibility (qc.max_abs_kelvin, ...).
-    std::vector<obs::Rejection> rejected;
-    obs::ObservationSpace space(
-        prior.params, window,
-        obs::PlausibilityLimits{cfg.qc.max_abs_kelvin, cfg.qc.max_error_sd_kelvin}, &rejected);
-    std::size_t refused = 0;  // by quality control: implausible, then gross errors
-    for (const auto& r : rejected)
-      if (r.kind != "invalid") ++refused;
-    const std::size_t invalid = rejected.size() - refused;
-    if (mpi.rank == 0) {
-      for (const auto& r : rejected) {
-        std::fprintf(stderr, "observation %llu %s: %s\n", static_cast<unsigned long long>(r.id),
-                     r.kind == "invalid" ? "rejected" : "refused (implausible)", r.reason.c_str());
-      }
+    // The cycle the service would analyse this window as: t = t_0 + k cycle
+    // (docs/architecture.md §3); the cycle number keys the filters' random numbers.
+    const double cycle_s = 2 * half;
+    const double k = (prior.time_seconds - cfg.window.t0_seconds) / cycle_s;
+    const std::uint64_t cycle = *cycle_option >= 0 ? static_cast<std::uint64_t>(*cycle_option)
+                                : (k >= 0 && std::abs(k - std::round(k)) < 1e-9)
+                                    ? static_cast<std::uint64_t>(std::llround(k))
+                                    : 0;
+    if (cfg.ensemble.members != prior.members) {
+      throw std::runtime_error("ensemble.members = " + std::to_string(cfg.ensemble.members) +
+                               ": --prior " + *prior_path + " holds " +
+                               std::to_string(prior.members) + " members");
     }
-    worker::DistributedEnsemble ens(MPI_COMM_WORLD, prior.members, prior.params.N);
-    if (mpi.rank == 0) {
-      ens.scatter(prior.q, 0);
-    } else {
-      ens.scatter({}, 0);
-    }
-    auto analysis = worker::make_slab_analysis(*filter, cfg, backend);
+    // The service's cycle code: validation, quality control, the filter's usable
+    // observations, inflation, the filter (worker/cycle_engine.hpp).
+    worker::CycleEngine engine(mpi.comm, cfg, backend);
+    engine.start_from_members(mpi.rank == 0 ? std::span<const double>(prior.q)
+                                            : std::span<const double>());
     const auto t0 = std::chrono::steady_clock::now();
-    auto hx = ens.observe_all(space);
-    // The gross-error check of the cycle (qc.gross_error_sigmas; CycleEngine::analyse).
-    if (space.size() > 0) {
-      const auto qc = obs::gross_error_check(space, filters::observation_moments(hx, prior.members),
-                                             cfg.qc.gross_error_sigmas);
-      if (!qc.refused.empty()) {
-        hx = obs::select_columns(hx, space.size(), qc.kept);
-        space = space.subset(qc.kept);
-      }
-      refused += qc.refused.size();
-      if (mpi.rank == 0) {
-        for (const auto& r : qc.refused) {
-          std::fprintf(stderr, "observation %llu refused (gross error): %s\n",
-                       static_cast<unsigned long long>(r.id), r.reason.c_str());
-        }
-      }
-    }
-    if (mpi.rank == 0 && space.size() == 0) {
-      std::fprintf(stderr,
-                   "warning: no usable observation in (t - %g h, t + %g h] around "
-                   "t = %g s; the posterior equals the prior\n",
-                   half / 3600, half / 3600, prior.time_seconds);
-    }
-    std::vector<double> cols, post;
-    ens.to_columns(cols);
-    post.assign(cols.size(), 0.0);
-    std::map<std::string, double> extra;
-    const auto [c0, c1] = ens.columns();
-    analysis->analyse_columns(cols, hx, prior.members, space, {cfg.experiment.seed, 0}, c0, c1,
-                              post, MPI_COMM_WORLD, extra);
-    worker::require_finite_analysis(MPI_COMM_WORLD, ens, "rtda analyze, filter " + *filter, post,
-                                    {});
-    ens.from_columns(post);
+    const worker::CycleOutcome result =
+        engine.analyse(kind, window, cycle, prior.time_seconds, {}, true);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const auto posterior = ens.gather(0);
     if (mpi.rank == 0) {
-      io::write_ensemble(*out, prior.params, prior.time_seconds, prior.members, posterior,
+      for (const auto& r : result.refused) {
+        std::fprintf(stderr, "observation %llu refused (%s): %s\n",
+                     static_cast<unsigned long long>(r.id),
+                     r.kind == "gross_error" ? "gross error" : r.kind.c_str(), r.reason.c_str());
+      }
+      const auto& rec = result.record;
+      if (rec.observations_used == 0) {
+        std::fprintf(stderr,
+                     "warning: no usable observation in (t - %g h, t + %g h] around "
+                     "t = %g s; the posterior equals the prior\n",
+                     half / 3600, half / 3600, prior.time_seconds);
+      }
+      io::write_ensemble(*out, prior.params, prior.time_seconds, prior.members, result.members,
                          {{"created_by", "rtda analyze"},
                           {"filter", *filter},
+                          {"analysis_cycle", std::to_string(cycle)},
                           {"rtda_config", config::to_toml(cfg)}});
       std::printf(
-          "%s analysis of %d members with %zu observations (%zu rejected, %zu refused by "
-          "quality control) in %.3f s on %d rank%s",
-          filter->c_str(), prior.members, space.size(), invalid, refused, secs, mpi.size,
-          mpi.size == 1 ? "" : "s");
-      for (const auto& [k, v] : extra)
-        std::printf(", %s %g", k.c_str(), v);
+          "%s analysis (cycle %llu) of %d members with %.0f observations (%.0f rejected, %.0f "
+          "refused by quality control) in %.3f s on %d rank%s",
+          filter->c_str(), static_cast<unsigned long long>(cycle), prior.members,
+          rec.observations_used, rec.observations_rejected, rec.observations_refused_qc, secs,
+          mpi.size, mpi.size == 1 ? "" : "s");
+      for (const auto& [name, d] : result.diagnostics) {
+        if (name.rfind("letkf_", 0) == 0 || name.rfind("ensf_", 0) == 0 ||
+            name == "inflation_factor")
+          std::printf(", %s %g", name.c_str(), d.value);
+      }
       std::printf("\nwrote %s\n", out->c_str());
     }
     return 0;
@@ -243,7 +237,7 @@ Runner add_analyze_command(CLI::App& app) {
 
 Runner add_experiment_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "experiment", "Run a twin experiment (science.md §2): cycles of forecast + analysis");
+      "experiment", "Run a twin experiment (docs/science.md §2): cycles of forecast + analysis");
   auto opts = std::make_shared<ConfigOptions>();
   auto filter = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
@@ -251,7 +245,7 @@ Runner add_experiment_command(CLI::App& app) {
   opts->add_to(*cmd);
   cmd->add_option("--filter", *filter, "letkf | ensf | none (free-running ensemble)")
       ->required()
-      ->check(CLI::IsMember({"letkf", "ensf", "none"}));
+      ->check(CLI::IsMember(filters::kFilterNames.names()));
   cmd->add_option("--ranks", *ranks, "MPI ranks (starts mpiexec when > 1)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--out", *out, "Analysis archive (HDF5)")->required();
@@ -273,7 +267,7 @@ Runner add_experiment_command(CLI::App& app) {
       std::fflush(stdout);
     }
     const auto result = worker::run_experiment(
-        MPI_COMM_WORLD, cfg, *filter, *out,
+        mpi.comm, cfg, *filter, *out,
         [&](const worker::CycleRecord& r) {
           std::printf("%6d %8.1f %9.3f %9.3f %9.3f %9.3f %7.0f %7.2f %7.3f%s\n", r.cycle,
                       r.time_seconds / 86400.0, r.rmse_background_K, r.rmse_analysis_K,

@@ -124,14 +124,14 @@ std::array<double, 2> run_nature_to_file(const config::Config& cfg, const std::s
   std::printf("climatology over the %d kept states (per-level spatial std of q):\n", ns.states);
   std::printf("  surface %7.1f m/s (%5.2f K)   lid %7.1f m/s (%5.2f K)   range %.0f..%.0f m/s\n",
               mean[0], mean[0] * s, mean[1], mean[1] * s, lo, hi);
-  std::printf("  reference (science.md, N = 64): ~2660 / ~2710 m/s (~8.2 K)\n");
+  std::printf("  reference (docs/science.md, N = 64): ~2660 / ~2710 m/s (~8.2 K)\n");
   std::printf("wrote %s (%d states, q(time, level, y, x) in m s-1)\n",
               std::filesystem::absolute(out).c_str(), ns.states);
   return mean;
 }
 
 Runner add_nature_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("nature", "Run the SQG nature run (science.md §1) to a file");
+  auto* cmd = app.add_subcommand("nature", "Run the SQG nature run (docs/science.md §1) to a file");
   auto opts = std::make_shared<ConfigOptions>();
   auto out = std::make_shared<std::string>();
   opts->add_to(*cmd);
@@ -255,7 +255,7 @@ Runner add_forecast_command(CLI::App& app) {
 
 Runner add_observe_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "observe", "Make the synthetic observations of one experiment (science.md §2)");
+      "observe", "Make the synthetic observations of one experiment (docs/science.md §2)");
   auto opts = std::make_shared<ConfigOptions>();
   auto nature = std::make_shared<std::string>();
   auto experiment = std::make_shared<std::string>();
@@ -280,7 +280,7 @@ Runner add_observe_command(CLI::App& app) {
     const io::NatureRun run = io::read_nature(*nature, io::IndexRange{0, cycles});
     const config::Config base = config_from_file_params(run.params);
     const config::Config cfg = opts->load(&base);
-    const io::ObservationSet set = obs::make_observations(run, e, cfg.observe);
+    const obs::ObservationSet set = obs::make_observations(run, e, cfg.observe);
     io::write_observations(*out, set, run.params, provenance("rtda observe", cfg));
     int shocked = 0;
     for (double sd : set.shock_sd)

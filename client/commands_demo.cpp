@@ -147,7 +147,7 @@ Runner add_demo_command(CLI::App& app) {
     obs::ObserveSettings observe = cfg.observe;
     observe.seed = cfg.experiment.seed;
     observe.cycles = *cycles;
-    const io::ObservationSet set =
+    const obs::ObservationSet set =
         obs::make_observations(run, obs::Experiment::kLinearShocks, observe);
     io::write_observations(obs_path, set, run.params, {{"created_by", "rtda demo"}});
     std::printf("%zu windows x %zu observations -> %s\n", set.cycles(), set.size() / set.cycles(),

@@ -8,7 +8,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "commands.hpp"
-#include "server/security.hpp"
+#include "filters/ensemble_filter.hpp"
+#include "net/keys.hpp"
 #include "service_client.hpp"
 
 namespace rtda::cli {
@@ -187,9 +188,9 @@ std::vector<Runner> add_control_commands(CLI::App& app) {
     auto sec = std::make_shared<ClientSecurity>();
     cmd->add_option("--server", *server, "control endpoint (server.control)")->required();
     if (v.command == wire::COMMAND_SET_FILTER) {
-      cmd->add_option("filter", *filter, "letkf, ensf or none")
+      cmd->add_option("filter", *filter, filters::kFilterNames.joined())
           ->required()
-          ->check(CLI::IsMember({"letkf", "ensf", "none"}));
+          ->check(CLI::IsMember(filters::kFilterNames.names()));
     }
     add_security(*cmd, *sec);
     const wire::Command command = v.command;
@@ -217,14 +218,14 @@ Runner add_keys_command(CLI::App& app) {
   auto out = std::make_shared<std::string>();
   cmd->add_option("--out", *out, "path and base name, e.g. keys/server")->required();
   return [out]() {
-    const auto pair = server::generate_curve_keypair();
+    const auto pair = net::generate_curve_keypair();
     // A key directory that does not exist yet is made, readable by its owner only.
     const std::filesystem::path dir = std::filesystem::path(*out).parent_path();
     if (!dir.empty() && !std::filesystem::exists(dir)) {
       std::filesystem::create_directories(dir);
       std::filesystem::permissions(dir, std::filesystem::perms::owner_all);
     }
-    server::save_keypair(*out, pair);
+    net::save_keypair(*out, pair);
     std::printf("public key %s\nwrote %s.key and %s.key_secret (mode 0600)\n",
                 pair.public_z85.c_str(), out->c_str(), out->c_str());
     return 0;

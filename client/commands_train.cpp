@@ -1,4 +1,4 @@
-// rtda train: the ViT surrogate from nature runs (science.md §5, docs/surrogate.md).
+// rtda train: the ViT surrogate from nature runs (docs/science.md §5, docs/surrogate.md).
 #include <Eigen/Core>
 #include <cmath>
 #include <cstdio>

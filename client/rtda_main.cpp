@@ -1,4 +1,4 @@
-// rtda: the command-line tool (architecture.md §1).
+// rtda: the command-line tool (docs/architecture.md §1).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>

@@ -12,19 +12,11 @@
 #include <spdlog/spdlog.h>
 
 #include "filters/inflation.hpp"
-#include "hip/cycle_hip.hpp"
-#include "hip/ensf_hip_kernels.hpp"
-#include "hip/nn_hip.hpp"
-#include "hip/vit_hip.hpp"
+#include "filters/make_filter.hpp"
 #include "obs/experiments.hpp"
 #include "obs/gross_error.hpp"
 #include "obs/observation_space.hpp"
-#include "sqg/fft_wisdom.hpp"
-#include "surrogate/checkpoint.hpp"
-#include "surrogate/online.hpp"
-#include "surrogate/trainer.hpp"
-#include "surrogate/training_data.hpp"
-#include "surrogate/vit.hpp"
+#include "sqg/sqg_model.hpp"
 
 namespace rtda::worker {
 namespace {
@@ -32,27 +24,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Ensemble mean and standard deviation (n-1) per element of a [member][state] array.
-void mean_and_spread(std::span<const double> all, int k, std::size_t n, std::vector<double>& mean,
-                     std::vector<double>& spread) {
-  mean.assign(n, 0.0);
-  spread.assign(n, 0.0);
-  for (int m = 0; m < k; ++m) {
-    for (std::size_t e = 0; e < n; ++e)
-      mean[e] += all[m * n + e];
-  }
-  for (auto& v : mean)
-    v /= k;
-  for (int m = 0; m < k; ++m) {
-    for (std::size_t e = 0; e < n; ++e) {
-      const double d = all[m * n + e] - mean[e];
-      spread[e] += d * d;
-    }
-  }
-  for (auto& v : spread)
-    v = std::sqrt(v / (k - 1));
 }
 
 // Mean and spread of an ensemble held in column layout (cols = [member][level][c - c0] for
@@ -65,7 +36,7 @@ void mean_and_spread(std::span<const double> all, int k, std::size_t n, std::vec
 // 0, spread level 1] of this rank's columns (4 (c1 - c0) values, computed on the host or on
 // the device), assembled on rank 0.
 void gather_mean_spread(const DistributedEnsemble& ens, std::span<const double> packed,
-                        MPI_Comm comm, std::vector<double>& mean, std::vector<double>& spread) {
+                        const Comm& comm, std::vector<double>& mean, std::vector<double>& spread) {
   const int ranks = ens.ranks();
   std::vector<int> counts(static_cast<std::size_t>(ranks)), displs(static_cast<std::size_t>(ranks));
   int offset = 0;
@@ -76,8 +47,8 @@ void gather_mean_spread(const DistributedEnsemble& ens, std::span<const double> 
     offset += counts[static_cast<std::size_t>(r)];
   }
   std::vector<double> all(ens.rank() == 0 ? static_cast<std::size_t>(offset) : 0);
-  MPI_Gatherv(packed.data(), static_cast<int>(packed.size()), MPI_DOUBLE, all.data(), counts.data(),
-              displs.data(), MPI_DOUBLE, 0, comm);
+  comm.gatherv(packed.data(), static_cast<int>(packed.size()), MPI_DOUBLE, all.data(),
+               counts.data(), displs.data(), 0);
   if (ens.rank() != 0) return;
   const std::size_t n2 = ens.columns_total();
   mean.assign(2 * n2, 0.0);
@@ -91,22 +62,6 @@ void gather_mean_spread(const DistributedEnsemble& ens, std::span<const double> 
       std::copy_n(src + (2 + lev) * w, w, spread.data() + lev * n2 + b);
     }
   }
-}
-
-// Returns this rank's part, packed as for gather_mean_spread.
-std::vector<double> column_mean_spread(const DistributedEnsemble& ens, std::span<const double> cols,
-                                       int k, MPI_Comm comm, std::vector<double>& mean,
-                                       std::vector<double>& spread) {
-  const auto [c0, c1] = ens.columns();
-  const std::size_t local = c1 - c0;
-  std::vector<double> m, s;
-  mean_and_spread(cols, k, 2 * local, m, s);
-  std::vector<double> packed;
-  packed.reserve(4 * local);
-  packed.insert(packed.end(), m.begin(), m.end());
-  packed.insert(packed.end(), s.begin(), s.end());
-  gather_mean_spread(ens, packed, comm, mean, spread);
-  return packed;
 }
 
 double rms_difference(std::span<const double> a, std::span<const double> b) {
@@ -125,74 +80,35 @@ double rms(std::span<const double> a) {
 
 }  // namespace
 
-void share_fft_wisdom(MPI_Comm comm, const config::Config& cfg) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  std::string text;
-  std::string error;
-  if (rank == 0) {
-    // A failure here is sent to every rank (len = -1) instead of leaving them in the Bcast.
-    try {
-      const std::string path = cfg.model.fft_planning == sqg::FftPlanning::kMeasure
-                                   ? sqg::resolve_fft_wisdom_path(cfg.model.fft_wisdom_file)
-                                   : std::string();
-      const bool automatic = cfg.model.fft_wisdom_file == "auto";
-      try {
-        if (!path.empty()) sqg::load_fft_wisdom_file(path);
-      } catch (const std::runtime_error&) {
-        if (!automatic) throw;  // a stale cache is re-measured and overwritten
-      }
-      sqg::SqgModel<double> probe(cfg.model.sqg, cfg.model.fft_planning);
-      text = sqg::export_fft_wisdom();
-      try {
-        if (!path.empty()) sqg::save_fft_wisdom_file(path);
-      } catch (const std::exception&) {
-        if (!automatic) throw;
-      }
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  }
-  int len = error.empty() ? static_cast<int>(text.size()) : -1;
-  MPI_Bcast(&len, 1, MPI_INT, 0, comm);
-  if (len < 0) {
-    throw config::ConfigError(rank == 0 ? error : "model.fft_wisdom_file: rank 0 failed to plan");
-  }
-  text.resize(static_cast<std::size_t>(len));
-  MPI_Bcast(text.data(), len, MPI_CHAR, 0, comm);
-  if (rank != 0) sqg::import_fft_wisdom(text);
-}
-
 namespace {
-// Rank 0's online-adapter state to every rank.
-void broadcast_state(MPI_Comm comm, surrogate::OnlineState& st) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
+// Rank 0's forecast-model state to every rank.
+void broadcast_state(const Comm& comm, ModelState& st) {
+  const int rank = comm.rank();
   const auto bcast_string = [&](std::string& v) {
     std::uint64_t len = v.size();
-    MPI_Bcast(&len, 1, MPI_UINT64_T, 0, comm);
+    comm.bcast(&len, 1, MPI_UINT64_T, 0);
     v.resize(len);
-    MPI_Bcast(v.data(), static_cast<int>(len), MPI_CHAR, 0, comm);
+    comm.bcast(v.data(), static_cast<int>(len), MPI_CHAR, 0);
   };
   const auto bcast_map = [&](auto& map, MPI_Datatype type) {
     std::uint64_t count = map.size();
-    MPI_Bcast(&count, 1, MPI_UINT64_T, 0, comm);
+    comm.bcast(&count, 1, MPI_UINT64_T, 0);
     auto it = map.begin();
     for (std::uint64_t i = 0; i < count; ++i) {
       std::string name = rank == 0 ? it->first : std::string();
       bcast_string(name);
       auto& values = map[name];
       std::uint64_t len = values.size();
-      MPI_Bcast(&len, 1, MPI_UINT64_T, 0, comm);
+      comm.bcast(&len, 1, MPI_UINT64_T, 0);
       values.resize(len);
-      MPI_Bcast(values.data(), static_cast<int>(len), type, 0, comm);
+      comm.bcast(values.data(), static_cast<int>(len), type, 0);
       if (rank == 0) ++it;
     }
   };
   bcast_map(st.arrays, MPI_FLOAT);
   bcast_map(st.doubles, MPI_DOUBLE);
   std::uint64_t count = st.attributes.size();
-  MPI_Bcast(&count, 1, MPI_UINT64_T, 0, comm);
+  comm.bcast(&count, 1, MPI_UINT64_T, 0);
   auto it = st.attributes.begin();
   for (std::uint64_t i = 0; i < count; ++i) {
     std::string name = rank == 0 ? it->first : std::string();
@@ -204,123 +120,58 @@ void broadcast_state(MPI_Comm comm, surrogate::OnlineState& st) {
   }
 }
 
-const config::Config& checked(MPI_Comm comm, const config::Config& cfg) {
+const config::Config& checked(const config::Config& cfg) {
   if (cfg.model.precision != config::Precision::kFloat64) {
     throw config::ConfigError("model.precision = \"float32\": cycling runs in float64");
   }
-  share_fft_wisdom(comm, cfg);
   return cfg;
 }
 }  // namespace
 
-CycleEngine::CycleEngine(MPI_Comm comm, const config::Config& cfg, device::Backend backend)
+CycleEngine::CycleEngine(Comm comm, const config::Config& cfg, device::Backend backend)
     : comm_(comm),
-      cfg_(checked(comm, cfg)),
+      cfg_(checked(cfg)),
       backend_(backend),
       threads_(resolve_threads(comm, cfg_.model.threads)),
-      model_(std::make_unique<sqg::SqgModel<double>>(cfg_.model.sqg, cfg_.model.fft_planning)),
       ensemble_(comm, cfg_.ensemble.members, cfg_.model.sqg.N),
-      stepper_(std::make_unique<sqg::EnsembleStepper<double>>(*model_, threads_.threads)),
-      steps_per_cycle_(static_cast<int>(
-          std::lround(cfg_.experiment.cycle_hours * 3600.0 / cfg_.model.sqg.dt_s))) {
+      // With Backend::kHip the ensemble lives on the device between the stages (docs/hip.md).
+      buffer_(make_ensemble_buffer(comm, ensemble_, backend)) {
   // The filters' OpenMP loops (and Eigen's, for the surrogate) take the same share of the
   // node as the ensemble steps; thread counts do not change any result.
   omp_set_num_threads(threads_.threads);
   if (ensemble_.rank() == 0) spdlog::info("{}", threads_.reason);
-  if (cfg_.model.kind == "vit") load_surrogate_weights();
-  // With Backend::kHip the ensemble lives on the device between the stages (docs/hip.md).
-  if (backend_ == device::Backend::kHip)
-    device_ = std::make_unique<DeviceEnsemble>(comm_, ensemble_);
-  device_bytes_mark_ = hip::detail::host_device_bytes();
-}
-
-struct CycleEngine::Surrogate {
-  std::unique_ptr<surrogate::Vit> vit;
-  surrogate::Normalisation norm;
-  std::string identity;
-  // surrogate.online: the adapter, and what the last analysis left for it.
-  std::unique_ptr<surrogate::OnlineAdapter> online;
-  // Backend::kHip: the forward pass on the device, its weights re-uploaded after adaptation.
-  std::unique_ptr<hip::VitForwardHip> device_forward;
-  std::uint64_t device_version = 0;
-  hip::nn::DeviceArray device_batch;  // the normalised members, float, in and out of the ViT
-  struct Pending {
-    std::uint64_t cycle = 0;
-    obs::ObservationSpace space;
-    std::vector<double> mean;
-  };
-  std::optional<Pending> pending;
-  surrogate::OnlineReport last;  // the last adaptation, reported with the next analysis
-};
-
-// Every rank reads the weights (a few MB) itself.
-void CycleEngine::load_surrogate_weights() {
-  const std::string& path = cfg_.surrogate.weights;
-  surrogate_ = std::make_unique<Surrogate>();
-  const surrogate::VitConfig vc =
-      surrogate::vit_config_from(surrogate::read_surrogate_architecture(path));
-  if (vc.grid_n != cfg_.model.sqg.N) {
-    throw config::ConfigError("surrogate.weights = \"" + path +
-                              "\": trained for N = " + std::to_string(vc.grid_n) +
-                              ", the model has N = " + std::to_string(cfg_.model.sqg.N));
-  }
-  surrogate_->vit = std::make_unique<surrogate::Vit>(vc);
-  surrogate::ParameterList params;
-  surrogate_->vit->collect(params);
-  const surrogate::SurrogateFile f = surrogate::load_surrogate(path, params);
-  if (f.norm_mean.size() != 2 || f.norm_std.size() != 2) {
-    throw config::ConfigError("surrogate.weights = \"" + path +
-                              "\": no per-level normalisation (norm_mean, norm_std)");
-  }
-  surrogate_->norm.mean = {f.norm_mean[0], f.norm_mean[1]};
-  surrogate_->norm.std = {f.norm_std[0], f.norm_std[1]};
-  surrogate_->identity = "vit:" + std::filesystem::path(path).filename().string();
-  if (backend_ == device::Backend::kHip)
-    surrogate_->device_forward = std::make_unique<hip::VitForwardHip>(*surrogate_->vit);
-  if (cfg_.surrogate.online.enabled) {
-    surrogate_->online = std::make_unique<surrogate::OnlineAdapter>(
-        *surrogate_->vit, surrogate_->norm, cfg_.surrogate.online, cfg_.experiment.seed,
-        std::filesystem::path(path).filename().string());
-  }
-}
-
-std::uint64_t CycleEngine::surrogate_version() const {
-  return surrogate_ && surrogate_->online ? surrogate_->online->version() : 0;
-}
-
-void CycleEngine::adapt_surrogate() {
-  if (!surrogate_ || !surrogate_->online || !surrogate_->pending) return;
-  const Surrogate::Pending& p = *surrogate_->pending;
-  // Mean squared normalised innovation of a forecast against the cycle's observations.
-  const auto score = [&](std::span<const double> state) {
-    const std::size_t po = p.space.size();
-    if (po == 0) return 0.0;
-    std::vector<double> hx(po);
-    p.space.apply(state, hx);
-    double sum = 0;
-    for (std::size_t o = 0; o < po; ++o) {
-      const double d = (p.space.value()[o] - hx[o]) / p.space.error_sd()[o];
-      sum += d * d;
-    }
-    return sum / static_cast<double>(po);
-  };
-  // Gradients summed on rank 0 and broadcast: every rank then holds the same bits.
-  const auto reduce = [&](std::span<float> g) {
-    if (ensemble_.ranks() == 1) return;
-    MPI_Reduce(ensemble_.rank() == 0 ? MPI_IN_PLACE : g.data(), g.data(),
-               static_cast<int>(g.size()), MPI_FLOAT, MPI_SUM, 0, comm_);
-    MPI_Bcast(g.data(), static_cast<int>(g.size()), MPI_FLOAT, 0, comm_);
-  };
-  surrogate_->last = surrogate_->online->after_analysis(p.cycle, p.mean, score, ensemble_.rank(),
-                                                        ensemble_.ranks(), reduce);
-  surrogate_->pending.reset();
+  model_ = make_forecast_model(cfg_, backend_, threads_.threads, comm_);
+  buffer_->take_transfer_bytes();
 }
 
 CycleEngine::~CycleEngine() = default;
 
 std::string CycleEngine::model_identity() const {
-  if (surrogate_ && surrogate_->online) return "vit:" + surrogate_->online->weights_name();
-  return surrogate_ ? surrogate_->identity : std::string("sqg");
+  return model_->identity();
+}
+
+std::uint64_t CycleEngine::surrogate_version() const {
+  return model_->version();
+}
+
+void CycleEngine::adapt_surrogate() {
+  if (!pending_) return;
+  const Pending& p = *pending_;
+  AnalysisFeedback fb;
+  fb.cycle = p.cycle;
+  fb.observations = &p.space;
+  fb.analysis_mean = p.mean;
+  fb.rank = ensemble_.rank();
+  fb.ranks = ensemble_.ranks();
+  // Sums on rank 0 and broadcast: every rank then holds the same bits.
+  if (ensemble_.ranks() > 1) {
+    fb.sum_over_ranks = [this](std::span<float> g) {
+      comm_.reduce_in_place(g.data(), static_cast<int>(g.size()), MPI_FLOAT, MPI_SUM, 0);
+      comm_.bcast(g.data(), static_cast<int>(g.size()), MPI_FLOAT, 0);
+    };
+  }
+  model_->after_analysis(fb);
+  pending_.reset();
 }
 
 void CycleEngine::start_from_nature(const io::NatureRun& nature) {
@@ -356,12 +207,17 @@ void CycleEngine::start_from_nature(const io::NatureRun& nature) {
           initial[m * n + e] += own[e] - shared[e];
       }
     }
-    ensemble_.scatter(initial, 0);
+    start_from_members(initial);
   } else {
-    ensemble_.scatter({}, 0);
+    start_from_members({});
   }
-  if (device_) device_->host_written();
+}
+
+void CycleEngine::start_from_members(std::span<const double> members) {
+  buffer_->host_members();  // the host copy becomes the current one
+  ensemble_.scatter(members, 0);
   filters_.clear();
+  pending_.reset();
 }
 
 std::int64_t CycleEngine::start_from_checkpoint(const std::string& path) {
@@ -384,38 +240,28 @@ std::int64_t CycleEngine::start_from_checkpoint(const std::string& path) {
     }
   }
   int len = static_cast<int>(error.size());
-  MPI_Bcast(&len, 1, MPI_INT, 0, comm_);
+  comm_.bcast(&len, 1, MPI_INT, 0);
   if (len > 0) {
     error.resize(static_cast<std::size_t>(len));
-    MPI_Bcast(error.data(), len, MPI_CHAR, 0, comm_);
+    comm_.bcast(error.data(), len, MPI_CHAR, 0);
     throw std::runtime_error(error);
   }
-  ensemble_.scatter(c.q, 0);
-  if (device_) device_->host_written();
+  start_from_members(c.q);
   std::int64_t cycle = c.cycle;
-  MPI_Bcast(&cycle, 1, MPI_INT64_T, 0, comm_);
+  comm_.bcast(&cycle, 1, MPI_INT64_T, 0);
   // EnSF's spread target travels with the checkpoint (every rank keeps its own slab of it).
   int has_spread = c.ensf_initial_spread.empty() ? 0 : 1;
-  MPI_Bcast(&has_spread, 1, MPI_INT, 0, comm_);
-  filters_.clear();
+  comm_.bcast(&has_spread, 1, MPI_INT, 0);
   if (has_spread) {
     std::vector<double> spread(ensemble_.state_size());
     if (ensemble_.rank() == 0) spread = c.ensf_initial_spread;
-    MPI_Bcast(spread.data(), static_cast<int>(spread.size()), MPI_DOUBLE, 0, comm_);
-    filter("ensf").restore_carried_state(std::move(spread));
+    comm_.bcast(spread.data(), static_cast<int>(spread.size()), MPI_DOUBLE, 0);
+    filter(filters::FilterKind::kEnsf).restore_carried_state(std::move(spread));
   }
-  if (surrogate_ && surrogate_->online) {
-    surrogate::OnlineState st;
-    st.arrays = std::move(c.surrogate_online.arrays);
-    st.doubles = std::move(c.surrogate_online.doubles);
-    st.attributes = std::move(c.surrogate_online.attributes);
-    broadcast_state(comm_, st);
-    surrogate_->pending.reset();
-    // A checkpoint without adapter state (written without surrogate.online) starts the
-    // adaptation afresh from the weights file.
-    if (!st.attributes.empty()) surrogate_->online->restore_state(st);
-    surrogate_->device_version = std::numeric_limits<std::uint64_t>::max();  // re-upload
-  }
+  ModelState st{std::move(c.surrogate_online.arrays), std::move(c.surrogate_online.doubles),
+                std::move(c.surrogate_online.attributes)};
+  broadcast_state(comm_, st);
+  model_->restore_state(st);
   return cycle;
 }
 
@@ -426,11 +272,11 @@ io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) 
   c.time_seconds = time_seconds;
   c.members = ensemble_.members();
   c.config_hash = config::science_hash(cfg_);
-  if (device_) device_->to_host();  // the device copy may be the current one
+  buffer_->sync_host();  // the device copy may be the current one
   c.q = ensemble_.gather(0);
-  // The adapted surrogate is part of the state: identical on every rank, saved from rank 0.
-  if (surrogate_ && surrogate_->online && ensemble_.rank() == 0) {
-    surrogate::OnlineState st = surrogate_->online->save_state();
+  // The model's state is identical on every rank: saved from rank 0.
+  if (ensemble_.rank() == 0) {
+    ModelState st = model_->save_state();
     c.surrogate_online.arrays = std::move(st.arrays);
     c.surrogate_online.doubles = std::move(st.doubles);
     c.surrogate_online.attributes = std::move(st.attributes);
@@ -439,17 +285,16 @@ io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) 
   // >= 0, so a MAX over ranks with NaN sent as -1 assembles it.
   int has = 0;
   std::vector<double> spread;
-  if (auto it = filters_.find("ensf"); it != filters_.end()) {
+  if (auto it = filters_.find(filters::FilterKind::kEnsf); it != filters_.end()) {
     spread = it->second->carried_state();
     has = spread.empty() ? 0 : 1;
   }
-  MPI_Allreduce(MPI_IN_PLACE, &has, 1, MPI_INT, MPI_MAX, comm_);
+  comm_.allreduce_in_place(&has, 1, MPI_INT, MPI_MAX);
   if (has) {
     spread.resize(ensemble_.state_size(), std::numeric_limits<double>::quiet_NaN());
     for (auto& v : spread)
       if (std::isnan(v)) v = -1.0;
-    MPI_Reduce(ensemble_.rank() == 0 ? MPI_IN_PLACE : spread.data(), spread.data(),
-               static_cast<int>(spread.size()), MPI_DOUBLE, MPI_MAX, 0, comm_);
+    comm_.reduce_in_place(spread.data(), static_cast<int>(spread.size()), MPI_DOUBLE, MPI_MAX, 0);
     for (auto& v : spread)
       if (v < 0) v = std::numeric_limits<double>::quiet_NaN();
     if (ensemble_.rank() == 0) c.ensf_initial_spread = std::move(spread);
@@ -459,156 +304,13 @@ io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) 
 
 double CycleEngine::forecast_cycle() {
   const auto t0 = Clock::now();
-  if (!surrogate_) {
-    // The SQG physics runs on the CPU (FFTW) with either backend.
-    if (device_) device_->to_host();
-    stepper_->advance_grid(ensemble_.local_states(), ensemble_.local_members(), steps_per_cycle_);
-    if (device_) device_->host_written();
-    return seconds_since(t0);
-  }
-  // The surrogate: this rank's members as one batch through the ViT (one cycle per step).
-  const int m = ensemble_.local_members();
-  if (m == 0) return seconds_since(t0);
-  if (device_) {
-    forecast_surrogate_on_device();
-    return seconds_since(t0);
-  }
-  const std::size_t n = ensemble_.state_size();
-  const int grid = cfg_.model.sqg.N;
-  auto states = ensemble_.local_states();
-  surrogate::Mat x(m, static_cast<Eigen::Index>(n));
-  for (int r = 0; r < m; ++r) {
-    surrogate_->norm.apply(states.subspan(static_cast<std::size_t>(r) * n, n),
-                           std::span<float>(x.row(r).data(), n), grid);
-  }
-  const surrogate::Mat y = surrogate_->vit->forward(x);
-  for (int r = 0; r < m; ++r) {
-    surrogate_->norm.invert(std::span<const float>(y.row(r).data(), n),
-                            states.subspan(static_cast<std::size_t>(r) * n, n), grid);
-  }
+  model_->advance(*buffer_, cfg_.experiment.cycle_hours * 3600.0);
   return seconds_since(t0);
 }
 
-// The ViT step with the members on the device: normalise (double -> float), the forward pass
-// (the increment added inside), restore (float -> double), with the per-element arithmetic of
-// the CPU path (surrogate/normalisation_math.hpp). Nothing crosses to the host but the weights
-// after online adaptation changed them.
-void CycleEngine::forecast_surrogate_on_device() {
-  Surrogate& sur = *surrogate_;
-  // Weights changed by online adaptation (or a restart) reach the device before use.
-  const std::uint64_t version = surrogate_version();
-  if (version != sur.device_version) {
-    sur.device_forward->upload_weights(*sur.vit);
-    sur.device_version = version;
-  }
-  device_->to_device();
-  const std::size_t m = static_cast<std::size_t>(ensemble_.local_members());
-  const std::size_t n2 = ensemble_.columns_total();
-  if (sur.device_batch.size() != m * 2 * n2) sur.device_batch = hip::nn::DeviceArray(m * 2 * n2);
-  hip::cycle::LevelScaling scaling;
-  for (int l = 0; l < 2; ++l) {
-    scaling.mean[l] = sur.norm.mean[static_cast<std::size_t>(l)];
-    scaling.std_dev[l] = sur.norm.std[static_cast<std::size_t>(l)];
-    scaling.inv_std[l] =
-        1.0 / sur.norm.std[static_cast<std::size_t>(l)];  // as Normalisation::apply
-  }
-  float* batch = sur.device_batch.data();
-  hip::cycle::normalise(device_->states(), batch, m, n2, scaling);
-  sur.device_forward->forward_device(batch, batch, static_cast<int>(m));
-  hip::cycle::denormalise(batch, device_->states(), m, n2, scaling);
-  device_->device_written();
-  hip::detail::synchronize("the ViT forecast");  // the stage's wall time; errors surface here
-}
-
-// The analysis with the ensemble on the device (docs/hip.md, "Residency"): h(x) of every
-// member, the column layout, the background statistics, the prior inflation, the filter and the
-// analysis statistics all on the device; to the host go the 4 values per grid column of each
-// mean/spread pair, 2 per observation for the innovation diagnostics (rank 0), h(x) when
-// inflation is on, and the members only when asked for.
-CycleEngine::DeviceStage CycleEngine::analyse_on_device(SlabAnalysis& analysis,
-                                                        obs::ObservationSpace& space,
-                                                        std::uint64_t cycle, bool gather_members,
-                                                        CycleOutcome& out) {
-  using hip::detail::DeviceArray;
-  DeviceStage st;
-  const int k = ensemble_.members();
-  std::size_t p = space.size();
-  device_->to_device();
-  DeviceArray<double> hx = device_->observe_all(space);
-  // The moments of h(x) per observation (filters::observation_moments' sums), 2 values per
-  // observation to the host: the gross-error check, the innovation diagnostics and the
-  // inflation factor. Every rank holds all of h(x), so every rank takes the same decisions.
-  if (p > 0) {
-    DeviceArray<double> moments(2 * p, "h(x) statistics");
-    hip::cycle::observation_mean_and_variance(hx.get(), static_cast<std::size_t>(k), p,
-                                              moments.get());
-    st.hx_stats = moments.download();
-    obs::GrossErrorResult qc =
-        obs::gross_error_check(space, st.hx_stats, cfg_.qc.gross_error_sigmas);
-    if (!qc.refused.empty()) {
-      // h(x) of the kept observations only, again on the device (the same values).
-      space = space.subset(qc.kept);
-      p = space.size();
-      st.hx_stats = obs::select_moments(st.hx_stats, qc.kept);
-      hx = p > 0 ? device_->observe_all(space) : DeviceArray<double>();
-    }
-    st.refused = std::move(qc.refused);
-  }
-  double* cols = device_->to_columns();
-  const std::size_t dim = 2 * ensemble_.local_columns();
-  DeviceArray<double> packed(2 * dim, "the ensemble's mean and spread");
-  std::vector<double> local;  // this rank's columns: [mean (dim) | spread (dim)]
-  const auto mean_spread = [&](std::vector<double>& mean, std::vector<double>& spread) {
-    hip::cycle::mean_and_spread(cols, static_cast<std::size_t>(k), dim, packed.get());
-    local = packed.download();
-    gather_mean_spread(ensemble_, local, comm_, mean, spread);
-  };
-  mean_spread(st.mean_b, st.spread_b);
-  if (cfg_.inflation.mode != filters::InflationMode::kNone) {
-    st.inflation = filters::estimate_inflation_from_moments(cfg_.inflation, st.hx_stats, space);
-    if (st.inflation.factor != 1.0) {
-      keep_uninflated_spread_target(analysis, std::span<const double>(local).subspan(dim));
-      hip::cycle::inflate(cols, k, dim, st.inflation.factor);
-      hip::cycle::inflate(hx.get(), k, p, st.inflation.factor);
-    }
-  }
-  const auto [c0, c1] = ensemble_.columns();
-  analysis.analyse_columns_device(cols, hx.get(), k, space, {cfg_.experiment.seed, cycle}, c0, c1,
-                                  cols, comm_, st.extra);
-  mean_spread(out.mean, out.spread);
-  // Every member's non-finite value shows in its column's mean or spread (NaN and inf
-  // propagate), so the 4 values per column already on the host are enough to decide.
-  require_finite_analysis(
-      comm_, ensemble_,
-      "cycle " + std::to_string(cycle) + ", filter " + std::string(analysis.name()), {}, local);
-  device_->from_columns(cols);
-  if (gather_members) {
-    device_->to_host();
-    st.posterior = ensemble_.gather(0);
-  }
-  return st;
-}
-
-// EnSF's spread target "initial" is the initial ensemble's spread (science.md §4), not the
-// inflated one: before the first inflated prior reaches EnSF, it is given the uninflated
-// spread of this rank's columns (`local_spread` = [level][c - c0]).
-void CycleEngine::keep_uninflated_spread_target(SlabAnalysis& analysis,
-                                                std::span<const double> local_spread) {
-  if (analysis.name() != "ensf" || cfg_.ensf.spread_target != filters::EnsfSpreadTarget::kInitial ||
-      !analysis.carried_state().empty()) {
-    return;
-  }
-  const auto [c0, c1] = ensemble_.columns();
-  const std::size_t width = c1 - c0, n2 = ensemble_.columns_total();
-  std::vector<double> initial(ensemble_.state_size(), std::numeric_limits<double>::quiet_NaN());
-  for (std::size_t lev = 0; lev < 2; ++lev)
-    for (std::size_t j = 0; j < width; ++j)
-      initial[lev * n2 + c0 + j] = local_spread[lev * width + j];
-  analysis.restore_carried_state(std::move(initial));
-}
-
-void require_finite_analysis(MPI_Comm comm, const DistributedEnsemble& ens, const std::string& what,
-                             std::span<const double> post_cols, std::span<const double> packed) {
+void require_finite_analysis(const Comm& comm, const DistributedEnsemble& ens,
+                             const std::string& what, std::span<const double> post_cols,
+                             std::span<const double> packed) {
   const auto [c0, c1] = ens.columns();
   const std::size_t w = c1 - c0, n2 = ens.columns_total(), n = ens.state_size();
   constexpr unsigned long long kNone = std::numeric_limits<unsigned long long>::max();
@@ -629,9 +331,9 @@ void require_finite_analysis(MPI_Comm comm, const DistributedEnsemble& ens, cons
       first[1] = std::min<unsigned long long>(first[1], lev * n2 + c0 + j);
     }
   }
-  MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
+  comm.allreduce_in_place(counts, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM);
   if (counts[0] == 0 && counts[1] == 0) return;  // the same on every rank
-  MPI_Allreduce(MPI_IN_PLACE, first, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN, comm);
+  comm.allreduce_in_place(first, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN);
   const auto where = [&](unsigned long long e) {
     const std::size_t gn = static_cast<std::size_t>(ens.grid_n());
     return "level " + std::to_string(e / n2) + ", y " + std::to_string(e % n2 / gn) + ", x " +
@@ -652,21 +354,29 @@ void require_finite_analysis(MPI_Comm comm, const DistributedEnsemble& ens, cons
   throw std::runtime_error(msg);
 }
 
-SlabAnalysis& CycleEngine::filter(const std::string& name) {
-  auto it = filters_.find(name);
+filters::EnsembleFilter& CycleEngine::filter(filters::FilterKind kind) {
+  auto it = filters_.find(kind);
   if (it == filters_.end())
-    it = filters_.emplace(name, make_slab_analysis(name, cfg_, backend_)).first;
+    it = filters_.emplace(kind, filters::make_filter(kind, cfg_.letkf, cfg_.ensf, backend_)).first;
   return *it->second;
 }
 
 CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::ObservationSet& set,
                                   std::uint64_t cycle, double time_seconds,
                                   std::span<const double> truth, bool gather_members) {
+  return analyse(filters::filter_kind_from_string(filter_name), set, cycle, time_seconds, truth,
+                 gather_members);
+}
+
+CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::ObservationSet& set,
+                                  std::uint64_t cycle, double time_seconds,
+                                  std::span<const double> truth, bool gather_members) {
   const sqg::SqgParams& p = cfg_.model.sqg;
   const int k = ensemble_.members();
   const std::size_t n = ensemble_.state_size();
   const double s = p.kelvin_per_pv();
-  SlabAnalysis& analysis = filter(filter_name);
+  filters::EnsembleFilter& analysis = filter(kind);
+  EnsembleBuffer& ens = *buffer_;
 
   CycleOutcome out;
   CycleRecord& rec = out.record;
@@ -687,18 +397,10 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
       out.refused.push_back(std::move(r));
     }
   }
-  std::size_t dropped = 0;
-  if (filter_name == "ensf" && cfg_.ensf.mode == filters::EnsfMode::kPaper &&
-      !space.all_at_grid_points()) {
-    // Paper-mode EnSF is defined per state dimension: observations between grid points are
-    // left out (and counted as rejected) rather than failing the whole cycle.
-    std::vector<std::size_t> on_grid;
-    for (std::size_t o = 0; o < space.size(); ++o) {
-      if (space.stencil(o).count == 1) on_grid.push_back(o);
-    }
-    dropped = space.size() - on_grid.size();
-    space = space.subset(on_grid);
-  }
+  // What this filter cannot assimilate is left out and counted as rejected.
+  const std::vector<std::size_t> usable = analysis.usable(space);
+  const std::size_t dropped = space.size() - usable.size();
+  if (dropped > 0) space = space.subset(usable);
   rec.observations_rejected = static_cast<double>(invalid + dropped);
   rec.shock_sd = set.shock_sd.empty() ? 0.0 : set.shock_sd.front();
   if (!set.id.empty()) {
@@ -706,71 +408,65 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
     out.last_observation_id = *std::max_element(set.id.begin(), set.id.end());
   }
 
-  std::vector<double> mean_b, spread_b;
-  std::vector<double> hx_stats;  // filters::observation_moments of h(x_b)
-  filters::InflationEstimate inflation;
-  std::map<std::string, double> extra;
-  std::vector<double> posterior;
-  std::vector<obs::Rejection> gross;  // refused by the gross-error check
-  if (device_) {
-    DeviceStage st = analyse_on_device(analysis, space, cycle, gather_members, out);
-    mean_b = std::move(st.mean_b);
-    spread_b = std::move(st.spread_b);
-    hx_stats = std::move(st.hx_stats);
-    inflation = st.inflation;
-    extra = std::move(st.extra);
-    posterior = std::move(st.posterior);
-    gross = std::move(st.refused);
-  } else {
-    std::vector<double> hx = ensemble_.observe_all(space);
-    hx_stats = filters::observation_moments(hx, k);
-    // Quality control against the background (qc.gross_error_sigmas), before the filter and
-    // the inflation estimate. Every rank holds all of h(x): every rank refuses the same.
-    if (space.size() > 0) {
-      obs::GrossErrorResult qc =
-          obs::gross_error_check(space, hx_stats, cfg_.qc.gross_error_sigmas);
-      if (!qc.refused.empty()) {
-        hx = obs::select_columns(hx, space.size(), qc.kept);
-        hx_stats = obs::select_moments(hx_stats, qc.kept);
-        space = space.subset(qc.kept);
-      }
-      gross = std::move(qc.refused);
+  // h(x_b) and its moments per observation (2 values per observation on the host): the
+  // gross-error check, the innovation diagnostics and the inflation factor. Every rank holds
+  // all of h(x), so every rank takes the same decisions.
+  double* hx = ens.observe_all(space);
+  std::vector<double> moments = ens.observation_moments(space.size());
+  if (space.size() > 0) {
+    obs::GrossErrorResult qc = obs::gross_error_check(space, moments, cfg_.qc.gross_error_sigmas);
+    if (!qc.refused.empty()) {
+      moments = obs::select_moments(moments, qc.kept);
+      space = space.subset(qc.kept);
+      hx = ens.observe_all(space);  // the kept observations' h(x): the same values
     }
-    std::vector<double> cols, post;
-    ensemble_.to_columns(cols);
-    const std::vector<double> local =
-        column_mean_spread(ensemble_, cols, k, comm_, mean_b, spread_b);
-    // Prior inflation (filters/inflation.hpp) after the background diagnostics, which stay the
-    // forecast's own. Every rank holds all of h(x), so every rank finds the same factor.
-    inflation = filters::estimate_inflation_from_moments(cfg_.inflation, hx_stats, space);
-    std::vector<double> hx_inflated;
-    std::span<const double> hx_used = hx;
-    if (inflation.factor != 1.0) {
-      keep_uninflated_spread_target(analysis,
-                                    std::span<const double>(local).subspan(local.size() / 2));
-      filters::inflate(cols, k, inflation.factor);
-      hx_inflated = hx;
-      filters::inflate(hx_inflated, k, inflation.factor);
-      hx_used = hx_inflated;
-    }
-    post.assign(cols.size(), 0.0);
-    const auto [c0, c1] = ensemble_.columns();
-    analysis.analyse_columns(cols, hx_used, k, space, {cfg_.experiment.seed, cycle}, c0, c1, post,
-                             comm_, extra);
-    const std::vector<double> local_a =
-        column_mean_spread(ensemble_, post, k, comm_, out.mean, out.spread);
-    // Never a non-finite analysis: decided on every rank together, before the ensemble takes
-    // the posterior (it keeps the prior when this throws).
-    require_finite_analysis(
-        comm_, ensemble_,
-        "cycle " + std::to_string(cycle) + ", filter " + std::string(analysis.name()), post,
-        local_a);
-    ensemble_.from_columns(post);
-    if (gather_members) posterior = ensemble_.gather(0);
+    for (auto& r : qc.refused)
+      out.refused.push_back(std::move(r));
   }
-  rec.observations_used = static_cast<double>(space.size());
-  for (auto& r : gross)
-    out.refused.push_back(std::move(r));
+  const std::size_t po = space.size();
+  double* cols = ens.to_columns();
+  const auto [c0, c1] = ensemble_.columns();
+  const std::size_t dim = 2 * (c1 - c0);
+  std::vector<double> mean_b, spread_b;
+  const std::vector<double> local_b = ens.column_mean_spread(cols);
+  gather_mean_spread(ensemble_, local_b, comm_, mean_b, spread_b);
+  // Prior inflation (filters/inflation.hpp) after the background diagnostics, which stay the
+  // forecast's own.
+  const filters::InflationEstimate inflation =
+      filters::estimate_inflation_from_moments(cfg_.inflation, moments, space);
+  if (inflation.factor != 1.0) {
+    analysis.see_uninflated_spread(c0, c1, ensemble_.columns_total(),
+                                   std::span<const double>(local_b).subspan(dim));
+    ens.inflate(cols, k, dim, inflation.factor);
+    if (po > 0) ens.inflate(hx, k, po, inflation.factor);
+  }
+  const filters::ColumnBlock block{ens.memory(), k, c0, c1, 2, cols, cols};
+  filters::Reducer reducer;
+  if (ensemble_.ranks() > 1) {
+    reducer.max = [this](std::span<double> v) {
+      comm_.allreduce_in_place(v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_MAX);
+    };
+    reducer.sum = [this](std::span<double> v) {
+      comm_.allreduce_in_place(v.data(), static_cast<int>(v.size()), MPI_DOUBLE, MPI_SUM);
+    };
+  }
+  const filters::AnalysisDiagnostics fd =
+      analysis.analyse(block, {hx, moments}, space, {cfg_.experiment.seed, cycle}, reducer);
+  const std::vector<double> local_a = ens.column_mean_spread(cols);
+  gather_mean_spread(ensemble_, local_a, comm_, out.mean, out.spread);
+  // Never a non-finite analysis: decided on every rank together, before the ensemble takes
+  // the posterior (in host memory it keeps the prior when this throws).
+  require_finite_analysis(
+      comm_, ensemble_,
+      "cycle " + std::to_string(cycle) + ", filter " + std::string(analysis.name()),
+      ens.host_columns(cols), local_a);
+  ens.from_columns(cols);
+  std::vector<double> posterior;
+  if (gather_members) {
+    ens.sync_host();
+    posterior = ensemble_.gather(0);
+  }
+  rec.observations_used = static_cast<double>(po);
   std::sort(out.refused.begin(), out.refused.end(),
             [](const obs::Rejection& a, const obs::Rejection& b) { return a.index < b.index; });
   for (const auto& r : out.refused)
@@ -779,20 +475,17 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   // Residency (docs/hip.md): bytes copied between host and device since the previous
   // analysis (this cycle's forecast and analysis), summed over the ranks that use a device.
   unsigned long long moved[2] = {0, 0};
-  if (device_) {
-    const std::uint64_t now = hip::detail::host_device_bytes();
-    moved[0] = now - device_bytes_mark_;
+  if (ens.memory() == filters::MemorySpace::kDevice) {
+    moved[0] = ens.take_transfer_bytes();
     moved[1] = 1;
-    device_bytes_mark_ = now;
   }
-  MPI_Reduce(ensemble_.rank() == 0 ? MPI_IN_PLACE : moved, moved, 2, MPI_UNSIGNED_LONG_LONG,
-             MPI_SUM, 0, comm_);
-  if (surrogate_ && surrogate_->online) {
-    // Every rank adapts the surrogate: give them the analysis mean and the observations.
-    Surrogate::Pending pending{cycle, space, std::vector<double>(n)};
+  comm_.reduce_in_place(moved, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, 0);
+  if (model_->wants_analysis()) {
+    // Every rank runs the model's hook: give them the analysis mean and the observations.
+    Pending pending{cycle, space, std::vector<double>(n)};
     if (ensemble_.rank() == 0) pending.mean = out.mean;
-    MPI_Bcast(pending.mean.data(), static_cast<int>(n), MPI_DOUBLE, 0, comm_);
-    surrogate_->pending = std::move(pending);
+    comm_.bcast(pending.mean.data(), static_cast<int>(n), MPI_DOUBLE, 0);
+    pending_ = std::move(pending);
   }
   if (ensemble_.rank() != 0) {
     rec.seconds_analysis = seconds_since(t0);
@@ -805,22 +498,12 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
   rec.rmse_analysis_K = known ? s * rms_difference(out.mean, truth) : nan;
   rec.spread_background_K = s * rms(spread_b);
   rec.spread_analysis_K = s * rms(out.spread);
-  // Innovations d = y - mean_i h(x_b^(i)); consistency = E[d^2] / (HPH^T + R), both averaged
-  // over the observations (1 when the ensemble spread is right).
-  const std::size_t po = space.size();
-  double dsum = 0, d2 = 0, hvar = 0, r = 0;
-  for (std::size_t o = 0; o < po; ++o) {
-    const double hm = hx_stats[o];
-    hvar += hx_stats[po + o];
-    const double d = space.value()[o] - hm;
-    dsum += d;
-    d2 += d * d;
-    r += space.error_sd()[o] * space.error_sd()[o];
-  }
-  const double np = std::max<double>(1.0, static_cast<double>(po));
-  rec.innovation_mean = dsum / np;
-  rec.innovation_rms = std::sqrt(d2 / np);
-  rec.consistency_ratio = po > 0 ? (d2 / np) / ((hvar + r) / np) : nan;
+  // Innovations d = y - mean_i h(x_b^(i)) of the uninflated background (from the filter's
+  // entry point); consistency = E[d^2] / (HPH^T + R), both averaged over the observations (1
+  // when the ensemble spread is right).
+  rec.innovation_mean = fd.innovation_mean;
+  rec.innovation_rms = fd.innovation_rms;
+  rec.consistency_ratio = filters::innovation_stats(moments, space).consistency;
   // The stage ends with the products: mean, spread and the diagnostics (rank 0's view).
   rec.seconds_analysis = seconds_since(t0);
   auto& diag = out.diagnostics;
@@ -841,7 +524,7 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
                                      "(qc.*: implausible, gross error against the background)"};
   diag["shock_sd"] = {rec.shock_sd, "m s-1", "std of the shock added to the truth (0: none)"};
   diag["seconds_analysis"] = {rec.seconds_analysis, "s", "wall time of the analysis stage"};
-  for (const auto& [name, value] : extra)
+  for (const auto& [name, value] : fd.extra)
     diag[name] = {value, "1", name};
   if (moved[1] > 0) {
     diag["device_host_bytes"] = {static_cast<double>(moved[0]), "B",
@@ -852,30 +535,7 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
     diag["inflation_factor"] = {inflation.factor, "1",
                                 "multiplicative prior inflation applied before the filter"};
   }
-  if (surrogate_ && surrogate_->online) {
-    // The weights that made this background, and what the adaptation before it found.
-    const surrogate::OnlineReport& rep = surrogate_->last;
-    diag["surrogate_version"] = {static_cast<double>(surrogate_->online->version()), "1",
-                                 "version of the surrogate weights that made the background"};
-    diag["surrogate_accepted_version"] = {
-        static_cast<double>(surrogate_->online->accepted_version()), "1",
-        "last surrogate version accepted by the innovation check"};
-    diag["surrogate_rollbacks"] = {static_cast<double>(surrogate_->online->rollbacks()), "1",
-                                   "rollbacks of the online adaptation so far"};
-    diag["surrogate_lr_scale"] = {surrogate_->online->learning_rate_scale(), "1",
-                                  "online learning-rate guard (1 = full rate)"};
-    // Every cycle carries the same diagnostics (the archive's variables): NaN = not measured.
-    diag["surrogate_innovation_current"] = {
-        rep.evaluated ? rep.innovation_current : nan, "1",
-        "mean squared normalised innovation of the previous weights in use (one-cycle "
-        "forecast of the previous analysis mean)"};
-    diag["surrogate_innovation_accepted"] = {rep.evaluated ? rep.innovation_reference : nan, "1",
-                                             "the same for the accepted weights"};
-    diag["surrogate_online_loss"] = {rep.steps_taken > 0 ? rep.loss : nan, "1",
-                                     "normalised MSE of the online steps"};
-    diag["surrogate_online_lr"] = {rep.steps_taken > 0 ? rep.learning_rate : 0.0, "1",
-                                   "learning rate of the online steps (0: none taken)"};
-  }
+  model_->add_diagnostics(diag);
   if (gather_members) out.members = std::move(posterior);
   return out;
 }

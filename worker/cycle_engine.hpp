@@ -10,23 +10,24 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "comm.hpp"
 #include "config/config.hpp"
-#include "device_ensemble.hpp"
 #include "distributed_ensemble.hpp"
-#include "filters/inflation.hpp"
+#include "ensemble_buffer.hpp"
+#include "filters/ensemble_filter.hpp"
+#include "forecast_model.hpp"
 #include "hip/device.hpp"
 #include "io/archive.hpp"
 #include "io/checkpoint.hpp"
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
 #include "obs/observation_space.hpp"
-#include "slab_analysis.hpp"
-#include "sqg/sqg_model.hpp"
 
 namespace rtda::worker {
 
@@ -60,93 +61,81 @@ struct CycleOutcome {
 
 class CycleEngine {
  public:
-  // Collective: plans the FFTs the same way on every rank (rank 0's wisdom). With
-  // Backend::kHip the filters and the surrogate's forward pass run on this rank's HIP device
-  // (device::choose has selected it), with the ensemble resident there between the stages;
-  // the SQG physics stays on the CPU (FFTW).
-  CycleEngine(MPI_Comm comm, const config::Config& cfg,
+  // Collective. The forecast model is make_forecast_model's for model.kind; with Backend::kHip the
+  // filters and the surrogate's forward pass run on this rank's HIP device (device::choose has
+  // selected it), with the ensemble resident there between the stages; the SQG physics stays on the
+  // CPU.
+  CycleEngine(Comm comm, const config::Config& cfg,
               device::Backend backend = device::Backend::kCpu);
   device::Backend backend() const { return backend_; }
   ~CycleEngine();
 
   const config::Config& config() const { return cfg_; }
-  // "sqg", or "vit:<weights file>" (the lineage of published analyses).
+  // The forecast model's identity: "sqg", or "vit:<weights file>" (the lineage).
   std::string model_identity() const;
   int rank() const { return ensemble_.rank(); }
   int ranks() const { return ensemble_.ranks(); }
   int members() const { return ensemble_.members(); }
   std::size_t state_size() const { return ensemble_.state_size(); }
-  int steps_per_cycle() const { return steps_per_cycle_; }
   // model.threads as resolved for this rank (resolve_threads), and why.
   const ThreadChoice& threads() const { return threads_; }
 
-  // The initial ensemble of science.md §2 (ensemble.* keys) around nature state
+  // The initial ensemble of docs/science.md §2 (ensemble.* keys) around nature state
   // ensemble.climatology_index. Collective.
   void start_from_nature(const io::NatureRun& nature);
+  // A given ensemble ([member][level][y][x], on rank 0; empty elsewhere). Collective.
+  void start_from_members(std::span<const double> members);
   // Collective; rank 0 reads `path`. Returns the checkpoint's cycle.
   std::int64_t start_from_checkpoint(const std::string& path);
-  // Collective: the ensemble and filter state for a checkpoint (complete on rank 0). With
-  // Backend::kHip it first brings the host copy of the ensemble up to date (a cache: the
-  // ensemble itself does not change).
+  // Collective: the ensemble, the filters' and the model's state for a checkpoint (complete
+  // on rank 0).
   io::Checkpoint checkpoint(std::int64_t cycle, double time_seconds) const;
 
-  // Advances every member by one cycle length (the SQG model, or one step of the ViT surrogate
-  // with model.kind = "vit", members batched). Every rank calls it.
+  // Advances every member by one cycle length with the forecast model. Every rank calls it.
   double forecast_cycle();
 
-  // Analyses the current ensemble with `filter` ("letkf", "ensf", "none") and the
-  // observations `obs` (identical on every rank). `truth` (rank 0; empty = unknown) gives RMSE
-  // diagnostics. Collective. Before the filter: the plausibility rule (qc.max_abs_kelvin,
-  // qc.max_error_sd_kelvin) and, with qc.gross_error_sigmas > 0, the gross-error check
-  // (CycleOutcome::refused). After it: a member, mean or spread value that is NaN or inf on
-  // any rank makes every rank throw std::runtime_error (cycle, filter, counts, first index);
-  // the ensemble then keeps its prior (CPU path).
+  // Analyses the current ensemble with `filter` and the observations `obs` (identical on
+  // every rank). `truth` (rank 0; empty = unknown) gives RMSE diagnostics. Collective.
+  // Before the filter: validation, the plausibility rule (qc.max_abs_kelvin,
+  // qc.max_error_sd_kelvin), the filter's usable() observations (the rest counted as
+  // rejected), the gross-error check with qc.gross_error_sigmas > 0 (CycleOutcome::refused)
+  // and the prior inflation (inflation.*). After it: a member, mean or spread value that is
+  // NaN or inf on any rank makes every rank throw std::runtime_error (cycle, filter, counts,
+  // first index); the ensemble then keeps its prior (host memory).
+  CycleOutcome analyse(filters::FilterKind filter, const io::ObservationSet& obs,
+                       std::uint64_t cycle, double time_seconds, std::span<const double> truth,
+                       bool gather_members);
+  // The same with the filter's name ("letkf", "ensf", "none"; std::invalid_argument else).
   CycleOutcome analyse(const std::string& filter, const io::ObservationSet& obs,
                        std::uint64_t cycle, double time_seconds, std::span<const double> truth,
                        bool gather_members);
 
-  // With surrogate.online: the adaptation step after the last analysis (surrogate/online.hpp)
-  // — scores the weights in use and the accepted ones on that cycle's observations, rolls
-  // back or accepts, then trains on the replay buffer. Collective; call it after analyse()
-  // (the service calls it once the analysis is published) and before the next forecast.
-  // Does nothing without online adaptation or when already done for that analysis.
+  // The forecast model's hook after the last analysis (ForecastModel::after_analysis: the
+  // surrogate's online adaptation). Collective; call it after analyse() (the service calls
+  // it once the analysis is published) and before the next forecast. Does nothing when the
+  // model wants no analyses or when already done for that analysis.
   void adapt_surrogate();
-  // Version of the surrogate weights in use (0 = as loaded; always 0 without adaptation).
+  // Version of the forecast model's state in use (surrogate weights; 0 = as configured).
   std::uint64_t surrogate_version() const;
 
  private:
-  SlabAnalysis& filter(const std::string& name);
-  void keep_uninflated_spread_target(SlabAnalysis& analysis, std::span<const double> local_spread);
-  void load_surrogate_weights();
-  // Backend::kHip: the ViT step and the analysis with the ensemble resident on the device.
-  void forecast_surrogate_on_device();
-  struct DeviceStage {
-    std::vector<double> mean_b, spread_b;  // background mean and spread (rank 0)
-    std::vector<obs::Rejection> refused;   // by the gross-error check
-    std::vector<double> hx_stats;          // filters::observation_moments of h(x_b)
-    filters::InflationEstimate inflation;
-    std::map<std::string, double> extra;
-    std::vector<double> posterior;  // every member (rank 0), when asked for
-  };
-  // `space` loses the observations the gross-error check refuses.
-  DeviceStage analyse_on_device(SlabAnalysis& analysis, obs::ObservationSpace& space,
-                                std::uint64_t cycle, bool gather_members, CycleOutcome& out);
+  filters::EnsembleFilter& filter(filters::FilterKind kind);
 
-  MPI_Comm comm_;
+  Comm comm_;
   config::Config cfg_;
   device::Backend backend_;
-  ThreadChoice threads_;  // before stepper_, which it sizes
-  std::unique_ptr<sqg::SqgModel<double>> model_;
+  ThreadChoice threads_;
   DistributedEnsemble ensemble_;
-  std::unique_ptr<sqg::EnsembleStepper<double>> stepper_;
-  std::map<std::string, std::unique_ptr<SlabAnalysis>> filters_;
-  int steps_per_cycle_;
-  struct Surrogate;
-  std::unique_ptr<Surrogate> surrogate_;  // model.kind = "vit"
-  // Backend::kHip: the device mirror of ensemble_ (which copy is current, lazy syncs), and the
-  // transfer counter's value at the end of the previous analysis.
-  std::unique_ptr<DeviceEnsemble> device_;
-  std::uint64_t device_bytes_mark_ = 0;
+  std::unique_ptr<EnsembleBuffer> buffer_;  // where ensemble_ lives (host or device)
+  std::unique_ptr<ForecastModel> model_;
+  std::map<filters::FilterKind, std::unique_ptr<filters::EnsembleFilter>> filters_;
+  // What the last analysis leaves for ForecastModel::after_analysis.
+  struct Pending {
+    std::uint64_t cycle = 0;
+    obs::ObservationSpace space;
+    std::vector<double> mean;
+  };
+  std::optional<Pending> pending_;
 };
 
 // Never a non-finite analysis. Collective: every rank throws std::runtime_error ("<what>: the
@@ -154,11 +143,8 @@ class CycleEngine {
 // columns (`post_cols`, [member][level][c - c0] of ens.columns(); may be empty) or packed
 // analysis mean/spread (`packed`: [mean level 0 | 1, spread level 0 | 1] of those columns; may
 // be empty) hold a NaN or inf; otherwise it returns on every rank.
-void require_finite_analysis(MPI_Comm comm, const DistributedEnsemble& ens, const std::string& what,
-                             std::span<const double> post_cols, std::span<const double> packed);
-
-// Every rank plans its FFTs with the same algorithms: rank 0 plans (with the wisdom file when
-// there is one) and broadcasts its wisdom before the others plan. Collective.
-void share_fft_wisdom(MPI_Comm comm, const config::Config& cfg);
+void require_finite_analysis(const Comm& comm, const DistributedEnsemble& ens,
+                             const std::string& what, std::span<const double> post_cols,
+                             std::span<const double> packed);
 
 }  // namespace rtda::worker

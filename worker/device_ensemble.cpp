@@ -3,7 +3,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "ensemble_buffer.hpp"
 #include "hip/cycle_hip.hpp"
+#include "hip/ensf_hip_kernels.hpp"
 #include "hip/letkf_hip.hpp"
 
 namespace rtda::worker {
@@ -16,7 +18,7 @@ void check(int err, const char* what) {
 
 }  // namespace
 
-DeviceEnsemble::DeviceEnsemble(MPI_Comm comm, DistributedEnsemble& ensemble)
+DeviceEnsemble::DeviceEnsemble(const Comm& comm, DistributedEnsemble& ensemble)
     : comm_(comm),
       host_(ensemble),
       states_(static_cast<std::size_t>(ensemble.local_members()) * ensemble.state_size(),
@@ -46,8 +48,8 @@ void DeviceEnsemble::alltoall(const std::vector<double>& send, const std::vector
                               const std::vector<int>& send_displs, std::vector<double>& recv,
                               const std::vector<int>& recv_counts,
                               const std::vector<int>& recv_displs, const char* what) {
-  check(MPI_Alltoallv(send.data(), send_counts.data(), send_displs.data(), MPI_DOUBLE, recv.data(),
-                      recv_counts.data(), recv_displs.data(), MPI_DOUBLE, comm_),
+  check(comm_.alltoallv(send.data(), send_counts.data(), send_displs.data(), MPI_DOUBLE,
+                        recv.data(), recv_counts.data(), recv_displs.data()),
         what);
 }
 
@@ -142,10 +144,80 @@ hip::detail::DeviceArray<double> DeviceEnsemble::observe_all(const obs::Observat
     displs[static_cast<std::size_t>(s)] = static_cast<int>(m0 * p);
   }
   std::vector<double> all(k * p);
-  check(MPI_Allgatherv(local.data(), static_cast<int>(local.size()), MPI_DOUBLE, all.data(),
-                       counts.data(), displs.data(), MPI_DOUBLE, comm_),
+  check(comm_.allgatherv(local.data(), static_cast<int>(local.size()), MPI_DOUBLE, all.data(),
+                         counts.data(), displs.data()),
         "DeviceEnsemble::observe_all");
   return DeviceArray<double>(all, "h(x) of every member");
+}
+
+namespace {
+
+// EnsembleBuffer over the device mirror: every operation of the cycle on the device, with
+// the CPU's per-element arithmetic (hip/cycle_hip.hpp).
+class DeviceBuffer final : public EnsembleBuffer {
+ public:
+  DeviceBuffer(const Comm& comm, DistributedEnsemble& ens)
+      : EnsembleBuffer(ens), mirror_(comm, ens), mark_(hip::detail::host_device_bytes()) {}
+  filters::MemorySpace memory() const override { return filters::MemorySpace::kDevice; }
+
+  std::span<double> host_members() override {
+    mirror_.to_host();
+    mirror_.host_written();
+    return ens_.local_states();
+  }
+  void sync_host() override { mirror_.to_host(); }
+  double* device_members() override {
+    mirror_.to_device();
+    mirror_.device_written();
+    return mirror_.states();
+  }
+
+  double* observe_all(const obs::ObservationSpace& space) override {
+    mirror_.to_device();
+    hx_ = space.size() > 0 ? mirror_.observe_all(space) : hip::detail::DeviceArray<double>();
+    return hx_.get();
+  }
+  std::vector<double> observation_moments(std::size_t p) override {
+    if (p == 0) return {};
+    hip::detail::DeviceArray<double> moments(2 * p, "h(x) statistics");
+    hip::cycle::observation_mean_and_variance(hx_.get(), static_cast<std::size_t>(ens_.members()),
+                                              p, moments.get());
+    return moments.download();
+  }
+  double* to_columns() override {
+    mirror_.to_device();
+    return mirror_.to_columns();
+  }
+  std::vector<double> column_mean_spread(const double* cols) override {
+    const std::size_t dim = 2 * ens_.local_columns();
+    if (packed_.size() != 2 * dim)
+      packed_ = hip::detail::DeviceArray<double>(2 * dim, "the ensemble's mean and spread");
+    hip::cycle::mean_and_spread(cols, static_cast<std::size_t>(ens_.members()), dim, packed_.get());
+    return packed_.download();
+  }
+  void inflate(double* values, int members, std::size_t stride, double factor) override {
+    hip::cycle::inflate(values, members, stride, factor);
+  }
+  void from_columns(const double* cols) override { mirror_.from_columns(cols); }
+  std::span<const double> host_columns(const double*) const override { return {}; }
+  std::uint64_t take_transfer_bytes() override {
+    const std::uint64_t now = hip::detail::host_device_bytes();
+    const std::uint64_t moved = now - mark_;
+    mark_ = now;
+    return moved;
+  }
+
+ private:
+  DeviceEnsemble mirror_;
+  hip::detail::DeviceArray<double> hx_, packed_;
+  std::uint64_t mark_;
+};
+
+}  // namespace
+
+std::unique_ptr<EnsembleBuffer> make_device_buffer(const Comm& comm,
+                                                   DistributedEnsemble& ensemble) {
+  return std::make_unique<DeviceBuffer>(comm, ensemble);
 }
 
 }  // namespace rtda::worker

@@ -36,7 +36,7 @@ class DeviceEnsemble {
   // Allocates the mirror on this rank's current HIP device; the host copy is current. Throws
   // std::runtime_error without a usable device (or without the HIP backend). `ensemble`
   // must outlive this object.
-  DeviceEnsemble(MPI_Comm comm, DistributedEnsemble& ensemble);
+  DeviceEnsemble(const Comm& comm, DistributedEnsemble& ensemble);
 
   Current current() const { return current_; }
   // Copies the host members up when the device copy is stale (then both are current).
@@ -72,7 +72,7 @@ class DeviceEnsemble {
                 const std::vector<int>& recv_counts, const std::vector<int>& recv_displs,
                 const char* what);
 
-  MPI_Comm comm_;
+  Comm comm_;
   DistributedEnsemble& host_;
   Current current_ = Current::kHost;
   hip::detail::DeviceArray<double> states_;   // local members × state

@@ -51,17 +51,9 @@ ThreadChoice resolve_threads(int requested, const std::optional<std::string>& om
   return c;
 }
 
-ThreadChoice resolve_threads(MPI_Comm comm, int requested) {
+ThreadChoice resolve_threads(const Comm& comm, int requested) {
   // Collective in every case (the count of node-local ranks), so no rank skips it.
-  MPI_Comm node = MPI_COMM_NULL;
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
-  int on_node = 1;
-  if (node != MPI_COMM_NULL) {
-    MPI_Comm_size(node, &on_node);
-    MPI_Comm_free(&node);
-  }
+  const int on_node = comm.ranks_on_node();
   int allowed = 0;
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -91,10 +83,8 @@ void check(int err, const char* what) {
 }
 }  // namespace
 
-DistributedEnsemble::DistributedEnsemble(MPI_Comm comm, int members, int grid_n)
-    : comm_(comm), members_(members), n_(grid_n) {
-  MPI_Comm_rank(comm_, &rank_);
-  MPI_Comm_size(comm_, &size_);
+DistributedEnsemble::DistributedEnsemble(Comm comm, int members, int grid_n)
+    : comm_(comm), rank_(comm.rank()), size_(comm.size()), members_(members), n_(grid_n) {
   if (members < size_) {
     throw std::invalid_argument("ensemble.members = " + std::to_string(members) +
                                 ": fewer members than MPI ranks (" + std::to_string(size_) + ")");
@@ -132,8 +122,8 @@ void DistributedEnsemble::to_columns(std::vector<double>& cols) const {
     offset += recv_counts[s];
   }
   cols.assign(static_cast<std::size_t>(offset), 0.0);
-  check(MPI_Alltoallv(send.data(), send_counts.data(), send_displs.data(), MPI_DOUBLE, cols.data(),
-                      recv_counts.data(), recv_displs.data(), MPI_DOUBLE, comm_),
+  check(comm_.alltoallv(send.data(), send_counts.data(), send_displs.data(), MPI_DOUBLE,
+                        cols.data(), recv_counts.data(), recv_displs.data()),
         "to_columns");
 }
 
@@ -159,8 +149,8 @@ void DistributedEnsemble::from_columns(std::span<const double> cols) {
     offset += recv_counts[s];
   }
   std::vector<double> recv(static_cast<std::size_t>(offset));
-  check(MPI_Alltoallv(cols.data(), send_counts.data(), send_displs.data(), MPI_DOUBLE, recv.data(),
-                      recv_counts.data(), recv_displs.data(), MPI_DOUBLE, comm_),
+  check(comm_.alltoallv(cols.data(), send_counts.data(), send_displs.data(), MPI_DOUBLE,
+                        recv.data(), recv_counts.data(), recv_displs.data()),
         "from_columns");
   for (int s = 0; s < size_; ++s) {
     const auto [c0, c1] = column_range(n_, size_, s);
@@ -189,8 +179,8 @@ std::vector<double> DistributedEnsemble::observe_all(const obs::ObservationSpace
     displs[s] = static_cast<int>(m0 * p);
   }
   std::vector<double> all(static_cast<std::size_t>(members_) * p);
-  check(MPI_Allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
-                       counts.data(), displs.data(), MPI_DOUBLE, comm_),
+  check(comm_.allgatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(),
+                         counts.data(), displs.data()),
         "observe_all");
   return all;
 }
@@ -203,8 +193,8 @@ std::vector<double> DistributedEnsemble::gather(int root) const {
     displs[s] = static_cast<int>(m0 * state_size());
   }
   std::vector<double> all(rank_ == root ? static_cast<std::size_t>(members_) * state_size() : 0);
-  check(MPI_Gatherv(states_.data(), static_cast<int>(states_.size()), MPI_DOUBLE, all.data(),
-                    counts.data(), displs.data(), MPI_DOUBLE, root, comm_),
+  check(comm_.gatherv(states_.data(), static_cast<int>(states_.size()), MPI_DOUBLE, all.data(),
+                      counts.data(), displs.data(), root),
         "gather");
   return all;
 }
@@ -219,8 +209,8 @@ void DistributedEnsemble::scatter(std::span<const double> all, int root) {
   if (rank_ == root && all.size() != static_cast<std::size_t>(members_) * state_size()) {
     throw std::invalid_argument("DistributedEnsemble::scatter: expected the whole ensemble");
   }
-  check(MPI_Scatterv(all.data(), counts.data(), displs.data(), MPI_DOUBLE, states_.data(),
-                     static_cast<int>(states_.size()), MPI_DOUBLE, root, comm_),
+  check(comm_.scatterv(all.data(), counts.data(), displs.data(), MPI_DOUBLE, states_.data(),
+                       static_cast<int>(states_.size()), root),
         "scatter");
 }
 

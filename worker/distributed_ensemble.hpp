@@ -1,4 +1,4 @@
-// An ensemble spread over the ranks of an MPI communicator (architecture.md §5).
+// An ensemble spread over the ranks of an MPI communicator (docs/architecture.md §5).
 //
 // Members are block-distributed for the forecast: rank r holds members [m0_r, m1_r), each a
 // full 2 N^2 state. The analysis works on grid columns (c = j N + i, both levels): rank r
@@ -7,7 +7,7 @@
 // result depends on the number of ranks, so 1 and R ranks give bitwise identical analyses.
 #pragma once
 
-#include <mpi.h>
+#include "comm.hpp"
 
 #include <cstddef>
 #include <optional>
@@ -40,7 +40,7 @@ struct ThreadChoice {
   int threads = 1;
   std::string reason;
 };
-ThreadChoice resolve_threads(MPI_Comm comm, int requested);
+ThreadChoice resolve_threads(const Comm& comm, int requested);
 // The arithmetic of resolve_threads without MPI or the environment: omp_num_threads = the value
 // of OMP_NUM_THREADS (nullopt when unset), allowed_cores = the affinity count (0 = unknown).
 ThreadChoice resolve_threads(int requested, const std::optional<std::string>& omp_num_threads,
@@ -48,7 +48,9 @@ ThreadChoice resolve_threads(int requested, const std::optional<std::string>& om
 
 class DistributedEnsemble {
  public:
-  DistributedEnsemble(MPI_Comm comm, int members, int grid_n);
+  DistributedEnsemble(Comm comm, int members, int grid_n);
+
+  const Comm& comm() const { return comm_; }
 
   int rank() const { return rank_; }
   int ranks() const { return size_; }
@@ -82,7 +84,7 @@ class DistributedEnsemble {
   void scatter(std::span<const double> all, int root = 0);
 
  private:
-  MPI_Comm comm_;
+  Comm comm_;
   int rank_ = 0, size_ = 1;
   int members_;
   int n_;

@@ -14,12 +14,11 @@
 
 namespace rtda::worker {
 
-ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const std::string& filter,
-                                const std::string& out_path,
+ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
+                                const std::string& filter, const std::string& out_path,
                                 const std::function<void(const CycleRecord&)>& on_cycle,
                                 device::Backend backend) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
+  const int rank = comm.rank();
   const sqg::SqgParams& p = cfg.model.sqg;
   const auto& ex = cfg.experiment;
   if (cfg.model.precision != config::Precision::kFloat64) {
@@ -39,7 +38,7 @@ ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const 
                       [&](int, double t, std::span<const double> q) { writer.append(t, q); });
       writer.close();
     }
-    MPI_Barrier(comm);
+    comm.barrier();
   }
   const io::NatureRun nature = io::read_nature(nature_path);
   if (nature.params.N != p.N || nature.params.L_m != p.L_m) {
@@ -73,7 +72,7 @@ ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const 
   for (int c = 0; c < ex.cycles; ++c) {
     const double seconds_forecast = c > 0 ? engine.forecast_cycle() : 0.0;
     const double t = nature.times_seconds[c];
-    io::ObservationSet set;
+    obs::ObservationSet set;
     obs::append_cycle_observations(p, nature.state(c), t, c, experiment, observe, set);
     std::vector<double> truth;
     if (rank == 0) {

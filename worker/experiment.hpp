@@ -1,9 +1,9 @@
-// The twin experiment of science.md §2 on the worker group: nature run, observations,
+// The twin experiment of docs/science.md §2 on the worker group: nature run, observations,
 // initial ensemble, then cycles of forecast + analysis, with the analysis archive and
 // per-cycle diagnostics written by rank 0. The same code serves 1 and R ranks.
 #pragma once
 
-#include <mpi.h>
+#include "comm.hpp"
 
 #include <functional>
 #include <string>
@@ -22,8 +22,8 @@ struct ExperimentResult {
 
 // Collective over `comm`. `on_cycle` (rank 0) is called after each cycle.
 // `backend`: where this rank computes (device::choose).
-ExperimentResult run_experiment(MPI_Comm comm, const config::Config& cfg, const std::string& filter,
-                                const std::string& out_path,
+ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
+                                const std::string& filter, const std::string& out_path,
                                 const std::function<void(const CycleRecord&)>& on_cycle = {},
                                 device::Backend backend = device::Backend::kCpu);
 

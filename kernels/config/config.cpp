@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include "filters/ensemble_filter.hpp"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -15,7 +17,7 @@
 namespace rtda::config {
 
 std::string_view to_string(Precision p) {
-  return p == Precision::kFloat32 ? "float32" : "float64";
+  return kPrecisionNames.name(p);
 }
 
 namespace {
@@ -99,6 +101,26 @@ Key bool_key(std::string name, Field field, std::string doc) {
 }
 
 // A string key with a fixed set of spellings mapped to enum values.
+template <typename Field, typename Enum>
+Key choice_key(std::string name, Field field, std::vector<std::pair<std::string, Enum>> choices,
+               std::string doc);
+// The same with the enum's name table (core/names.hpp).
+template <typename Field, typename Enum, std::size_t Count>
+Key choice_key(std::string name, Field field, const core::NameTable<Enum, Count>& table,
+               std::string doc) {
+  std::vector<std::pair<std::string, Enum>> choices;
+  for (const auto& [value, text] : table.entries)
+    choices.emplace_back(std::string(text), value);
+  return choice_key(std::move(name), field, std::move(choices), std::move(doc));
+}
+// The spellings of a table as the values of a string key.
+template <typename Enum, std::size_t Count>
+std::vector<std::pair<std::string, std::string>> spellings(const core::NameTable<Enum, Count>& t) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& name : t.names())
+    out.emplace_back(name, name);
+  return out;
+}
 template <typename Field, typename Enum>
 Key choice_key(std::string name, Field field, std::vector<std::pair<std::string, Enum>> choices,
                std::string doc) {
@@ -188,7 +210,7 @@ const std::vector<Key>& registry() {
                                                          {"N256", "N256"},
                                                          {"N512", "N512"},
                                                          {"N1024", "N1024"}},
-        "Reference configuration of science.md §1 (sets N, dt_s, diff_efold_s); applied "
+        "Reference configuration of docs/science.md §1 (sets N, dt_s, diff_efold_s); applied "
         "before every other key. Without it, setting model.N picks the matching preset."));
     m.push_back(int_key(
         "model.N", [](Config& c) -> int& { return c.model.sqg.N; },
@@ -240,20 +262,16 @@ const std::vector<Key>& registry() {
         "Include the advection J(psi, q); false leaves only the linear terms."));
     m.push_back(choice_key(
         "model.dynamics", [](Config& c) -> sqg::Dynamics& { return c.model.sqg.dynamics; },
-        std::vector<std::pair<std::string, sqg::Dynamics>>{{"sqgturb", sqg::Dynamics::kSqgturb},
-                                                           {"exact", sqg::Dynamics::kExact}},
+        sqg::kDynamicsNames,
         "\"sqgturb\": the community benchmark's conventions (Jacobian 2.25x, float32 "
         "derivative factors), comparable with published numbers. \"exact\": physically "
         "normalised advection, double-precision wavenumbers."));
     m.push_back(choice_key(
         "model.precision", [](Config& c) -> Precision& { return c.model.precision; },
-        std::vector<std::pair<std::string, Precision>>{{"float64", Precision::kFloat64},
-                                                       {"float32", Precision::kFloat32}},
-        "Arithmetic of the forecast model. Files are always float64."));
+        kPrecisionNames, "Arithmetic of the forecast model. Files are always float64."));
     m.push_back(choice_key(
         "model.fft_planning", [](Config& c) -> sqg::FftPlanning& { return c.model.fft_planning; },
-        std::vector<std::pair<std::string, sqg::FftPlanning>>{
-            {"estimate", sqg::FftPlanning::kEstimate}, {"measure", sqg::FftPlanning::kMeasure}},
+        sqg::kFftPlanningNames,
         "FFTW planning. \"measure\" times candidate algorithms (about 1.7x faster steps at "
         "N = 64); which ones win can differ between processes and changes round-off, so the "
         "choice is recorded in model.fft_wisdom_file and reused. \"estimate\" picks the same "
@@ -328,7 +346,7 @@ const std::vector<Key>& registry() {
         "ensemble.initial", [](Config& c) -> std::string& { return c.ensemble.initial; },
         std::vector<std::pair<std::string, std::string>>{{"perturbed-state", "perturbed-state"},
                                                          {"climatology", "climatology"}},
-        "Initial ensemble: one climatological state plus noise per member (science.md §2), or "
+        "Initial ensemble: one climatological state plus noise per member (docs/science.md §2), or "
         "distinct nature states (climatology_index, then every climatology_stride-th state "
         "before it) plus noise."));
     m.push_back(int_key(
@@ -351,12 +369,7 @@ const std::vector<Key>& registry() {
     m.push_back(choice_key(
         "experiment.observations",
         [](Config& c) -> std::string& { return c.experiment.observations; },
-        std::vector<std::pair<std::string, std::string>>{
-            {"linear", "linear"},
-            {"linear-shocks", "linear-shocks"},
-            {"arctan", "arctan"},
-            {"sparse-arctan-shocks", "sparse-arctan-shocks"}},
-        "Observation experiment of science.md §2."));
+        spellings(obs::kExperimentNames), "Observation experiment of docs/science.md §2."));
     m.push_back(int_key(
         "experiment.cycles", [](Config& c) -> int& { return c.experiment.cycles; },
         "Number of analysis cycles."));
@@ -377,7 +390,7 @@ const std::vector<Key>& registry() {
     m.push_back(int_key(
         "experiment.statistics_from_cycle",
         [](Config& c) -> int& { return c.experiment.statistics_from_cycle; },
-        "Summary statistics average cycles [this, cycles) (science.md: 100-299)."));
+        "Summary statistics average cycles [this, cycles) (docs/science.md: 100-299)."));
     m.push_back(real_key(
         "experiment.cycle_hours", [](Config& c) -> double& { return c.experiment.cycle_hours; },
         "Forecast length between analyses, hours (a multiple of model.dt_s)."));
@@ -498,8 +511,7 @@ const std::vector<Key>& registry() {
         "worker group, which writes the checkpoints)."));
     m.push_back(choice_key(
         "server.filter", [](Config& c) -> std::string& { return c.server.filter; },
-        std::vector<std::pair<std::string, std::string>>{
-            {"ensf", "ensf"}, {"letkf", "letkf"}, {"none", "none"}},
+        spellings(filters::kFilterNames),
         "Filter of the service's analyses (changeable at run time: rtda set-filter)."));
     m.push_back(choice_key(
         "server.log_sync", [](Config& c) -> std::string& { return c.server.log_sync; },
@@ -652,7 +664,7 @@ const std::vector<Key>& registry() {
                                                          {"per-level", "per-level"}},
         "ViT patch embedding: one Linear on the 2p^2 values of both levels (joint), or one "
         "Linear per level merged into one token by cross-attention from a learned query "
-        "(per-level, science.md §5)."));
+        "(per-level, docs/science.md §5)."));
     m.push_back(int_key(
         "surrogate.dim", [](Config& c) -> int& { return c.surrogate.dim; },
         "ViT token width (a multiple of 4 and of heads)."));

@@ -1,5 +1,5 @@
 // rtda's configuration: one typed struct, defaults in one place, read from TOML and `--set`
-// overrides (architecture.md §7). Every key is declared once in config.cpp's registry, which
+// overrides (docs/architecture.md §7). Every key is declared once in config.cpp's registry, which
 // also produces the reference documentation (`rtda config --markdown`).
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/names.hpp"
 #include "filters/ensf.hpp"
 #include "filters/inflation.hpp"
 #include "filters/letkf.hpp"
@@ -20,9 +21,13 @@
 namespace rtda::config {
 
 enum class Precision { kFloat64, kFloat32 };
+inline constexpr core::NameTable<Precision, 2> kPrecisionNames{{{
+    {Precision::kFloat64, "float64"},
+    {Precision::kFloat32, "float32"},
+}}};
 
 struct ModelConfig {
-  // Named reference configuration (science.md §1) applied before the explicit keys: "N32",
+  // Named reference configuration (docs/science.md §1) applied before the explicit keys: "N32",
   // "N64", "N128", "N256", "N512", "N1024".
   std::string preset = "N64";
   sqg::SqgParams sqg;  // physics and numerics, keys model.<field>
@@ -44,9 +49,9 @@ struct ObserveConfig {
   int cycles = 0;                  // 0: one cycle per nature state
 };
 
-// The ensemble and the twin experiment of science.md §2.
+// The ensemble and the twin experiment of docs/science.md §2.
 struct EnsembleConfig {
-  // "perturbed-state": every member is one climatological state plus noise (science.md §2);
+  // "perturbed-state": every member is one climatological state plus noise (docs/science.md §2);
   // "climatology": member m is nature state (climatology_index - m * climatology_stride) plus
   // noise, i.e. a sample of the climate with realistic, flow-shaped differences.
   std::string initial = "perturbed-state";
@@ -68,7 +73,7 @@ struct ExperimentConfig {
 
 // The coordinator (rtda-server) and its worker link: addresses, storage, cycling, reliability.
 struct ServerConfig {
-  // ZeroMQ endpoints (architecture.md §2): tcp://HOST:PORT or ipc://PATH.
+  // ZeroMQ endpoints (docs/architecture.md §2): tcp://HOST:PORT or ipc://PATH.
   std::string ingest = "tcp://127.0.0.1:5560";
   std::string publish = "tcp://127.0.0.1:5561";
   std::string control = "tcp://127.0.0.1:5562";
@@ -98,7 +103,7 @@ struct ServerConfig {
   bool insecure = false;
 };
 
-// Assimilation windows (architecture.md §3): cycle k analyses t0 + k * experiment.cycle_hours.
+// Assimilation windows (docs/architecture.md §3): cycle k analyses t0 + k * experiment.cycle_hours.
 struct WindowConfig {
   double t0_seconds = 0.0;
   std::string late_policy = "next";  // "next" (assimilate in the next open window) | "reject"
@@ -108,7 +113,7 @@ struct WindowConfig {
   int max_windows_ahead = 64;        // refuse observations further ahead than this many windows
 };
 
-// What one client may send (architecture.md §2).
+// What one client may send (docs/architecture.md §2).
 struct LimitsConfig {
   int max_message_mb = 0;  // 0 = what max_batch_observations and the grid's truth need
   int max_batch_observations = 100000;
@@ -143,7 +148,7 @@ struct SecurityConfig {
   bool worker_allow_any = false;
 };
 
-// The ViT surrogate (science.md §5): architecture and training (`rtda train`).
+// The ViT surrogate (docs/science.md §5): architecture and training (`rtda train`).
 struct SurrogateConfig {
   int patch = 4;  // p x p patches on both levels
   int dim = 128;  // token width
@@ -151,7 +156,7 @@ struct SurrogateConfig {
   int heads = 4;
   int mlp_ratio = 4;
   // Patch embedding: "joint" (one Linear on a patch's 2 p^2 values) or "per-level" (a Linear
-  // per level, the two tokens merged by cross-attention; science.md §5).
+  // per level, the two tokens merged by cross-attention; docs/science.md §5).
   std::string embedding = "joint";
   bool predict_increment = true;  // the network predicts x(t + 12 h) - x(t)
   std::uint64_t seed = 1;         // parameter initialisation, batch order, augmentation

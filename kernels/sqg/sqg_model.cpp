@@ -17,7 +17,7 @@ int row_index(int j, int n) {
   return j <= (n - 1) / 2 ? j : j - n;
 }
 // Signed index of column i (k = 0..n/2) of a real FFT. For even n the last (Nyquist) column
-// is -n/2 (science.md); for odd n (the padded grid of N = 2 mod 4) every column is positive.
+// is -n/2 (docs/science.md); for odd n (the padded grid of N = 2 mod 4) every column is positive.
 int col_index(int i, int n) {
   return (n % 2 == 0 && i == n / 2) ? -n / 2 : i;
 }
@@ -88,7 +88,7 @@ SqgModel<Real>::SqgModel(const SqgParams& params, FftPlanning planning) : params
   }
 
   // Derivative multipliers on the grid where the Jacobian is formed. The benchmark rounds
-  // them to float32 once (science.md, "Benchmark spectral conventions").
+  // them to float32 once (docs/science.md, "Benchmark spectral conventions").
   const auto deriv = [&](int idx) {
     const double v = two_pi_over_l * idx;
     return static_cast<Real>(exact ? v : round_to_float(v));
@@ -259,7 +259,7 @@ void SqgModel<Real>::invert(std::span<const Complex> q, std::span<Complex> psi) 
 }
 
 // Fills ws.deriv_spec with the 8 padded spectra  -i l psi, i k psi, i k q, i l q  (levels 0, 1
-// each), following the benchmark's padding conventions (science.md §1).
+// each), following the benchmark's padding conventions (docs/science.md §1).
 template <typename Real>
 void SqgModel<Real>::differentiate_padded(std::span<const Complex> psi, std::span<const Complex> q,
                                           Workspace& ws) const {
@@ -349,7 +349,7 @@ void SqgModel<Real>::jacobian(std::span<const Complex> psi, std::span<const Comp
     differentiate_padded(psi, q, ws);
     F::exec_dft(plan_col_inverse_, ws.deriv_spec.data(), ws.deriv_spec.data());
     // The k = 0 column's real part is the inverse of its Hermitian-symmetrised version
-    // (science.md §1: what numpy does implicitly); drop the imaginary part explicitly.
+    // (docs/science.md §1: what numpy does implicitly); drop the imaginary part explicitly.
     for (int f = 0; f < 8; ++f) {
       Complex* d = ws.deriv_spec.data() + f * ms;
       for (int jp = 0; jp < m_; ++jp)

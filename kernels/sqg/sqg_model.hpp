@@ -17,12 +17,18 @@
 #include "sqg/fftw_traits.hpp"
 #include "sqg/sqg_params.hpp"
 
+#include "core/names.hpp"
+
 namespace rtda::sqg {
 
 // How hard FFTW looks for fast transforms. `kEstimate` picks the same algorithm in every
 // process, so results are bitwise reproducible across runs and ranks; `kMeasure` times
 // candidates and may pick differently from one process to the next.
 enum class FftPlanning { kEstimate, kMeasure };
+inline constexpr core::NameTable<FftPlanning, 2> kFftPlanningNames{{{
+    {FftPlanning::kEstimate, "estimate"},
+    {FftPlanning::kMeasure, "measure"},
+}}};
 
 template <typename Real>
 class SqgModel {
@@ -62,7 +68,7 @@ class SqgModel {
   Workspace make_workspace() const;
 
   // Grid <-> spectral. to_grid symmetrises the k = 0 and Nyquist columns in l first, which is
-  // what numpy's inverse transform does implicitly (science.md §1).
+  // what numpy's inverse transform does implicitly (docs/science.md §1).
   void to_spectral(std::span<const Real> grid, std::span<Complex> spec, Workspace& ws) const;
   void to_grid(std::span<const Complex> spec, std::span<Real> grid, Workspace& ws) const;
 

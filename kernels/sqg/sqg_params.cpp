@@ -6,23 +6,6 @@
 
 namespace rtda::sqg {
 
-std::string_view to_string(Dynamics d) {
-  switch (d) {
-    case Dynamics::kSqgturb:
-      return "sqgturb";
-    case Dynamics::kExact:
-      return "exact";
-  }
-  return "?";
-}
-
-Dynamics dynamics_from_string(std::string_view s) {
-  if (s == "sqgturb") return Dynamics::kSqgturb;
-  if (s == "exact") return Dynamics::kExact;
-  throw std::invalid_argument("model.dynamics = \"" + std::string(s) +
-                              "\": expected \"sqgturb\" or \"exact\"");
-}
-
 namespace {
 void require(bool ok, const char* field, double value, const char* expected) {
   if (ok) return;

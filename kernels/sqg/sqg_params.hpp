@@ -5,20 +5,30 @@
 #include <string_view>
 #include <vector>
 
+#include "core/names.hpp"
+
 namespace rtda::sqg {
 
-// Which advection normalisation the model integrates (science.md §1, eq. 6 note).
+// Which advection normalisation the model integrates (docs/science.md §1, eq. 6 note).
 enum class Dynamics {
   kSqgturb,  // the community benchmark's conventions: Jacobian 2.25x, float32 derivative factors
   kExact,    // physically normalised Jacobian, double-precision wavenumbers everywhere
 };
 
-std::string_view to_string(Dynamics d);
-// Throws std::invalid_argument naming the value and the accepted spellings.
-Dynamics dynamics_from_string(std::string_view s);
+inline constexpr core::NameTable<Dynamics, 2> kDynamicsNames{{{
+    {Dynamics::kSqgturb, "sqgturb"},
+    {Dynamics::kExact, "exact"},
+}}};
+inline std::string_view to_string(Dynamics d) {
+  return kDynamicsNames.name(d);
+}
+// Throws std::invalid_argument naming model.dynamics, the value and the accepted spellings.
+inline Dynamics dynamics_from_string(std::string_view s) {
+  return kDynamicsNames.parse(s, "model.dynamics");
+}
 
 // Physical and numerical parameters. Defaults are the N = 64 reference configuration of
-// science.md §1; `reference_preset(N)` gives the other published resolutions.
+// docs/science.md §1; `reference_preset(N)` gives the other published resolutions.
 struct SqgParams {
   int N = 64;                       // grid points per direction (even)
   double L_m = 20.0e6;              // domain side
@@ -47,7 +57,7 @@ struct SqgParams {
   void validate() const;
 };
 
-// The published reference configurations (science.md §1): N in {32, 64, 128, 256, 512, 1024}
+// The published reference configurations (docs/science.md §1): N in {32, 64, 128, 256, 512, 1024}
 // with their time step and hyperdiffusion time. Throws for other N.
 SqgParams reference_preset(int N);
 std::vector<int> reference_preset_resolutions();
