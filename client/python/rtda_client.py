@@ -7,7 +7,7 @@ python3-h5py) and the generated module rtda_pb2.py, which the build writes to
 <build>/proto/python (target rtda_proto_python). Point the client at it with --proto-dir DIR or
 the environment variable RTDA_PROTO_PY=DIR.
 
-Commands (architecture.md §2):
+Commands (docs/architecture.md §2):
   feed    read an observation file (kernels/io/observations_file.hpp) and send it window by
           window as ObservationBatch messages to the ingest endpoint (ROUTER), waiting for each
           IngestAck and retrying the same (source, seq) on a timeout;
@@ -136,7 +136,7 @@ def request(endpoint: str, payload: bytes, timeout_s: float = 5.0,
 
 
 # ---------------------------------------------------------------------------------------------
-# Observation files and nature runs (architecture.md §7)
+# Observation files and nature runs (docs/architecture.md §7)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 // Batches of standard normal numbers on a 2-D index (row, column), fast enough for EnSF's
-// pseudo-time loop (science.md §4: "cost per step is dominated by drawing the normals").
+// pseudo-time loop (docs/science.md §4: "cost per step is dominated by drawing the normals").
 //
-// Same contract as RandomStream (architecture.md §4): every number is a pure function of the
+// Same contract as RandomStream (docs/architecture.md §4): every number is a pure function of the
 // keys (seed, purpose, cycle, member) and its index, so results never depend on how a range
 // is split across threads or MPI ranks. The generator differs from RandomStream's:
 //   - Philox4x32-10 (Random123's constants) on the counter (column / 4, row, member, cycle)

@@ -1,6 +1,6 @@
 // NormalBatchStream's numbers (normal_batch.hpp) as host/device functions, so that the HIP
 // EnSF draws exactly the normals the CPU EnSF draws for the same (seed, purpose, cycle, member,
-// row, column) (architecture.md §4).
+// row, column) (docs/architecture.md §4).
 //
 // The generator is the one of normal_batch.cpp, written once more with nothing a GPU cannot
 // run: Philox4x32-10 on the counter (column / 4, row, member, cycle) under the stream's

@@ -1,4 +1,4 @@
-// Counter-based random numbers keyed by (seed, purpose, cycle, member) (architecture.md §4).
+// Counter-based random numbers keyed by (seed, purpose, cycle, member) (docs/architecture.md §4).
 //
 // Every random number rtda draws is a pure function of those four keys and an index, so a
 // result never depends on the number of MPI ranks, thread scheduling, or a restart. The

@@ -1,4 +1,4 @@
-// The analysis archive (architecture.md §7), streamed one cycle at a time:
+// The analysis archive (docs/architecture.md §7), streamed one cycle at a time:
 //   mean, spread  (cycle, level, y, x)  m s-1   ensemble mean and standard deviation (n-1)
 //   q             (cycle, member, level, y, x)  optional, every member
 //   time          (cycle)  s               valid time of each analysis

@@ -1,4 +1,4 @@
-// Checkpoints of the cycling ensemble (architecture.md §4): an ensemble file (`q` with
+// Checkpoints of the cycling ensemble (docs/architecture.md §4): an ensemble file (`q` with
 // dimensions member, level, y, x; file_kind "ensemble", so every tool that reads ensembles
 // reads it) plus what a restart needs to continue bit for bit:
 //   root attributes  cycle (int64, the analysis the ensemble is), config_hash (string)

@@ -1,4 +1,4 @@
-// What every rtda file shares (architecture.md §7): root attributes holding the model
+// What every rtda file shares (docs/architecture.md §7): root attributes holding the model
 // configuration, free-form provenance, and the grid coordinate variables.
 //
 // Root attributes, one per SqgParams field (units fixed by the name, listed here because an
@@ -42,7 +42,7 @@ namespace rtda::io {
 // Free-form string root attributes, e.g. {"created_by", "rtda nature"}.
 using Provenance = std::map<std::string, std::string, std::less<>>;
 
-// PV fields are stored in velocity units (science.md §1).
+// PV fields are stored in velocity units (docs/science.md §1).
 inline constexpr std::string_view kPvUnits = "m s-1";
 inline constexpr std::string_view kPvLongName =
     "boundary potential vorticity (potential temperature in velocity units)";

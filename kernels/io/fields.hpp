@@ -1,4 +1,4 @@
-// Model fields on disk (architecture.md §7): a state `q` (level, y, x), an ensemble or
+// Model fields on disk (docs/architecture.md §7): a state `q` (level, y, x), an ensemble or
 // checkpoint `q` (member, level, y, x), and a nature run `q` (time, level, y, x) with `time`.
 // PV is float64 in m s-1, laid out as the model holds it: [member][level][y][x], x fastest.
 // Root attributes and coordinates follow io/conventions.hpp.

@@ -1,5 +1,5 @@
 // A small RAII layer over the HDF5 C API, shaped by what netCDF-4 readers need
-// (architecture.md §7): dimension scales on every dimension, string attributes that netCDF
+// (docs/architecture.md §7): dimension scales on every dimension, string attributes that netCDF
 // reads as text, and link/attribute creation order tracked and indexed.
 //
 // Every failure throws IoError whose message names the file, the object (variable or

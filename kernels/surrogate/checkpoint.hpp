@@ -1,4 +1,4 @@
-// HDF5 checkpoints of the ViT surrogate (science.md §5): weights, the normalisation, the
+// HDF5 checkpoints of the ViT surrogate (docs/science.md §5): weights, the normalisation, the
 // architecture needed to rebuild the model, training provenance and, for resuming, the AdamW
 // state. Layout (readable with h5py; rtda_io conventions):
 //   /                      file_kind = "surrogate", rtda_version, one string attribute per

@@ -120,7 +120,7 @@ class MultiHeadSelfAttention {
   Mat probs_;    // softmax of sample s, head h in rows [(s heads + h) T, ... + T): [B heads T][T]
 };
 
-// Variable aggregation of [SC]/ClimaX (science.md §5): merges the L level tokens of one patch
+// Variable aggregation of [SC]/ClimaX (docs/science.md §5): merges the L level tokens of one patch
 // position into one token by cross-attention from a learned query.
 //   z_l = x_l + E_l                       level token plus its learned level embedding E_l
 //   [k_l | v_l] = z_l W_kv + b_kv         one fused Linear dim -> 2 dim (".kv")

@@ -1,4 +1,4 @@
-// The per-element arithmetic of the surrogate's per-level normalisation (science.md §5:
+// The per-element arithmetic of the surrogate's per-level normalisation (docs/science.md §5:
 // z = (q − mean[level]) / std[level] into the network's float32, and back), shared by the CPU
 // (surrogate::Normalisation::apply / invert, training_data.cpp) and the HIP kernels that
 // normalise and restore the device-resident ensemble around the ViT forecast

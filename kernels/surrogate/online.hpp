@@ -1,5 +1,5 @@
 // Online adaptation of the ViT surrogate while it cycles (docs/surrogate.md, "Online
-// adaptation"; science.md §5: "rtda does it for real").
+// adaptation"; docs/science.md §5: "rtda does it for real").
 //
 // After each analysis k the adapter
 //  1. judges the weights in use on data none of them has seen: it forecasts the previous

@@ -1,4 +1,4 @@
-// AdamW with warm-up and cosine decay (science.md §5): the optimizer of the ViT surrogate.
+// AdamW with warm-up and cosine decay (docs/science.md §5): the optimizer of the ViT surrogate.
 //
 // One training step is
 //   norm = opt.clip_gradients();   // global L2 norm before clipping, for the training log

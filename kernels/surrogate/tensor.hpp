@@ -1,4 +1,4 @@
-// Shared conventions of the ViT surrogate (science.md §5): float32 row-major matrices, and
+// Shared conventions of the ViT surrogate (docs/science.md §5): float32 row-major matrices, and
 // named trainable parameters with their gradients, which layers own and the optimizer and the
 // checkpoint files see through a ParameterList in a fixed order.
 #pragma once

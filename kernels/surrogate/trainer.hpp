@@ -1,4 +1,4 @@
-// Training the ViT surrogate on nature-run pairs one cycle apart (science.md §5): random
+// Training the ViT surrogate on nature-run pairs one cycle apart (docs/science.md §5): random
 // batches of normalised states, symmetry augmentation, MSE loss, AdamW with warm-up and
 // cosine decay, validation RMSE in kelvin on a held-out run, early stopping, checkpoints that
 // resume exactly.

@@ -1,4 +1,4 @@
-// Training data of the surrogate (science.md §5): pairs of nature states one cycle apart,
+// Training data of the surrogate (docs/science.md §5): pairs of nature states one cycle apart,
 // normalised by one mean and standard deviation per level, augmented with the flow's exact
 // symmetries.
 #pragma once

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Tests of the `rtda` command-line tool from the outside: it is run as a user runs it, and
 every file it writes is opened with the Python stack users read them with (xarray on the
-netcdf4 engine, h5py, netCDF4-python), as architecture.md §7 promises.
+netcdf4 engine, h5py, netCDF4-python), as docs/architecture.md §7 promises.
 
 Usage: cli_test.py RTDA WORKDIR CASE   (one CTest test per case; run with /usr/bin/python3)
        cli_test.py --list              (the case names, for CMake)
@@ -40,7 +40,7 @@ L = 20.0e6
 DT_N32 = 2400.0
 SHORT_NATURE = ["--set", "model.N=32", "--set", "nature.spinup_days=1", "--set",
                 "nature.states=3"]
-# s = f·θ₀/g with the default f, θ₀ and g (science.md §2).
+# s = f·θ₀/g with the default f, θ₀ and g (docs/science.md §2).
 KELVIN_PER_PV = 1.0e-4 * 300.0 / 9.8
 
 
@@ -139,7 +139,7 @@ def check_model_attrs(ds, where, kind):
 
 
 def write_ensemble_netcdf4(state_paths, out_path):
-    """An ensemble file in the layout of architecture.md §7, written by netCDF4-python alone:
+    """An ensemble file in the layout of docs/architecture.md §7, written by netCDF4-python alone:
     q(member, level, y, x) stacking the state files' q, coordinate variables (dimension
     scales) on every dimension, and the first state's root attributes with
     file_kind = "ensemble"."""
@@ -550,7 +550,7 @@ def experiment_with_the_trained_surrogate_as_forecast_model(rtda):
 @case
 def device_choice_is_logged_and_hip_without_a_device_is_refused(rtda):
     """--device auto picks the CPU here and says why; --device hip without a usable device is
-    an error naming the reason, not a silent CPU run (architecture.md §5)."""
+    an error naming the reason, not a silent CPU run (docs/architecture.md §6)."""
     small = [*SHORT_NATURE, "--set", "experiment.cycles=1", "--set", "ensemble.members=4"]
     p = rtda.ok("experiment", "--filter", "letkf", "--out", "auto.h5", *small)
     check("device auto -> cpu" in p.stderr, f"no device choice on stderr: {p.stderr}")

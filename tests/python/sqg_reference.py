@@ -16,7 +16,7 @@ Two dynamics are offered:
   wavenumber rounding.
 
 numpy's irfft2 silently uses only the real part of the l-Hermitian part of the
-k = 0 and Nyquist columns; science.md states that this implicit behaviour is
+k = 0 and Nyquist columns; docs/science.md states that this implicit behaviour is
 the reference, so no explicit symmetrisation is done here on purpose (the C++
 side does it explicitly; this file checks it independently).
 
@@ -28,7 +28,7 @@ Usage (Debian's interpreter, which has h5py):
 IN.h5 holds ``q`` (level=2, y, x) float64 and root attributes with the model
 configuration (N, L, H, U, f, nsq, g, theta0, tdiab, ekman_r, diff_order,
 diff_efold, dt, symmetric, dealias, dynamics); missing ones get the reference
-values of science.md.  OUT.h5 gets ``q`` after S steps, the same attributes
+values of docs/science.md.  OUT.h5 gets ``q`` after S steps, the same attributes
 and ``steps``.
 """
 
@@ -38,7 +38,7 @@ import time
 
 import numpy as np
 
-# Reference parameters of science.md (N = 64 configuration).
+# Reference parameters of docs/science.md (N = 64 configuration).
 DEFAULTS = {
     "N": 64,
     "L": 20000.0e3,
@@ -58,7 +58,7 @@ DEFAULTS = {
     "dynamics": "sqgturb",
 }
 
-# science.md "Other resolutions (N: dt, tau_diff)".  Used only for dt and
+# docs/science.md "Other resolutions (N: dt, tau_diff)".  Used only for dt and
 # diff_efold when they are absent *and* N != 64 (at N = 64 these are the
 # reference values above).
 RESOLUTION_TABLE = {
@@ -343,7 +343,7 @@ def step(state_spec, model=None):
 
 
 def nature_initial_condition(N=64, L=DEFAULTS["L"], seed=42):
-    """science.md nature-run recipe: N(0, 100^2) noise on both levels, plus
+    """docs/science.md nature-run recipe: N(0, 100^2) noise on both levels, plus
     on the lid 2000 sin(x/2)^40 sin(y)^20 with x, y scaled to [0, 2 pi), area
     mean removed per level.  Noise from numpy's legacy RandomState(seed).
     ``L`` does not enter (the bump is defined on the [0, 2pi) scaled grid)."""

@@ -1,4 +1,4 @@
-// The nature-run recipe of science.md §1 reproduces the published climatology.
+// The nature-run recipe of docs/science.md §1 reproduces the published climatology.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -11,9 +11,9 @@ namespace {
 
 TEST(NatureRun, RecipeReproducesThePublishedClimatology) {
   // Full recipe: N = 64 reference parameters, seed 42, 300 days of spin-up, 600 states every
-  // 12 h. science.md quotes ~2660 (surface) and ~2710 m/s (lid) averaged over days 300-600,
+  // 12 h. docs/science.md quotes ~2660 (surface) and ~2710 m/s (lid) averaged over days 300-600,
   // with single states between ~2100 and ~3500 m/s. Our noise realisation differs from the
-  // authors' (different generator), so the check is the band, 2300-3100 m/s, which
+  // authors' (different generator), so the check is a tolerance band, 2300-3100 m/s, which
   // is the published value +- ~15 %: state-to-state spread of about 10 %, averaged over 600
   // correlated states.
   const SqgParams params = reference_preset(64);

@@ -1,5 +1,5 @@
 // The per-level patch embedding of the ViT surrogate (surrogate.embedding = "per-level",
-// science.md §5): one Linear per level, the two level tokens merged by cross-attention
+// docs/science.md §5): one Linear per level, the two level tokens merged by cross-attention
 // (LevelAggregation). The whole model's gradients, batching, persistence at initialisation,
 // its size, the checkpoint attribute (and old checkpoints without it loading as "joint"), the
 // refusal of unknown values, and the HIP forward's refusal.

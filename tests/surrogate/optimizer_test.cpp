@@ -1,4 +1,4 @@
-// AdamW and its learning-rate schedule (science.md §5).
+// AdamW and its learning-rate schedule (docs/science.md §5).
 #include "surrogate/optimizer.hpp"
 
 #include <gtest/gtest.h>

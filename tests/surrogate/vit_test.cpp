@@ -29,7 +29,8 @@ double mse(const Mat& a, const Mat& b) {
 }
 
 TEST(SurrogateVit, DefaultConfigIsTheCpuProbeOfScience5) {
-  // science.md §5: joint 2-channel embedding, patch 4, width 128, depth 4, "~0.8 M parameters".
+  // docs/science.md §5: joint 2-channel embedding, patch 4, width 128, depth 4, "~0.8 M
+  // parameters".
   Vit vit(VitConfig{});
   EXPECT_EQ(vit.tokens_per_sample(), 256);
   EXPECT_EQ(vit.parameter_count(), 801696);

@@ -33,12 +33,12 @@ Problem consistent_problem(double lambda, double sd_e, double sd_o, int members 
   g.N = 64;
   std::mt19937_64 gen(7);
   std::normal_distribution<double> normal(0.0, 1.0);
-  io::ObservationSet set;
+  obs::ObservationSet set;
   const double sd_d = std::sqrt(lambda * lambda * sd_e * sd_e + sd_o * sd_o);
   for (int j = 0; j < g.N; ++j)
     for (int i = 0; i < g.N; ++i)
       set.push_back(
-          observation(i * g.dx_m(), j * g.dx_m(), 0, 0.0, io::ObsOperator::kIdentity, sd_o));
+          observation(i * g.dx_m(), j * g.dx_m(), 0, 0.0, obs::ObsOperator::kIdentity, sd_o));
   Problem pr;
   const std::size_t p = set.size();
   pr.hx.assign(members * p, 0.0);

@@ -90,7 +90,7 @@ GridPoint decode(std::uint64_t id) {
 }
 
 // value − h(truth [+ shock]) for every observation: the observation errors.
-std::vector<double> errors_of(const io::ObservationSet& set, const io::NatureRun& nature,
+std::vector<double> errors_of(const ObservationSet& set, const io::NatureRun& nature,
                               bool include_shock) {
   const double s = nature.params.kelvin_per_pv();
   std::vector<double> e(set.size());
@@ -115,16 +115,16 @@ std::string error_of(const io::NatureRun& nature, Experiment e, const ObserveSet
 // ---- experiment definitions -----------------------------------------------------------------
 
 TEST(ObsExperiments, DefinitionsFollowTheTableOfScienceMd) {
-  EXPECT_EQ(definition(Experiment::kLinear).op, io::ObsOperator::kLinearK);
+  EXPECT_EQ(definition(Experiment::kLinear).op, ObsOperator::kLinearK);
   EXPECT_EQ(definition(Experiment::kLinear).error_sd, 1.0);
   EXPECT_FALSE(definition(Experiment::kLinear).sparse);
-  EXPECT_EQ(definition(Experiment::kLinearShocks).op, io::ObsOperator::kLinearK);
+  EXPECT_EQ(definition(Experiment::kLinearShocks).op, ObsOperator::kLinearK);
   EXPECT_EQ(definition(Experiment::kLinearShocks).error_sd, 1.0);
   EXPECT_FALSE(definition(Experiment::kLinearShocks).sparse);
-  EXPECT_EQ(definition(Experiment::kArctan).op, io::ObsOperator::kArctan);
+  EXPECT_EQ(definition(Experiment::kArctan).op, ObsOperator::kArctan);
   EXPECT_EQ(definition(Experiment::kArctan).error_sd, 0.01);
   EXPECT_FALSE(definition(Experiment::kArctan).sparse);
-  EXPECT_EQ(definition(Experiment::kSparseArctanShocks).op, io::ObsOperator::kArctan);
+  EXPECT_EQ(definition(Experiment::kSparseArctanShocks).op, ObsOperator::kArctan);
   EXPECT_EQ(definition(Experiment::kSparseArctanShocks).error_sd, 0.01);
   EXPECT_TRUE(definition(Experiment::kSparseArctanShocks).sparse);
 }
@@ -145,9 +145,9 @@ TEST(ObsExperiments, NamesRoundTripAndAnUnknownNameIsRejectedByName) {
 TEST(ObsExperiments, OperatorsAreKelvinScaleArctanAndIdentity) {
   const double s = sqg::SqgParams{}.kelvin_per_pv();
   EXPECT_DOUBLE_EQ(s, 1.0e-4 * 300.0 / 9.8);  // s = f·θ₀/g
-  EXPECT_DOUBLE_EQ(operator_value(io::ObsOperator::kLinearK, 1500.0, s), 1500.0 * s);
-  EXPECT_DOUBLE_EQ(operator_value(io::ObsOperator::kArctan, 1500.0, s), std::atan(1500.0 * s));
-  EXPECT_EQ(operator_value(io::ObsOperator::kIdentity, 1500.0, s), 1500.0);
+  EXPECT_DOUBLE_EQ(operator_value(ObsOperator::kLinearK, 1500.0, s), 1500.0 * s);
+  EXPECT_DOUBLE_EQ(operator_value(ObsOperator::kArctan, 1500.0, s), std::atan(1500.0 * s));
+  EXPECT_EQ(operator_value(ObsOperator::kIdentity, 1500.0, s), 1500.0);
 }
 
 // ---- experiment 1: linear -------------------------------------------------------------------
@@ -174,7 +174,7 @@ TEST(LinearExperiment, EachObservationSitsAtTheGridPointAndTimeItsIdNames) {
     ASSERT_EQ(set.x_m[k], double(g.i) * dx) << "row " << k;  // x = i·L/N
     ASSERT_EQ(set.y_m[k], double(g.j) * dx) << "row " << k;  // y = j·L/N
     ASSERT_EQ(set.time_seconds[k], nature.times_seconds[g.cycle]) << "row " << k;
-    ASSERT_EQ(set.op[k], io::ObsOperator::kLinearK) << "row " << k;
+    ASSERT_EQ(set.op[k], ObsOperator::kLinearK) << "row " << k;
     ASSERT_EQ(set.error_sd[k], 1.0) << "row " << k;
   }
   EXPECT_EQ(set.cycle_time_seconds, nature.times_seconds);
@@ -216,7 +216,7 @@ TEST(ArctanExperiment, ValuesAreArctanOfScaledTruthPlusErrorsOfSd0p01) {
   const auto set = make_observations(nature, Experiment::kArctan, settings_with_seed(kObsSeed));
   ASSERT_EQ(set.size(), 50 * 2 * kNN);
   for (std::size_t k = 0; k < set.size(); ++k) {
-    ASSERT_EQ(set.op[k], io::ObsOperator::kArctan);
+    ASSERT_EQ(set.op[k], ObsOperator::kArctan);
     ASSERT_EQ(set.error_sd[k], 0.01);
   }
   expect_gaussian(errors_of(set, nature, false), 0.01);
@@ -471,7 +471,7 @@ TEST(SparseArctanShocksExperiment, ValuesAreArctanOfTruthPlusShockWithErrorsOfSd
   const auto set =
       make_observations(nature, Experiment::kSparseArctanShocks, settings_with_seed(kObsSeed));
   for (std::size_t k = 0; k < set.size(); ++k) {
-    ASSERT_EQ(set.op[k], io::ObsOperator::kArctan);
+    ASSERT_EQ(set.op[k], ObsOperator::kArctan);
     ASSERT_EQ(set.error_sd[k], 0.01);
   }
   expect_gaussian(errors_of(set, nature, /*include_shock=*/true), 0.01);

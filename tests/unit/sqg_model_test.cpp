@@ -259,7 +259,7 @@ TEST(SqgModel, Rk4ConvergesAtFourthOrder) {
 }
 
 TEST(SqgModel, BenchmarkDynamicsEqualsScaledExactDynamics) {
-  // science.md §1: benchmark(U, q) = exact(2.25 U, 2.25 q) / 2.25. The two modes differ
+  // docs/science.md §1: benchmark(U, q) = exact(2.25 U, 2.25 q) / 2.25. The two modes differ
   // otherwise only in the float32 rounding of the derivative factors (~1e-7 relative).
   SqgParams pb;
   pb.N = 32;
