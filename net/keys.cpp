@@ -21,13 +21,6 @@ namespace {
 constexpr std::size_t kZ85KeyLength = 40;
 constexpr std::size_t kBinaryKeyLength = 32;
 
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
-}
-
 std::filesystem::path with_suffix(const std::filesystem::path& base, const char* suffix) {
   std::filesystem::path p = base;
   p += suffix;
@@ -86,6 +79,13 @@ std::string zcert_text(const CurveKeyPair& keys, bool with_secret) {
 }
 
 }  // namespace
+
+std::string trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(first, last - first + 1));
+}
 
 bool curve_available() {
   return zmq_has("curve") != 0;

@@ -54,4 +54,8 @@ struct KeyFile {
 };
 KeyFile read_key_file(const std::filesystem::path& path);
 
+// `s` without leading and trailing blanks (space, tab, CR, LF): the lines of key files and
+// allow-lists.
+std::string trim(std::string_view s);
+
 }  // namespace rtda::net

@@ -17,13 +17,6 @@ namespace {
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 constexpr std::size_t kMaxWarnedPairs = 1024;
 
-std::string trim(std::string_view s) {
-  const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(first, last - first + 1));
-}
-
 std::string printable(const std::string& s) {
   std::string out;
   for (const char c : s) {
@@ -112,7 +105,7 @@ std::vector<std::pair<std::string, std::vector<std::string>>> read_key_list(
   int line_number = 0;
   while (std::getline(in, line)) {
     ++line_number;
-    const std::string t = trim(line);
+    const std::string t = net::trim(line);
     if (t.empty() || t.front() == '#') continue;
     ListLine l = parse_list_line(path, line_number, t);
     if (net::is_valid_z85_key(l.entry)) {
