@@ -1,5 +1,7 @@
 #include "server/control.hpp"
 
+#include "filters/ensemble_filter.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cstddef>
@@ -122,9 +124,10 @@ void Control::execute(const wire::ControlRequest& q, wire::ControlReply& r) {
       r.set_message("the next analysis will be checkpointed");
       break;
     case wire::COMMAND_SET_FILTER:
-      if (q.filter() != "letkf" && q.filter() != "ensf" && q.filter() != "none") {
+      if (!filters::kFilterNames.contains(q.filter())) {
         r.set_ok(false);
-        r.set_error("filter = \"" + bounded(q.filter(), 32) + "\": expected letkf, ensf or none");
+        r.set_error("filter = \"" + bounded(q.filter(), 32) + "\": expected " +
+                    filters::kFilterNames.joined());
       } else {
         workers.set_filter(q.filter());
         r.set_message("filter " + workers.filter() + " from the next dispatched cycle");

@@ -143,19 +143,19 @@ struct EnsfReducer {
   std::function<void(std::span<double>)> sum;
 };
 
-class EnsfAnalysis : public Filter {
+class EnsfAnalysis {
  public:
   // Throws std::invalid_argument (settings.validate()).
   explicit EnsfAnalysis(EnsfSettings settings);
 
-  std::string_view name() const override { return "ensf"; }
+  std::string_view name() const { return "ensf"; }
   const EnsfSettings& settings() const { return settings_; }
 
   // Whole domain: equal, bit for bit, to analyse_slab over any split into slabs.
   // Paper mode refuses observations between grid points (std::invalid_argument naming the
   // observation): its likelihood formulas are defined per state dimension.
   AnalysisDiagnostics analyse(ConstEnsembleView prior, const obs::ObservationSpace& obs,
-                              const AnalysisContext& ctx, EnsembleView posterior) override;
+                              const AnalysisContext& ctx, EnsembleView posterior);
 
   // The state elements of grid columns [col_begin, col_end) (column c = j·N + i), both
   // levels: prior and posterior are members × 2·(col_end − col_begin), laid out

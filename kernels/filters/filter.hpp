@@ -1,6 +1,6 @@
-// What every analysis method shares (style.md: "a filter turns a prior ensemble and
-// observations into a posterior"). EnSF and LETKF implement `Filter`; the worker, the
-// offline tools and the tests call them the same way.
+// The types every analysis method shares: ensemble views, the keys of an analysis'
+// randomness, the diagnostics. The interface the programs call is EnsembleFilter
+// (ensemble_filter.hpp); the algorithms' whole-domain entry points take these views.
 #pragma once
 
 #include <cstdint>
@@ -41,15 +41,6 @@ struct AnalysisDiagnostics {
   double innovation_rms = 0;
   double seconds = 0;
   std::map<std::string, double> extra;  // filter-specific (e.g. ensf_steps, letkf_mean_local_obs)
-};
-
-class Filter {
- public:
-  virtual ~Filter() = default;
-  virtual std::string_view name() const = 0;
-  // posterior may alias prior (same data); the ensemble size is unchanged.
-  virtual AnalysisDiagnostics analyse(ConstEnsembleView prior, const obs::ObservationSpace& obs,
-                                      const AnalysisContext& ctx, EnsembleView posterior) = 0;
 };
 
 }  // namespace rtda::filters

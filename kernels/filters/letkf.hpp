@@ -86,11 +86,11 @@ AnalysisDiagnostics letkf_whole_domain(
     const std::function<void(std::span<double> hx)>& observe,
     const std::function<void(std::span<const double> hx, LetkfColumnStats& stats)>& columns);
 
-class LetkfAnalysis final : public Filter {
+class LetkfAnalysis final {
  public:
   explicit LetkfAnalysis(LetkfSettings settings = {});  // validates
 
-  std::string_view name() const override { return "letkf"; }
+  std::string_view name() const { return "letkf"; }
   const LetkfSettings& settings() const { return settings_; }
 
   // The whole-domain analysis: h(x_b^(i)) per member, then exactly analyse_columns over all
@@ -99,7 +99,7 @@ class LetkfAnalysis final : public Filter {
   // over all observations; extra["letkf_mean_local_obs"] is the mean local count per element.
   // ctx is unused (LETKF draws no random numbers).
   AnalysisDiagnostics analyse(ConstEnsembleView prior, const obs::ObservationSpace& obs,
-                              const AnalysisContext& ctx, EnsembleView posterior) override;
+                              const AnalysisContext& ctx, EnsembleView posterior);
 
   // The parallel unit, for callers that distribute columns (the MPI worker). The one CPU
   // column path (letkf_cpu.cpp), and the oracle of the HIP kernel's parity tests.

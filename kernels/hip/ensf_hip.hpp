@@ -21,12 +21,12 @@
 
 namespace rtda::hip {
 
-class EnsfAnalysisHip : public filters::Filter {
+class EnsfAnalysisHip {
  public:
   // Throws std::invalid_argument (settings.validate()).
   explicit EnsfAnalysisHip(filters::EnsfSettings settings);
 
-  std::string_view name() const override { return "ensf"; }
+  std::string_view name() const { return "ensf"; }
   const filters::EnsfSettings& settings() const { return settings_; }
 
   // Host ensemble in and out: copies the prior to the device, analyses, copies the posterior
@@ -34,7 +34,7 @@ class EnsfAnalysisHip : public filters::Filter {
   filters::AnalysisDiagnostics analyse(filters::ConstEnsembleView prior,
                                        const obs::ObservationSpace& obs,
                                        const filters::AnalysisContext& ctx,
-                                       filters::EnsembleView posterior) override;
+                                       filters::EnsembleView posterior);
 
   // The slab analysis of the MPI worker (same contract as EnsfAnalysis::analyse_slab: the
   // columns [col_begin, col_end), [member][level][c − col_begin], collective through the

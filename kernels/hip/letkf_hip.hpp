@@ -22,11 +22,11 @@
 
 namespace rtda::hip {
 
-class LetkfAnalysisHip final : public filters::Filter {
+class LetkfAnalysisHip final {
  public:
   explicit LetkfAnalysisHip(filters::LetkfSettings settings = {});  // validates
 
-  std::string_view name() const override { return "letkf"; }
+  std::string_view name() const { return "letkf"; }
   const filters::LetkfSettings& settings() const { return settings_; }
 
   // Host ensemble in and out (same diagnostics as LetkfAnalysis::analyse). posterior may
@@ -34,7 +34,7 @@ class LetkfAnalysisHip final : public filters::Filter {
   filters::AnalysisDiagnostics analyse(filters::ConstEnsembleView prior,
                                        const obs::ObservationSpace& obs,
                                        const filters::AnalysisContext& ctx,
-                                       filters::EnsembleView posterior) override;
+                                       filters::EnsembleView posterior);
 
   // The MPI worker's unit (same contract as LetkfAnalysis::analyse_columns), host buffers.
   void analyse_columns(std::span<const double> prior_cols, std::span<const double> hx, int members,
