@@ -192,7 +192,7 @@ Runner add_analyze_command(CLI::App& app) {
     }
     // The service's cycle code: validation, quality control, the filter's usable
     // observations, inflation, the filter (worker/cycle_engine.hpp).
-    worker::CycleEngine engine(mpi.comm, cfg, backend);
+    worker::CycleEngine engine(mpi.comm, cfg, backend, /*prepare_forecasts=*/false);
     engine.start_from_members(mpi.rank == 0 ? std::span<const double>(prior.q)
                                             : std::span<const double>());
     const auto t0 = std::chrono::steady_clock::now();

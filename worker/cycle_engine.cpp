@@ -128,7 +128,8 @@ const config::Config& checked(const config::Config& cfg) {
 }
 }  // namespace
 
-CycleEngine::CycleEngine(Comm comm, const config::Config& cfg, device::Backend backend)
+CycleEngine::CycleEngine(Comm comm, const config::Config& cfg, device::Backend backend,
+                         bool prepare_forecasts)
     : comm_(comm),
       cfg_(checked(cfg)),
       backend_(backend),
@@ -141,6 +142,7 @@ CycleEngine::CycleEngine(Comm comm, const config::Config& cfg, device::Backend b
   omp_set_num_threads(threads_.threads);
   if (ensemble_.rank() == 0) spdlog::info("{}", threads_.reason);
   model_ = make_forecast_model(cfg_, backend_, threads_.threads, comm_);
+  if (prepare_forecasts) model_->prepare();
   buffer_->take_transfer_bytes();
 }
 

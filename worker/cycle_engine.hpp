@@ -65,8 +65,10 @@ class CycleEngine {
   // filters and the surrogate's forward pass run on this rank's HIP device (device::choose has
   // selected it), with the ensemble resident there between the stages; the SQG physics stays on the
   // CPU.
-  CycleEngine(Comm comm, const config::Config& cfg,
-              device::Backend backend = device::Backend::kCpu);
+  // `prepare_forecasts`: set the model up now (ForecastModel::prepare: a bad FFT wisdom file
+  // fails here); false for a tool that only analyses (rtda analyze).
+  CycleEngine(Comm comm, const config::Config& cfg, device::Backend backend = device::Backend::kCpu,
+              bool prepare_forecasts = true);
   device::Backend backend() const { return backend_; }
   ~CycleEngine();
 

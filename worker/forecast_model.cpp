@@ -71,20 +71,22 @@ namespace {
 
 // The SQG physics (FFTW, host) over this rank's members; the steps of one member do not
 // depend on the others, so any split over ranks and threads gives the same bits. The FFTs
-// are planned at the first forecast (a tool that only analyses never plans them).
+// are planned by prepare() or the first forecast (a tool that only analyses never plans).
 class SqgForecast final : public ForecastModel {
  public:
   SqgForecast(const config::Config& cfg, int threads, const Comm& comm)
       : cfg_(cfg), threads_(threads), comm_(comm) {}
   std::string identity() const override { return "sqg"; }
   double step_seconds() const override { return cfg_.model.sqg.dt_s; }
+  void prepare() override {
+    if (stepper_) return;
+    share_fft_wisdom(comm_, cfg_);  // collective: every rank prepares or forecasts
+    model_ = std::make_unique<sqg::SqgModel<double>>(cfg_.model.sqg, cfg_.model.fft_planning);
+    stepper_ = std::make_unique<sqg::EnsembleStepper<double>>(*model_, threads_);
+  }
   void advance(EnsembleBuffer& members, double seconds) override {
     const int steps = whole_steps(seconds, step_seconds(), "model.kind = \"sqg\"");
-    if (!stepper_) {
-      share_fft_wisdom(comm_, cfg_);  // collective: every rank forecasts
-      model_ = std::make_unique<sqg::SqgModel<double>>(cfg_.model.sqg, cfg_.model.fft_planning);
-      stepper_ = std::make_unique<sqg::EnsembleStepper<double>>(*model_, threads_);
-    }
+    prepare();
     if (steps == 0) return;
     stepper_->advance_grid(members.host_members(), members.ensemble().local_members(), steps);
   }

@@ -50,6 +50,9 @@ class ForecastModel {
   virtual std::string identity() const = 0;
   // Forecasts are whole multiples of this length, s.
   virtual double step_seconds() const = 0;
+  // Whatever the first forecast would set up (the SQG model's FFT plans), now, so that a
+  // configuration problem surfaces at start. Collective. A tool that only analyses skips it.
+  virtual void prepare() {}
   // Advances this rank's members by `seconds` (a whole multiple of step_seconds(); 0 leaves
   // them unchanged). Throws std::invalid_argument otherwise. Called by every rank.
   virtual void advance(EnsembleBuffer& members, double seconds) = 0;
