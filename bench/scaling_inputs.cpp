@@ -246,7 +246,7 @@ void section_letkf(int reps) {
 void section_local(int reps) {
   for (auto [n, k] : {std::pair{64, 20}, std::pair{128, 40}}) {
     const bench::Problem p = bench::make_problem(n, k);
-    worker::DistributedEnsemble ens(MPI_COMM_WORLD, k, n);
+    worker::DistributedEnsemble ens(MPI_COMM_WORLD, k, p.grid.grid());
     std::copy(p.prior.begin() + static_cast<std::ptrdiff_t>(ens.first_member() * ens.state_size()),
               p.prior.begin() + static_cast<std::ptrdiff_t>(
                                     (ens.first_member() + ens.local_members()) * ens.state_size()),
@@ -384,7 +384,7 @@ void section_mpi(int reps) {
     const std::size_t total = 4ul * n * n;
     std::vector<int> cnt(r), dsp(r);
     for (int i = 0; i < r; ++i) {
-      const auto [b, e] = worker::column_range(n, r, i);
+      const auto [b, e] = worker::column_range(core::Grid{2, n, n, 1.0, 1.0}, r, i);
       cnt[i] = static_cast<int>(4 * (e - b));
       dsp[i] = static_cast<int>(4 * b);
     }

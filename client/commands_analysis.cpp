@@ -258,12 +258,15 @@ Runner add_experiment_command(CLI::App& app) {
     const device::Backend backend = choose_backend(*device_request, mpi.rank);
     const int stats_from = cfg.experiment.statistics_from_cycle;
     if (mpi.rank == 0) {
-      std::printf("experiment %s with %s: N = %d, %d members, %d cycles of %g h, %d rank%s\n",
-                  cfg.experiment.observations.c_str(), filter->c_str(), cfg.model.sqg.N,
+      const std::string grid = cfg.model.field_model().describe_grid();
+      const std::string u = cfg.model.diagnostic_units();
+      std::printf("experiment %s with %s: %s, %d members, %d cycles of %g h, %d rank%s\n",
+                  cfg.experiment.observations.c_str(), filter->c_str(), grid.c_str(),
                   cfg.ensemble.members, cfg.experiment.cycles, cfg.experiment.cycle_hours, mpi.size,
                   mpi.size == 1 ? "" : "s");
-      std::printf("%6s %8s %9s %9s %9s %9s %7s %7s %7s\n", "cycle", "day", "rmse_b K", "rmse_a K",
-                  "sprd_b K", "sprd_a K", "obs", "fc s", "an s");
+      std::printf("%6s %8s %9s %9s %9s %9s %7s %7s %7s\n", "cycle", "day", ("rmse_b " + u).c_str(),
+                  ("rmse_a " + u).c_str(), ("sprd_b " + u).c_str(), ("sprd_a " + u).c_str(), "obs",
+                  "fc s", "an s");
       std::fflush(stdout);
     }
     const auto result = worker::run_experiment(
@@ -279,9 +282,11 @@ Runner add_experiment_command(CLI::App& app) {
     if (mpi.rank == 0) {
       std::printf("\nsummary over cycles %d..%d (%s, %s):\n", stats_from, cfg.experiment.cycles - 1,
                   cfg.experiment.observations.c_str(), filter->c_str());
-      std::printf("  analysis RMSE %.3f K, spread %.3f K; background RMSE %.3f K, spread %.3f K\n",
-                  result.mean_rmse_analysis_K, result.mean_spread_analysis_K,
-                  result.mean_rmse_background_K, result.mean_spread_background_K);
+      const char* u = cfg.model.diagnostic_units();
+      std::printf(
+          "  analysis RMSE %.3f %s, spread %.3f %s; background RMSE %.3f %s, spread %.3f %s\n",
+          result.mean_rmse_analysis_K, u, result.mean_spread_analysis_K, u,
+          result.mean_rmse_background_K, u, result.mean_spread_background_K, u);
       if (cfg.qc.gross_error_sigmas > 0 ||
           std::any_of(result.cycles.begin(), result.cycles.end(),
                       [](const worker::CycleRecord& r) { return r.observations_refused_qc > 0; })) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "experiment.hpp"
 #include "io/fields.hpp"
 #include "io/observations_file.hpp"
 #include "obs/experiments.hpp"
@@ -260,7 +261,10 @@ Runner add_observe_command(CLI::App& app) {
   auto nature = std::make_shared<std::string>();
   auto experiment = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
-  cmd->add_option("--nature", *nature, "Nature run file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--nature", *nature,
+                  "Nature run file (required, except for model.kind = \"lorenz96\", whose truth "
+                  "is made in memory as rtda experiment makes it)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--experiment", *experiment,
                   "linear | linear-shocks | arctan | sparse-arctan-shocks")
       ->required()
@@ -269,8 +273,22 @@ Runner add_observe_command(CLI::App& app) {
   opts->add_to(*cmd);
   return [opts, nature, experiment, out]() {
     const auto e = obs::experiment_from_string(*experiment);
-    const auto times = io::read_nature_times(*nature);
     const config::Config probe = opts->load();
+    if (probe.model.lorenz96()) {
+      if (!nature->empty()) {
+        throw std::runtime_error("--nature: model.kind = \"lorenz96\" makes its truth in memory");
+      }
+      // experiment.cycles states, as rtda experiment observes them.
+      const io::NatureRun run = worker::lorenz96_nature(probe);
+      const obs::ObservationSet set = obs::make_observations(run, e, probe.observe);
+      io::write_observations(*out, set, run.model(), provenance("rtda observe", probe));
+      std::printf("experiment %s: %zu cycles, %zu observations of %s\nwrote %s\n",
+                  experiment->c_str(), set.cycles(), set.size(),
+                  run.model().describe_grid().c_str(), out->c_str());
+      return 0;
+    }
+    if (nature->empty()) throw std::runtime_error("--nature is required");
+    const auto times = io::read_nature_times(*nature);
     const std::size_t cycles =
         probe.observe.cycles > 0 ? static_cast<std::size_t>(probe.observe.cycles) : times.size();
     if (cycles > times.size()) {

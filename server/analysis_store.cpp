@@ -165,7 +165,7 @@ void AnalysisStore::write_analysis_file(const wire::Analysis& a) {
                         "1: forecast only, to catch up (server.behind_policy)"};
     {
       // Written as path.partial and renamed by close(): a crash leaves no half file.
-      io::ArchiveWriter w(path, cfg_.model.sqg, 0,
+      io::ArchiveWriter w(path, cfg_.model.field_model(), 0,
                           {{"created_by", "rtda-server"},
                            {"filter", a.filter()},
                            {"analysis_cycle", std::to_string(a.cycle())},

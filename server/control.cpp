@@ -1,6 +1,6 @@
 #include "server/control.hpp"
 
-#include "filters/ensemble_filter.hpp"
+#include "filters/settings.hpp"
 
 #include <spdlog/spdlog.h>
 

@@ -103,9 +103,9 @@ Endpoints::Endpoints(const config::Config& cfg, std::size_t max_message_bytes,
   // (mean and spread, and every member with server.publish_members).
   control_.set(zmq::sockopt::maxmsgsize, std::int64_t{1} << 20);
   {
-    const auto n = static_cast<std::int64_t>(cfg.model.sqg.N);
+    const auto n = static_cast<std::int64_t>(cfg.model.grid().state_size());
     const std::int64_t fields = 2 + (cfg.server.publish_members ? cfg.ensemble.members : 0);
-    const std::int64_t result = fields * 2 * n * n * 8 + (std::int64_t{1} << 20);
+    const std::int64_t result = fields * n * 8 + (std::int64_t{1} << 20);
     workers_.set(zmq::sockopt::maxmsgsize, std::max(2 * max_bytes, result + result / 8));
   }
   // A reconnecting worker group keeps its routing id (rtda-worker sets one): the new

@@ -1,13 +1,12 @@
 #include "server/ingest.hpp"
 
 #include <google/protobuf/arena.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
+#include "core/format.hpp"
 #include "obs/validity.hpp"
 #include "server/obs_log.hpp"
 
@@ -15,12 +14,6 @@ namespace rtda::server {
 namespace {
 
 constexpr std::size_t kMaxListedRejections = 100;
-
-std::string format_double(double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.17g", v);
-  return b;
-}
 
 bool valid_source(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
@@ -30,224 +23,7 @@ bool valid_source(const std::string& s) {
   });
 }
 
-// What a batch holds, counted from the wire format without building the message: the parse
-// cost (memory and time) is bounded before the full parse.
-struct BatchShape {
-  bool readable = false;
-  std::size_t observations = 0;  // Observation messages plus the longest column
-  std::size_t unknown_bytes = 0;
-};
-
-// Elements of a packed repeated field: doubles are 8 bytes, varints end with a byte < 0x80.
-std::size_t packed_count(const std::uint8_t* p, int n, bool fixed64) {
-  if (fixed64) return static_cast<std::size_t>(n) / 8;
-  std::size_t c = 0;
-  for (int i = 0; i < n; ++i)
-    c += p[i] < 0x80 ? 1 : 0;
-  return c;
-}
-
-BatchShape scan_batch(std::span<const std::byte> body) {
-  using google::protobuf::internal::WireFormatLite;
-  namespace io = google::protobuf::io;
-  BatchShape shape;
-  const auto* data = reinterpret_cast<const std::uint8_t*>(body.data());
-  io::CodedInputStream in(data, static_cast<int>(body.size()));
-  std::size_t columns_max = 0;
-  while (true) {
-    const std::uint32_t tag = in.ReadTag();
-    if (tag == 0) break;
-    const int field = static_cast<int>(WireFormatLite::GetTagFieldNumber(tag));
-    const auto type = WireFormatLite::GetTagWireType(tag);
-    const int before = in.CurrentPosition();
-    if (field == 4 && type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-      ++shape.observations;
-    } else if (field == 7 && type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-      std::uint32_t len = 0;
-      if (!in.ReadVarint32(&len)) return shape;
-      const int start = in.CurrentPosition();
-      if (len > body.size() - static_cast<std::size_t>(start)) return shape;  // truncated
-      io::CodedInputStream col(data + start, static_cast<int>(len));
-      while (true) {
-        const std::uint32_t t = col.ReadTag();
-        if (t == 0) break;
-        const int f = static_cast<int>(WireFormatLite::GetTagFieldNumber(t));
-        if (WireFormatLite::GetTagWireType(t) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
-          std::uint32_t n = 0;
-          if (!col.ReadVarint32(&n) || n > len) return shape;
-          const void* ptr = nullptr;
-          int avail = 0;
-          if (!col.GetDirectBufferPointer(&ptr, &avail) || avail < static_cast<int>(n))
-            return shape;
-          // Fields 2, 4-7 are doubles; 1, 3 and 8 varints.
-          const bool is_double = f == 2 || (f >= 4 && f <= 7);
-          columns_max = std::max(columns_max, packed_count(static_cast<const std::uint8_t*>(ptr),
-                                                           static_cast<int>(n), is_double));
-          if (!col.Skip(static_cast<int>(n))) return shape;
-        } else {
-          // An unpacked element: one per tag.
-          ++columns_max;
-          if (!WireFormatLite::SkipField(&col, t)) return shape;
-        }
-      }
-      if (!in.Skip(static_cast<int>(len))) return shape;
-      continue;
-    } else if (field < 1 || field > 8) {
-      if (!WireFormatLite::SkipField(&in, tag)) return shape;
-      shape.unknown_bytes += static_cast<std::size_t>(in.CurrentPosition() - before);
-      continue;
-    }
-    if (!WireFormatLite::SkipField(&in, tag)) return shape;
-  }
-  shape.observations += columns_max;
-  shape.readable =
-      in.ConsumedEntireMessage() || in.CurrentPosition() == static_cast<int>(body.size());
-  return shape;
-}
-
-bool has_unknown_fields(const wire::ObservationBatch& b) {
-  const auto unknown = [](const google::protobuf::Message& m) {
-    return !m.GetReflection()->GetUnknownFields(m).empty();
-  };
-  if (unknown(b)) return true;
-  if (b.has_truth() && unknown(b.truth())) return true;
-  if (b.has_columns() && unknown(b.columns())) return true;
-  if (b.observations_size() == 0) return false;
-  // One reflection for all the observations (looking it up per message costs more than the
-  // check itself).
-  const auto* reflection = b.observations(0).GetReflection();
-  return std::any_of(
-      b.observations().begin(), b.observations().end(),
-      [&](const wire::Observation& o) { return !reflection->GetUnknownFields(o).empty(); });
-}
-
 }  // namespace
-
-std::uint64_t batch_content_hash(std::span<const std::byte> bytes) {
-  const std::uint64_t n = bytes.size();
-  return (static_cast<std::uint64_t>(crc32c(bytes)) << 32) |
-         static_cast<std::uint32_t>(n ^ (n >> 32));
-}
-
-std::string quote_client_text(std::string_view text, std::size_t max) {
-  std::string out;
-  const std::size_t n = std::min(text.size(), max);
-  out.reserve(n + 3);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
-  }
-  if (text.size() > max) out += "...";
-  return out;
-}
-
-// ---- SourceBook ---------------------------------------------------------------------------
-
-SourceBook::Lookup SourceBook::lookup(const std::string& source, std::uint64_t seq,
-                                      std::uint64_t hash, SeqRecord* found) const {
-  const auto it = sources_.find(source);
-  if (it == sources_.end()) return Lookup::kNew;
-  const Source& s = it->second;
-  if (const auto r = s.recent.find(seq); r != s.recent.end()) {
-    if (found) *found = r->second;
-    return r->second.hash == hash ? Lookup::kDuplicate : Lookup::kConflict;
-  }
-  // Evicted records are the oldest: below them nothing can be told apart.
-  if (s.recent.size() >= window_ && !s.recent.empty() && seq < s.recent.begin()->first)
-    return Lookup::kStale;
-  return Lookup::kNew;
-}
-
-void SourceBook::record(const std::string& source, std::uint64_t seq, const SeqRecord& r) {
-  Source& s = sources_[source];
-  s.recent[seq] = r;
-  while (s.recent.size() > window_)
-    s.recent.erase(s.recent.begin());
-  s.high_seq = s.high_seq ? std::max(*s.high_seq, seq) : seq;
-  s.observations_accepted += r.accepted;
-}
-
-std::uint32_t SourceBook::intern(const std::string& source) {
-  if (const auto it = index_.find(source); it != index_.end()) return it->second;
-  const auto i = static_cast<std::uint32_t>(names_.size());
-  names_.push_back(source);
-  index_.emplace(source, i);
-  return i;
-}
-
-const std::string& SourceBook::source_name(std::uint32_t index) const {
-  static const std::string none;
-  return index < names_.size() ? names_[index] : none;
-}
-
-const SourceBook::Source* SourceBook::find(const std::string& source) const {
-  const auto it = sources_.find(source);
-  return it == sources_.end() ? nullptr : &it->second;
-}
-
-SourceBook::Source* SourceBook::find(const std::string& source) {
-  const auto it = sources_.find(source);
-  return it == sources_.end() ? nullptr : &it->second;
-}
-
-std::vector<wire::SourcePosition> SourceBook::positions() const {
-  std::vector<wire::SourcePosition> out;
-  out.reserve(sources_.size());
-  for (const auto& [name, s] : sources_) {
-    wire::SourcePosition p;
-    p.set_source(name);
-    if (s.high_seq) p.set_high_seq(*s.high_seq);
-    p.set_observations_accepted(s.observations_accepted);
-    for (const auto& [seq, r] : s.recent) {
-      auto* x = p.add_recent();
-      x->set_seq(seq);
-      x->set_content_hash(r.hash);
-      x->set_accepted(r.accepted);
-      x->set_rejected(r.rejected);
-    }
-    out.push_back(std::move(p));
-  }
-  return out;
-}
-
-void SourceBook::restore(const wire::SourcePosition& p) {
-  Source& s = sources_[p.source()];
-  for (const auto& x : p.recent())
-    s.recent[x.seq()] = {x.content_hash(), x.accepted(), x.rejected()};
-  while (s.recent.size() > window_)
-    s.recent.erase(s.recent.begin());
-  if (p.high_seq() > 0 || !p.recent().empty())
-    s.high_seq = s.high_seq ? std::max(*s.high_seq, p.high_seq()) : p.high_seq();
-  s.observations_accepted = std::max(s.observations_accepted, p.observations_accepted());
-}
-
-// ---- SourceGrants -------------------------------------------------------------------------
-
-void SourceGrants::grant(const std::string& key, const std::vector<std::string>& patterns) {
-  auto& g = grants_[key];
-  g.insert(g.end(), patterns.begin(), patterns.end());
-}
-
-bool SourceGrants::matches(const std::string& pattern, const std::string& source) {
-  if (!pattern.empty() && pattern.back() == '*')
-    return source.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
-  return pattern == source;
-}
-
-std::string SourceGrants::check(const std::string& key, const std::string& source) const {
-  if (grants_.empty()) return {};
-  if (const auto it = grants_.find(key); it != grants_.end()) {
-    for (const auto& p : it->second)
-      if (matches(p, source)) return {};
-    return "source \"" + source + "\" is not granted to this key (security.feeder_keys lists " +
-           std::to_string(it->second.size()) + " source pattern(s) for it)";
-  }
-  for (const auto& [other, patterns] : grants_)
-    for (const auto& p : patterns)
-      if (matches(p, source))
-        return "source \"" + source + "\" belongs to another key (security.feeder_keys)";
-  return {};
-}
 
 // ---- Ingest -------------------------------------------------------------------------------
 
@@ -255,10 +31,9 @@ IngestLimits IngestLimits::from(const config::Config& c) {
   IngestLimits l;
   l.max_message_bytes = config::max_message_bytes(c);
   l.max_batch_observations = c.limits.max_batch_observations;
-  l.L_m = c.model.sqg.L_m;
-  l.grid_n = c.model.sqg.N;
+  l.grid = c.model.grid();
   l.qc = c.qc;
-  l.kelvin_per_pv = c.model.sqg.kelvin_per_pv();
+  l.kelvin_per_pv = c.model.kelvin_per_pv();
   l.max_windows_ahead = c.window.max_windows_ahead;
   return l;
 }
@@ -361,7 +136,7 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
     return refuse(std::move(d), wire::ACK_REJECTED,
                   "source \"" + d.source +
                       "\" exceeds limits.source_rate_observations_per_second (retry after " +
-                      format_double(d.ack.retry_after_seconds()) + " s)",
+                      core::format_double(d.ack.retry_after_seconds()) + " s)",
                   "batches_rate_limited");
   }
   if (b.position_query()) {
@@ -449,14 +224,14 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
     std::int64_t k = 0;
     if (!scheduler_.analysis_cycle(b.end_of_window_seconds(), k)) {
       return refuse(std::move(d), wire::ACK_REJECTED,
-                    "end_of_window_seconds = " + format_double(b.end_of_window_seconds()) +
+                    "end_of_window_seconds = " + core::format_double(b.end_of_window_seconds()) +
                         ": not an analysis time t0 + k * " +
-                        format_double(scheduler_.settings().cycle_seconds) + " s",
+                        core::format_double(scheduler_.settings().cycle_seconds) + " s",
                     "batches_rejected");
     }
     if (k > front) {
       return refuse(std::move(d), wire::ACK_REJECTED,
-                    "end_of_window_seconds = " + format_double(b.end_of_window_seconds()) +
+                    "end_of_window_seconds = " + core::format_double(b.end_of_window_seconds()) +
                         " (window " + std::to_string(k) + "): expected " + window_range(),
                     "batches_rejected");
     }
@@ -465,19 +240,20 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
   }
   if (b.has_truth()) {
     const auto& t = b.truth();
-    const std::size_t want = 2 * static_cast<std::size_t>(limits_.grid_n) * limits_.grid_n;
+    const std::size_t want = limits_.grid.state_size();
     std::int64_t k = 0;
     std::string bad;
-    if (t.grid_n() != static_cast<std::uint32_t>(limits_.grid_n)) {
+    if (t.grid_n() != static_cast<std::uint32_t>(limits_.grid.nx)) {
       bad = "truth.grid_n = " + std::to_string(t.grid_n()) + ": expected " +
-            std::to_string(limits_.grid_n);
+            std::to_string(limits_.grid.nx);
     } else if (static_cast<std::size_t>(t.q_size()) != want) {
-      bad = "truth.q: " + std::to_string(t.q_size()) +
-            " values, expected 2 N^2 = " + std::to_string(want);
+      bad = "truth.q: " + std::to_string(t.q_size()) + " values, expected a state of " +
+            std::to_string(want);
     } else if (!scheduler_.analysis_cycle(t.time_seconds(), k)) {
-      bad = "truth.time_seconds = " + format_double(t.time_seconds()) + ": not an analysis time";
+      bad = "truth.time_seconds = " + core::format_double(t.time_seconds()) +
+            ": not an analysis time";
     } else if (k <= closed || k > front) {
-      bad = "truth.time_seconds = " + format_double(t.time_seconds()) + " (window " +
+      bad = "truth.time_seconds = " + core::format_double(t.time_seconds()) + " (window " +
             std::to_string(k) + "): expected " + window_range();
     } else if (!std::all_of(t.q().begin(), t.q().end(),
                             [](double v) { return std::isfinite(v); })) {
@@ -490,7 +266,7 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
   // Per observation: refused ones are listed, the rest placed.
   wire::LoggedBatch lb;
   const obs::ValidityRules rules{
-      limits_.L_m,
+      limits_.grid,
       obs::PlausibilityLimits{limits_.qc.max_abs_kelvin, limits_.qc.max_error_sd_kelvin},
       limits_.kelvin_per_pv};
   d.placed.reserve(n);
@@ -499,7 +275,7 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
     std::string field, why;
     const auto num = [&](const char* f, double v, const std::string& expected) {
       field = f;
-      why = std::string(f) + " = " + format_double(v) + ": expected " + expected;
+      why = std::string(f) + " = " + core::format_double(v) + ": expected " + expected;
     };
     if (obs::ObservationProblem bad = obs::check_observation(
             {o.time_seconds, o.level, o.x_m, o.y_m, o.value, o.error_sd, o.op}, rules);
@@ -512,7 +288,8 @@ BatchDecision Ingest::decide(std::span<const std::byte> body, double wall,
       if (p.kind == P::kBeforeFirstWindow) {
         num("time_seconds", o.time_seconds,
             "a time after the first window's start t0 - dt/2 = " +
-                format_double(scheduler_.time_of(0) - scheduler_.settings().cycle_seconds / 2));
+                core::format_double(scheduler_.time_of(0) -
+                                    scheduler_.settings().cycle_seconds / 2));
       } else if (p.kind == P::kTooFarAhead) {
         num("time_seconds", o.time_seconds,
             "a window at most window.max_windows_ahead = " +

@@ -273,15 +273,16 @@ void WorkerGroup::dispatch() {
 }
 
 std::string WorkerGroup::check_result(const wire::Analysis& a, std::int64_t k) const {
-  const std::size_t n = 2 * static_cast<std::size_t>(cfg_.model.sqg.N) * cfg_.model.sqg.N;
+  const core::Grid grid = cfg_.model.grid();
+  const std::size_t n = grid.state_size();
   if (static_cast<std::int64_t>(a.cycle()) != k)
     return fmt::format("analysis.cycle = {}: the task was cycle {}", a.cycle(), k);
-  if (a.grid_n() != static_cast<std::uint32_t>(cfg_.model.sqg.N))
-    return fmt::format("analysis.grid_n = {}: expected {}", a.grid_n(), cfg_.model.sqg.N);
+  if (a.grid_n() != static_cast<std::uint32_t>(grid.nx))
+    return fmt::format("analysis.grid_n = {}: expected {}", a.grid_n(), grid.nx);
   if (static_cast<std::size_t>(a.mean_size()) != n)
-    return fmt::format("analysis.mean: {} values, expected 2 N^2 = {}", a.mean_size(), n);
+    return fmt::format("analysis.mean: {} values, expected a state of {}", a.mean_size(), n);
   if (static_cast<std::size_t>(a.spread_size()) != n)
-    return fmt::format("analysis.spread: {} values, expected 2 N^2 = {}", a.spread_size(), n);
+    return fmt::format("analysis.spread: {} values, expected a state of {}", a.spread_size(), n);
   if (a.members() != static_cast<std::uint32_t>(cfg_.ensemble.members))
     return fmt::format("analysis.members = {}: expected {}", a.members(), cfg_.ensemble.members);
   const std::size_t want_members = worker_->with_members ? n * a.members() : 0;

@@ -32,17 +32,18 @@ double seconds_since(Clock::time_point t0) {
 // result is the same bits; only 4 values per grid column travel to rank 0, instead of the
 // whole ensemble.
 //
-// gather_mean_spread is the second half: `packed` = [mean level 0, mean level 1, spread level
-// 0, spread level 1] of this rank's columns (4 (c1 - c0) values, computed on the host or on
-// the device), assembled on rank 0.
+// gather_mean_spread is the second half: `packed` = [mean of each level, spread of each level]
+// of this rank's columns (2 levels (c1 - c0) values, computed on the host or on the device),
+// assembled on rank 0.
 void gather_mean_spread(const DistributedEnsemble& ens, std::span<const double> packed,
                         const Comm& comm, std::vector<double>& mean, std::vector<double>& spread) {
   const int ranks = ens.ranks();
   std::vector<int> counts(static_cast<std::size_t>(ranks)), displs(static_cast<std::size_t>(ranks));
+  const std::size_t levels = ens.levels();
   int offset = 0;
   for (int r = 0; r < ranks; ++r) {
-    const auto [b, e] = column_range(ens.grid_n(), ranks, r);
-    counts[static_cast<std::size_t>(r)] = static_cast<int>(4 * (e - b));
+    const auto [b, e] = column_range(ens.grid(), ranks, r);
+    counts[static_cast<std::size_t>(r)] = static_cast<int>(2 * levels * (e - b));
     displs[static_cast<std::size_t>(r)] = offset;
     offset += counts[static_cast<std::size_t>(r)];
   }
@@ -51,15 +52,15 @@ void gather_mean_spread(const DistributedEnsemble& ens, std::span<const double> 
                counts.data(), displs.data(), 0);
   if (ens.rank() != 0) return;
   const std::size_t n2 = ens.columns_total();
-  mean.assign(2 * n2, 0.0);
-  spread.assign(2 * n2, 0.0);
+  mean.assign(levels * n2, 0.0);
+  spread.assign(levels * n2, 0.0);
   for (int r = 0; r < ranks; ++r) {
-    const auto [b, e] = column_range(ens.grid_n(), ranks, r);
+    const auto [b, e] = column_range(ens.grid(), ranks, r);
     const std::size_t w = e - b;
     const double* src = all.data() + displs[static_cast<std::size_t>(r)];
-    for (int lev = 0; lev < 2; ++lev) {
+    for (std::size_t lev = 0; lev < levels; ++lev) {
       std::copy_n(src + lev * w, w, mean.data() + lev * n2 + b);
-      std::copy_n(src + (2 + lev) * w, w, spread.data() + lev * n2 + b);
+      std::copy_n(src + (levels + lev) * w, w, spread.data() + lev * n2 + b);
     }
   }
 }
@@ -134,7 +135,7 @@ CycleEngine::CycleEngine(Comm comm, const config::Config& cfg, device::Backend b
       cfg_(checked(cfg)),
       backend_(backend),
       threads_(resolve_threads(comm, cfg_.model.threads)),
-      ensemble_(comm, cfg_.ensemble.members, cfg_.model.sqg.N),
+      ensemble_(comm, cfg_.ensemble.members, cfg_.model.grid()),
       // With Backend::kHip the ensemble lives on the device between the stages (docs/hip.md).
       buffer_(make_ensemble_buffer(comm, ensemble_, backend)) {
   // The filters' OpenMP loops (and Eigen's, for the surrogate) take the same share of the
@@ -231,7 +232,8 @@ std::int64_t CycleEngine::start_from_checkpoint(const std::string& path) {
       c = io::read_checkpoint(path);
       io::FieldFile shape;
       shape.params = c.params;
-      io::check_compatible(shape, cfg_.model.sqg, path);
+      shape.l96 = c.l96;
+      io::check_compatible(shape, cfg_.model.field_model(), path);
       if (c.members != ensemble_.members()) {
         throw std::runtime_error(
             "checkpoint \"" + path + "\": " + std::to_string(c.members) +
@@ -270,6 +272,7 @@ std::int64_t CycleEngine::start_from_checkpoint(const std::string& path) {
 io::Checkpoint CycleEngine::checkpoint(std::int64_t cycle, double time_seconds) const {
   io::Checkpoint c;
   c.params = cfg_.model.sqg;
+  c.l96 = cfg_.model.field_model().l96;
   c.cycle = cycle;
   c.time_seconds = time_seconds;
   c.members = ensemble_.members();
@@ -323,13 +326,14 @@ void require_finite_analysis(const Comm& comm, const DistributedEnsemble& ens,
     for (std::size_t i = 0; i < post_cols.size(); ++i) {
       if (std::isfinite(post_cols[i])) continue;
       ++counts[0];
-      const std::size_t m = i / (2 * w), r = i % (2 * w), lev = r / w, j = r % w;
+      const std::size_t lw = ens.levels() * w;
+      const std::size_t m = i / lw, r = i % lw, lev = r / w, j = r % w;
       first[0] = std::min<unsigned long long>(first[0], m * n + lev * n2 + c0 + j);
     }
     for (std::size_t i = 0; i < packed.size(); ++i) {
       if (std::isfinite(packed[i])) continue;
       ++counts[1];
-      const std::size_t lev = (i / w) % 2, j = i % w;
+      const std::size_t lev = (i / w) % ens.levels(), j = i % w;
       first[1] = std::min<unsigned long long>(first[1], lev * n2 + c0 + j);
     }
   }
@@ -337,7 +341,7 @@ void require_finite_analysis(const Comm& comm, const DistributedEnsemble& ens,
   if (counts[0] == 0 && counts[1] == 0) return;  // the same on every rank
   comm.allreduce_in_place(first, 2, MPI_UNSIGNED_LONG_LONG, MPI_MIN);
   const auto where = [&](unsigned long long e) {
-    const std::size_t gn = static_cast<std::size_t>(ens.grid_n());
+    const std::size_t gn = static_cast<std::size_t>(ens.grid().nx);
     return "level " + std::to_string(e / n2) + ", y " + std::to_string(e % n2 / gn) + ", x " +
            std::to_string(e % gn);
   };
@@ -373,10 +377,9 @@ CycleOutcome CycleEngine::analyse(const std::string& filter_name, const io::Obse
 CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::ObservationSet& set,
                                   std::uint64_t cycle, double time_seconds,
                                   std::span<const double> truth, bool gather_members) {
-  const sqg::SqgParams& p = cfg_.model.sqg;
   const int k = ensemble_.members();
   const std::size_t n = ensemble_.state_size();
-  const double s = p.kelvin_per_pv();
+  const double s = cfg_.model.kelvin_per_pv();
   filters::EnsembleFilter& analysis = filter(kind);
   EnsembleBuffer& ens = *buffer_;
 
@@ -389,8 +392,8 @@ CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::Observatio
   // the server would have refused is refused here too (obs/plausibility.hpp).
   std::vector<obs::Rejection> rejected;
   obs::ObservationSpace space(
-      p, set, obs::PlausibilityLimits{cfg_.qc.max_abs_kelvin, cfg_.qc.max_error_sd_kelvin},
-      &rejected);
+      ensemble_.grid(), s, set,
+      obs::PlausibilityLimits{cfg_.qc.max_abs_kelvin, cfg_.qc.max_error_sd_kelvin}, &rejected);
   std::size_t invalid = 0;
   for (auto& r : rejected) {
     if (r.kind == "invalid") {
@@ -428,7 +431,7 @@ CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::Observatio
   const std::size_t po = space.size();
   double* cols = ens.to_columns();
   const auto [c0, c1] = ensemble_.columns();
-  const std::size_t dim = 2 * (c1 - c0);
+  const std::size_t dim = ensemble_.levels() * (c1 - c0);
   std::vector<double> mean_b, spread_b;
   const std::vector<double> local_b = ens.column_mean_spread(cols);
   gather_mean_spread(ensemble_, local_b, comm_, mean_b, spread_b);
@@ -437,12 +440,12 @@ CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::Observatio
   const filters::InflationEstimate inflation =
       filters::estimate_inflation_from_moments(cfg_.inflation, moments, space);
   if (inflation.factor != 1.0) {
-    analysis.see_uninflated_spread(c0, c1, ensemble_.columns_total(),
+    analysis.see_uninflated_spread(c0, c1, ensemble_.columns_total(), ensemble_.levels(),
                                    std::span<const double>(local_b).subspan(dim));
     ens.inflate(cols, k, dim, inflation.factor);
     if (po > 0) ens.inflate(hx, k, po, inflation.factor);
   }
-  const filters::ColumnBlock block{ens.memory(), k, c0, c1, 2, cols, cols};
+  const filters::ColumnBlock block{ens.memory(), k, c0, c1, ensemble_.levels(), cols, cols};
   filters::Reducer reducer;
   if (ensemble_.ranks() > 1) {
     reducer.max = [this](std::span<double> v) {
@@ -509,12 +512,13 @@ CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::Observatio
   // The stage ends with the products: mean, spread and the diagnostics (rank 0's view).
   rec.seconds_analysis = seconds_since(t0);
   auto& diag = out.diagnostics;
+  const std::string units = cfg_.model.diagnostic_units();
   if (known) {
-    diag["rmse_background"] = {rec.rmse_background_K, "K", "background mean RMSE vs truth"};
-    diag["rmse_analysis"] = {rec.rmse_analysis_K, "K", "analysis mean RMSE vs truth"};
+    diag["rmse_background"] = {rec.rmse_background_K, units, "background mean RMSE vs truth"};
+    diag["rmse_analysis"] = {rec.rmse_analysis_K, units, "analysis mean RMSE vs truth"};
   }
-  diag["spread_background"] = {rec.spread_background_K, "K", "background ensemble spread"};
-  diag["spread_analysis"] = {rec.spread_analysis_K, "K", "analysis ensemble spread"};
+  diag["spread_background"] = {rec.spread_background_K, units, "background ensemble spread"};
+  diag["spread_analysis"] = {rec.spread_analysis_K, units, "analysis ensemble spread"};
   diag["innovation_mean"] = {rec.innovation_mean, "observation units", "mean of y - H(x_b)"};
   diag["innovation_rms"] = {rec.innovation_rms, "observation units", "RMS of y - H(x_b)"};
   diag["consistency_ratio"] = {rec.consistency_ratio, "1",

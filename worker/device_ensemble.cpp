@@ -7,6 +7,7 @@
 #include "hip/cycle_hip.hpp"
 #include "hip/ensf_hip_kernels.hpp"
 #include "hip/letkf_hip.hpp"
+#include "hip/observe_hip.hpp"
 
 namespace rtda::worker {
 
@@ -23,6 +24,16 @@ DeviceEnsemble::DeviceEnsemble(const Comm& comm, DistributedEnsemble& ensemble)
       host_(ensemble),
       states_(static_cast<std::size_t>(ensemble.local_members()) * ensemble.state_size(),
               "the device ensemble") {
+  // The device kernels (cycle_hip, letkf_hip, ensf_hip) index the SQG plane: 2 levels of
+  // N x N points.
+  const core::Grid& g = ensemble.grid();
+  if (g.levels != 2 || g.nx != g.ny) {
+    throw std::invalid_argument(
+        "backend = \"hip\": the device path runs on the SQG grid (2 levels of N x N points); "
+        "this model's grid has " +
+        std::to_string(g.levels) + " level(s) of " + std::to_string(g.nx) + " x " +
+        std::to_string(g.ny) + " (use the CPU backend)");
+  }
   if (host_.ranks() > 1) {
     columns_ = hip::detail::DeviceArray<double>(
         static_cast<std::size_t>(host_.members()) * 2 * host_.local_columns(),
@@ -61,9 +72,9 @@ double* DeviceEnsemble::to_columns() {
   if (ranks == 1) return states_.get();
   // Pack on the device in DistributedEnsemble::to_columns' send order, then stage the
   // all-to-all through the host.
-  const int grid = host_.grid_n();
+  const core::Grid& grid = host_.grid();
   const std::size_t my_k = static_cast<std::size_t>(host_.local_members());
-  hip::cycle::pack_columns(states_.get(), my_k, grid, ranks, staging_.get());
+  hip::cycle::pack_columns(states_.get(), my_k, grid.nx, ranks, staging_.get());
   host_send_.resize(staging_.size());
   hip::detail::copy_to_host(host_send_.data(), staging_.get(), staging_.size() * sizeof(double));
   const std::size_t u = static_cast<std::size_t>(ranks);
@@ -96,7 +107,7 @@ void DeviceEnsemble::from_columns(const double* cols) {
     device_written();
     return;
   }
-  const int grid = host_.grid_n();
+  const core::Grid& grid = host_.grid();
   const std::size_t my_k = static_cast<std::size_t>(host_.local_members());
   const std::size_t my_cols = host_.local_columns();
   host_send_.resize(columns_.size());
@@ -118,7 +129,7 @@ void DeviceEnsemble::from_columns(const double* cols) {
   alltoall(host_send_, send_counts, send_displs, host_recv_, recv_counts, recv_displs,
            "DeviceEnsemble::from_columns");
   staging_.upload(host_recv_.data());
-  hip::cycle::unpack_columns(staging_.get(), my_k, grid, ranks, states_.get());
+  hip::cycle::unpack_columns(staging_.get(), my_k, grid.nx, ranks, states_.get());
   device_written();
 }
 

@@ -62,7 +62,7 @@ class DeviceEnsemble {
 
   // h(x) of every member for every observation, [member][obs], on the device of every rank:
   // each rank applies the operators to its members on the device (the shared arithmetic of
-  // filters/obs_math.hpp); with R ranks the rows are exchanged through the host
+  // obs/observation_math.hpp); with R ranks the rows are exchanged through the host
   // (members × observations doubles, as DistributedEnsemble::observe_all). Needs to_device().
   hip::detail::DeviceArray<double> observe_all(const obs::ObservationSpace& space);
 

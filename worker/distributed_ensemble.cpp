@@ -72,9 +72,9 @@ std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, in
   return {begin, begin + base + (i < extra ? 1 : 0)};
 }
 
-std::pair<std::size_t, std::size_t> column_range(int grid_n, int parts, int index) {
-  const auto [r0, r1] = block_range(static_cast<std::size_t>(grid_n), parts, index);
-  return {r0 * static_cast<std::size_t>(grid_n), r1 * static_cast<std::size_t>(grid_n)};
+std::pair<std::size_t, std::size_t> column_range(const core::Grid& grid, int parts, int index) {
+  const auto [r0, r1] = block_range(static_cast<std::size_t>(grid.ny), parts, index);
+  return {r0 * static_cast<std::size_t>(grid.nx), r1 * static_cast<std::size_t>(grid.nx)};
 }
 
 namespace {
@@ -83,14 +83,14 @@ void check(int err, const char* what) {
 }
 }  // namespace
 
-DistributedEnsemble::DistributedEnsemble(Comm comm, int members, int grid_n)
-    : comm_(comm), rank_(comm.rank()), size_(comm.size()), members_(members), n_(grid_n) {
+DistributedEnsemble::DistributedEnsemble(Comm comm, int members, const core::Grid& grid)
+    : comm_(comm), rank_(comm.rank()), size_(comm.size()), members_(members), grid_(grid) {
   if (members < size_) {
     throw std::invalid_argument("ensemble.members = " + std::to_string(members) +
                                 ": fewer members than MPI ranks (" + std::to_string(size_) + ")");
   }
   members_range_ = block_range(static_cast<std::size_t>(members), size_, rank_);
-  columns_range_ = column_range(n_, size_, rank_);
+  columns_range_ = column_range(grid_, size_, rank_);
   states_.assign(static_cast<std::size_t>(local_members()) * state_size(), 0.0);
 }
 
@@ -102,10 +102,10 @@ void DistributedEnsemble::to_columns(std::vector<double>& cols) const {
   std::vector<double> send;
   send.reserve(states_.size());
   for (int d = 0; d < size_; ++d) {
-    const auto [c0, c1] = column_range(n_, size_, d);
+    const auto [c0, c1] = column_range(grid_, size_, d);
     send_displs[d] = static_cast<int>(send.size());
     for (int m = 0; m < my_k; ++m) {
-      for (int lev = 0; lev < 2; ++lev) {
+      for (int lev = 0; lev < grid_.levels; ++lev) {
         const double* src = states_.data() + m * state_size() + lev * nn;
         send.insert(send.end(), src + c0, src + c1);
       }
@@ -118,7 +118,7 @@ void DistributedEnsemble::to_columns(std::vector<double>& cols) const {
   for (int s = 0; s < size_; ++s) {
     const auto [m0, m1] = block_range(static_cast<std::size_t>(members_), size_, s);
     recv_displs[s] = offset;
-    recv_counts[s] = static_cast<int>((m1 - m0) * 2 * my_cols);
+    recv_counts[s] = static_cast<int>((m1 - m0) * levels() * my_cols);
     offset += recv_counts[s];
   }
   cols.assign(static_cast<std::size_t>(offset), 0.0);
@@ -130,22 +130,22 @@ void DistributedEnsemble::to_columns(std::vector<double>& cols) const {
 void DistributedEnsemble::from_columns(std::span<const double> cols) {
   const std::size_t nn = columns_total();
   const std::size_t my_cols = local_columns();
-  if (cols.size() != static_cast<std::size_t>(members_) * 2 * my_cols) {
+  if (cols.size() != static_cast<std::size_t>(members_) * levels() * my_cols) {
     throw std::invalid_argument("DistributedEnsemble::from_columns: size mismatch");
   }
   std::vector<int> send_counts(size_), send_displs(size_), recv_counts(size_), recv_displs(size_);
   // Send to rank d the block of d's members (already contiguous in `cols`).
   for (int d = 0; d < size_; ++d) {
     const auto [m0, m1] = block_range(static_cast<std::size_t>(members_), size_, d);
-    send_displs[d] = static_cast<int>(m0 * 2 * my_cols);
-    send_counts[d] = static_cast<int>((m1 - m0) * 2 * my_cols);
+    send_displs[d] = static_cast<int>(m0 * levels() * my_cols);
+    send_counts[d] = static_cast<int>((m1 - m0) * levels() * my_cols);
   }
   const int my_k = local_members();
   int offset = 0;
   for (int s = 0; s < size_; ++s) {
-    const auto [c0, c1] = column_range(n_, size_, s);
+    const auto [c0, c1] = column_range(grid_, size_, s);
     recv_displs[s] = offset;
-    recv_counts[s] = static_cast<int>(static_cast<std::size_t>(my_k) * 2 * (c1 - c0));
+    recv_counts[s] = static_cast<int>(static_cast<std::size_t>(my_k) * levels() * (c1 - c0));
     offset += recv_counts[s];
   }
   std::vector<double> recv(static_cast<std::size_t>(offset));
@@ -153,10 +153,10 @@ void DistributedEnsemble::from_columns(std::span<const double> cols) {
                         recv.data(), recv_counts.data(), recv_displs.data()),
         "from_columns");
   for (int s = 0; s < size_; ++s) {
-    const auto [c0, c1] = column_range(n_, size_, s);
+    const auto [c0, c1] = column_range(grid_, size_, s);
     const double* src = recv.data() + recv_displs[s];
     for (int m = 0; m < my_k; ++m) {
-      for (int lev = 0; lev < 2; ++lev) {
+      for (int lev = 0; lev < grid_.levels; ++lev) {
         double* dst = states_.data() + m * state_size() + lev * nn;
         std::copy(src, src + (c1 - c0), dst + c0);
         src += c1 - c0;

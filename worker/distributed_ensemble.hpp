@@ -1,7 +1,8 @@
 // An ensemble spread over the ranks of an MPI communicator (docs/architecture.md §5).
 //
 // Members are block-distributed for the forecast: rank r holds members [m0_r, m1_r), each a
-// full 2 N^2 state. The analysis works on grid columns (c = j N + i, both levels): rank r
+// full state on the model's core::Grid. The analysis works on grid columns (c = j nx + i,
+// every level): rank r
 // owns columns [c0_r, c1_r) of every member. `to_columns` / `from_columns` move between the
 // two layouts with one all-to-all each (columns are split by whole grid rows); nothing about the
 // result depends on the number of ranks, so 1 and R ranks give bitwise identical analyses.
@@ -16,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/grid.hpp"
 #include "obs/observation_space.hpp"
 
 namespace rtda::worker {
@@ -25,8 +27,8 @@ namespace rtda::worker {
 std::pair<std::size_t, std::size_t> block_range(std::size_t total, int parts, int index);
 
 // The grid columns of rank `index`: whole grid rows (EnSF's standard mode sums its member
-// distances per row), so [row0 N, row1 N).
-std::pair<std::size_t, std::size_t> column_range(int grid_n, int parts, int index);
+// distances per row), so [row0 nx, row1 nx). A ring is one row: one rank analyses it.
+std::pair<std::size_t, std::size_t> column_range(const core::Grid& grid, int parts, int index);
 
 // model.threads for the ranks of a worker group: `requested` > 0 as given; 0 = OMP_NUM_THREADS
 // when it is set (its first positive integer), else max(1, cores / ranks on this node), so R
@@ -48,16 +50,17 @@ ThreadChoice resolve_threads(int requested, const std::optional<std::string>& om
 
 class DistributedEnsemble {
  public:
-  DistributedEnsemble(Comm comm, int members, int grid_n);
+  DistributedEnsemble(Comm comm, int members, const core::Grid& grid);
 
   const Comm& comm() const { return comm_; }
 
   int rank() const { return rank_; }
   int ranks() const { return size_; }
   int members() const { return members_; }
-  int grid_n() const { return n_; }
-  std::size_t state_size() const { return 2 * static_cast<std::size_t>(n_) * n_; }
-  std::size_t columns_total() const { return static_cast<std::size_t>(n_) * n_; }
+  const core::Grid& grid() const { return grid_; }
+  std::size_t levels() const { return static_cast<std::size_t>(grid_.levels); }
+  std::size_t state_size() const { return grid_.state_size(); }
+  std::size_t columns_total() const { return grid_.columns(); }
 
   // Members held here for the forecast, [first, first + count).
   int first_member() const { return static_cast<int>(members_range_.first); }
@@ -87,7 +90,7 @@ class DistributedEnsemble {
   Comm comm_;
   int rank_ = 0, size_ = 1;
   int members_;
-  int n_;
+  core::Grid grid_;
   std::pair<std::size_t, std::size_t> members_range_;
   std::pair<std::size_t, std::size_t> columns_range_;
   std::vector<double> states_;  // local members, [member][level][y][x]

@@ -51,7 +51,7 @@ class HostBuffer final : public EnsembleBuffer {
     return cols_.data();
   }
   std::vector<double> column_mean_spread(const double* cols) override {
-    const std::size_t dim = 2 * ens_.local_columns();
+    const std::size_t dim = ens_.levels() * ens_.local_columns();
     std::vector<double> m, s;
     mean_and_spread({cols, static_cast<std::size_t>(ens_.members()) * dim}, ens_.members(), dim, m,
                     s);
@@ -62,10 +62,11 @@ class HostBuffer final : public EnsembleBuffer {
     filters::inflate({values, static_cast<std::size_t>(members) * stride}, members, factor);
   }
   void from_columns(const double* cols) override {
-    ens_.from_columns({cols, static_cast<std::size_t>(ens_.members()) * 2 * ens_.local_columns()});
+    ens_.from_columns(
+        {cols, static_cast<std::size_t>(ens_.members()) * ens_.levels() * ens_.local_columns()});
   }
   std::span<const double> host_columns(const double* cols) const override {
-    return {cols, static_cast<std::size_t>(ens_.members()) * 2 * ens_.local_columns()};
+    return {cols, static_cast<std::size_t>(ens_.members()) * ens_.levels() * ens_.local_columns()};
   }
 
  private:

@@ -6,13 +6,38 @@
 #include <optional>
 #include <stdexcept>
 
+#include "core/random.hpp"
 #include "cycle_engine.hpp"
+#include "forecast_model.hpp"
 #include "io/archive.hpp"
 #include "io/fields.hpp"
+#include "l96/lorenz96.hpp"
 #include "obs/experiments.hpp"
 #include "sqg/nature_run.hpp"
 
 namespace rtda::worker {
+
+io::NatureRun lorenz96_nature(const config::Config& cfg) {
+  const l96::Lorenz96 model(cfg.model.l96);
+  const l96::Lorenz96Params& lp = cfg.model.l96;
+  const std::size_t n = static_cast<std::size_t>(lp.n);
+  const int spinup =
+      static_cast<int>(std::round(cfg.nature.spinup_days * 86400.0 / lp.step_seconds()));
+  const int per_cycle =
+      whole_steps(cfg.experiment.cycle_hours * 3600.0, lp.step_seconds(), "experiment.cycle_hours");
+  io::NatureRun nature;
+  nature.l96 = lp;
+  std::vector<double> x(n);
+  // x_i = F + N(0, 1) keyed by nature.seed, then the spin-up onto the attractor.
+  RandomStream(cfg.nature.seed, RandomPurpose::kNatureInitialNoise).fill_normal(x, lp.forcing, 1.0);
+  model.advance(x, spinup);
+  for (int c = 0; c < cfg.experiment.cycles; ++c) {
+    if (c > 0) model.advance(x, per_cycle);
+    nature.times_seconds.push_back(c * cfg.experiment.cycle_hours * 3600.0);
+    nature.q.insert(nature.q.end(), x.begin(), x.end());
+  }
+  return nature;
+}
 
 ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
                                 const std::string& filter, const std::string& out_path,
@@ -26,24 +51,35 @@ ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
   }
   const obs::Experiment experiment = obs::experiment_from_string(ex.observations);
 
-  // The nature run: reuse the configured file, or make one next to the output.
+  // The nature run: for SQG reuse the configured file, or make one next to the output; the
+  // Lorenz-96 truth is cheap and made in memory (lorenz96_nature).
   std::string nature_path = ex.nature_file;
-  if (nature_path.empty()) {
-    const auto out = std::filesystem::path(out_path);
-    nature_path = (out.parent_path() / (out.stem().string() + "-nature.h5")).string();
-    if (rank == 0 && !std::filesystem::exists(nature_path)) {
-      sqg::SqgModel<double> model(p, cfg.model.fft_planning);
-      io::NatureWriter writer(nature_path, p, {{"created_by", "rtda experiment"}});
-      sqg::run_nature(model, cfg.nature,
-                      [&](int, double t, std::span<const double> q) { writer.append(t, q); });
-      writer.close();
+  io::NatureRun nature;
+  if (cfg.model.lorenz96()) {
+    if (!nature_path.empty()) {
+      throw config::ConfigError("experiment.nature_file = \"" + nature_path +
+                                "\": model.kind = \"lorenz96\" makes its truth in memory");
     }
-    comm.barrier();
-  }
-  const io::NatureRun nature = io::read_nature(nature_path);
-  if (nature.params.N != p.N || nature.params.L_m != p.L_m) {
-    throw std::runtime_error("experiment.nature_file \"" + nature_path + "\": grid N = " +
-                             std::to_string(nature.params.N) + ", expected " + std::to_string(p.N));
+    nature = lorenz96_nature(cfg);
+  } else {
+    if (nature_path.empty()) {
+      const auto out = std::filesystem::path(out_path);
+      nature_path = (out.parent_path() / (out.stem().string() + "-nature.h5")).string();
+      if (rank == 0 && !std::filesystem::exists(nature_path)) {
+        sqg::SqgModel<double> model(p, cfg.model.fft_planning);
+        io::NatureWriter writer(nature_path, p, {{"created_by", "rtda experiment"}});
+        sqg::run_nature(model, cfg.nature,
+                        [&](int, double t, std::span<const double> q) { writer.append(t, q); });
+        writer.close();
+      }
+      comm.barrier();
+    }
+    nature = io::read_nature(nature_path);
+    if (nature.params.N != p.N || nature.params.L_m != p.L_m) {
+      throw std::runtime_error("experiment.nature_file \"" + nature_path +
+                               "\": grid N = " + std::to_string(nature.params.N) + ", expected " +
+                               std::to_string(p.N));
+    }
   }
   if (static_cast<std::size_t>(ex.cycles) > nature.size()) {
     throw config::ConfigError("experiment.cycles = " + std::to_string(ex.cycles) + ": " +
@@ -57,13 +93,16 @@ ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
 
   std::optional<io::ArchiveWriter> archive;
   if (rank == 0) {
-    archive.emplace(out_path, p, ex.store_members ? k : 0,
-                    io::Provenance{{"created_by", "rtda experiment"},
-                                   {"filter", filter},
-                                   {"observations", ex.observations},
-                                   {"nature_file", std::filesystem::absolute(nature_path).string()},
-                                   {"model", engine.model_identity()},
-                                   {"rtda_config", config::to_toml(cfg)}});
+    archive.emplace(
+        out_path, cfg.model.field_model(), ex.store_members ? k : 0,
+        io::Provenance{
+            {"created_by", "rtda experiment"},
+            {"filter", filter},
+            {"observations", ex.observations},
+            {"nature_file", nature_path.empty() ? std::string("(in memory)")
+                                                : std::filesystem::absolute(nature_path).string()},
+            {"model", engine.model_identity()},
+            {"rtda_config", config::to_toml(cfg)}});
   }
 
   obs::ObserveSettings observe = cfg.observe;
@@ -73,7 +112,8 @@ ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
     const double seconds_forecast = c > 0 ? engine.forecast_cycle() : 0.0;
     const double t = nature.times_seconds[c];
     obs::ObservationSet set;
-    obs::append_cycle_observations(p, nature.state(c), t, c, experiment, observe, set);
+    obs::append_cycle_observations(cfg.model.grid(), cfg.model.kelvin_per_pv(), nature.state(c), t,
+                                   c, experiment, observe, set);
     std::vector<double> truth;
     if (rank == 0) {
       truth.assign(nature.state(c).begin(), nature.state(c).end());

@@ -20,6 +20,11 @@ struct ExperimentResult {
   double mean_rmse_background_K = 0, mean_spread_background_K = 0;
 };
 
+// The Lorenz-96 truth of an experiment (model.kind = "lorenz96"; docs/experiments.md): from
+// x_i = F + N(0, 1) (keyed by nature.seed), nature.spinup_days of spin-up, then
+// experiment.cycles states experiment.cycle_hours apart, the first at t = 0.
+io::NatureRun lorenz96_nature(const config::Config& cfg);
+
 // Collective over `comm`. `on_cycle` (rank 0) is called after each cycle.
 // `backend`: where this rank computes (device::choose).
 ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,

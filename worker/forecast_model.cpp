@@ -9,6 +9,7 @@
 #include "hip/ensf_hip_kernels.hpp"
 #include "hip/nn_hip.hpp"
 #include "hip/vit_hip.hpp"
+#include "l96/lorenz96.hpp"
 #include "sqg/fft_wisdom.hpp"
 #include "sqg/sqg_model.hpp"
 #include "surrogate/checkpoint.hpp"
@@ -97,6 +98,23 @@ class SqgForecast final : public ForecastModel {
   Comm comm_;
   std::unique_ptr<sqg::SqgModel<double>> model_;
   std::unique_ptr<sqg::EnsembleStepper<double>> stepper_;
+};
+
+// The Lorenz-96 toy model (docs/science.md §7) on the host: RK4 over this rank's members, each
+// independent of the others, so any split over ranks and threads gives the same bits.
+class Lorenz96Forecast final : public ForecastModel {
+ public:
+  explicit Lorenz96Forecast(const config::Config& cfg) : model_(cfg.model.l96) {}
+  std::string identity() const override { return "lorenz96"; }
+  double step_seconds() const override { return model_.params().step_seconds(); }
+  void advance(EnsembleBuffer& members, double seconds) override {
+    const int steps = whole_steps(seconds, step_seconds(), "model.kind = \"lorenz96\"");
+    if (steps == 0) return;
+    model_.advance_members(members.host_members(), members.ensemble().local_members(), steps);
+  }
+
+ private:
+  l96::Lorenz96 model_;
 };
 
 // The ViT surrogate: one forward pass per cycle length, this rank's members as one batch,
@@ -290,7 +308,12 @@ std::unique_ptr<ForecastModel> make_forecast_model(const config::Config& cfg,
     return std::make_unique<VitForecastHost>(cfg);
   }
   if (cfg.model.kind == "sqg") return std::make_unique<SqgForecast>(cfg, threads, comm);
-  throw config::ConfigError("model.kind = \"" + cfg.model.kind + "\": expected sqg or vit");
+  if (cfg.model.lorenz96()) {
+    // The device path indexes the SQG plane only (DeviceEnsemble refuses other grids).
+    return std::make_unique<Lorenz96Forecast>(cfg);
+  }
+  throw config::ConfigError("model.kind = \"" + cfg.model.kind +
+                            "\": expected sqg, vit or lorenz96");
 }
 
 }  // namespace rtda::worker

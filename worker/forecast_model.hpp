@@ -4,7 +4,7 @@
 //
 // Implementations: the SQG physics (FFTW, on the host), the ViT surrogate on the host
 // (Eigen) and the ViT surrogate on the device (kernels/hip), the latter two with the optional
-// online adaptation of surrogate/online.hpp.
+// online adaptation of surrogate/online.hpp, and the Lorenz-96 toy model (host) on its ring.
 #pragma once
 
 #include <cstdint>
@@ -74,9 +74,9 @@ class ForecastModel {
 // whole multiple, to 1e-9 relative).
 int whole_steps(double seconds, double step_s, const std::string& model);
 
-// model.kind = "sqg" | "vit"; Backend::kHip runs the ViT on the device (the SQG physics stays
-// on the host). `threads`: the OpenMP threads of this rank; `comm`: the worker group (the
-// SQG model plans its FFTs with rank 0's wisdom at the first forecast).
+// model.kind = "sqg" | "vit" | "lorenz96"; Backend::kHip runs the ViT on the device (the SQG
+// physics stays on the host). `threads`: the OpenMP threads of this rank; `comm`: the worker group
+// (the SQG model plans its FFTs with rank 0's wisdom at the first forecast).
 std::unique_ptr<ForecastModel> make_forecast_model(const config::Config& cfg,
                                                    device::Backend backend, int threads,
                                                    const Comm& comm = Comm::single());

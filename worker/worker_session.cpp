@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "config/config.hpp"
+#include "experiment.hpp"
 #include "io/checkpoint.hpp"
 #include "io/fields.hpp"
 
@@ -152,12 +153,17 @@ void WorkerSession::start(const wire::Welcome& w) {
     forecast_ready_ = false;
     have_state_ = true;
   } else {
-    if (cfg.experiment.nature_file.empty()) {
-      throw config::ConfigError(
-          "experiment.nature_file = \"\": the worker group's initial ensemble is built "
-          "from a nature run (docs/science.md §2); set it in the server's configuration");
+    if (cfg.model.lorenz96()) {
+      // The toy model's truth is made in memory, as rtda experiment makes it.
+      engine_->start_from_nature(lorenz96_nature(cfg));
+    } else {
+      if (cfg.experiment.nature_file.empty()) {
+        throw config::ConfigError(
+            "experiment.nature_file = \"\": the worker group's initial ensemble is built "
+            "from a nature run (docs/science.md §2); set it in the server's configuration");
+      }
+      engine_->start_from_nature(io::read_nature(cfg.experiment.nature_file));
     }
-    engine_->start_from_nature(io::read_nature(cfg.experiment.nature_file));
     analysed_ = -1;
     restarted_from_ = -1;
     ahead_forecast_seconds_ = 0;
@@ -249,7 +255,7 @@ wire::WorkerToServer WorkerSession::result_message(const wire::CycleTask& task,
   a->set_cycle(task.cycle());
   a->set_valid_time_seconds(task.valid_time_seconds());
   a->set_filter(task.filter());
-  a->set_grid_n(static_cast<std::uint32_t>(engine_->config().model.sqg.N));
+  a->set_grid_n(static_cast<std::uint32_t>(engine_->config().model.grid().nx));
   a->set_members(static_cast<std::uint32_t>(engine_->members()));
   a->mutable_mean()->Assign(out.mean.begin(), out.mean.end());
   a->mutable_spread()->Assign(out.spread.begin(), out.spread.end());

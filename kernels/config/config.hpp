@@ -1,6 +1,8 @@
 // rtda's configuration: one typed struct, defaults in one place, read from TOML and `--set`
-// overrides (docs/architecture.md §7). Every key is declared once in config.cpp's registry, which
-// also produces the reference documentation (`rtda config --markdown`).
+// overrides (docs/architecture.md §7). Every key is declared once in the registry (the
+// keys_*.cpp files, one per group of sections; config/keys.hpp), which also produces the
+// reference documentation (`rtda config --markdown`). Settings only: the configuration links
+// no model, filter or file code, so the coordinator can hold it.
 #pragma once
 
 #include <cstdint>
@@ -9,12 +11,10 @@
 #include <vector>
 
 #include "core/names.hpp"
-#include "filters/ensf.hpp"
-#include "filters/inflation.hpp"
-#include "filters/letkf.hpp"
-#include "obs/experiments.hpp"
-#include "sqg/nature_run.hpp"
-#include "sqg/sqg_model.hpp"
+#include "filters/settings.hpp"
+#include "io/field_model.hpp"
+#include "l96/lorenz96_params.hpp"
+#include "obs/experiment_settings.hpp"
 #include "sqg/sqg_params.hpp"
 #include "surrogate/online_settings.hpp"
 
@@ -38,15 +38,27 @@ struct ModelConfig {
   std::string fft_wisdom_file = "auto";
   int threads =
       0;  // threads per rank; 0 = OMP_NUM_THREADS, else the cores shared among local ranks
-  // The forecast model of the cycle: "sqg" (the physics) or "vit" (the surrogate in
-  // surrogate.weights, one 12-hour step per cycle).
+  // The forecast model of the cycle: "sqg" (the physics), "vit" (the surrogate in
+  // surrogate.weights, one 12-hour step per cycle) or "lorenz96" (the toy model on a ring,
+  // keys model.l96_*; docs/science.md §7).
   std::string kind = "sqg";
-};
+  l96::Lorenz96Params l96;  // keys model.l96_<field>, used when kind = "lorenz96"
 
-struct ObserveConfig {
-  std::uint64_t seed = 1;          // keys observation errors, shocks and networks
-  std::optional<double> error_sd;  // unset: the experiment's (1 K linear, 0.01 arctan)
-  int cycles = 0;                  // 0: one cycle per nature state
+  bool lorenz96() const { return kind == "lorenz96"; }
+  // The grid the state lives on: the SQG plane (sqg and vit) or the Lorenz-96 ring.
+  core::Grid grid() const { return field_model().grid(); }
+  // Observation operators' scale (ObsOperator) and the factor from state to the units of
+  // the RMSE and spread diagnostics: f theta0 / g (kelvin) on the SQG plane, 1 for
+  // Lorenz-96, whose state is already in its observation units.
+  double kelvin_per_pv() const { return field_model().kelvin_per_pv(); }
+  // Units of those diagnostics: "K", or "1" for Lorenz-96.
+  const char* diagnostic_units() const { return lorenz96() ? "1" : "K"; }
+  // What files written for this model say about it (io/conventions.hpp).
+  io::FieldModel field_model() const {
+    return lorenz96() ? io::FieldModel(l96) : io::FieldModel(sqg);
+  }
+  // Length of one model step, s.
+  double step_seconds() const { return lorenz96() ? l96.step_seconds() : sqg.dt_s; }
 };
 
 // The ensemble and the twin experiment of docs/science.md §2.

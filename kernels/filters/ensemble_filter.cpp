@@ -52,20 +52,22 @@ AnalysisDiagnostics EnsembleFilter::analyse(const ColumnBlock& block, const Obse
                                             const AnalysisContext& ctx, const Reducer& reducer) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string who = "filter " + std::string(name());
-  const std::size_t n = static_cast<std::size_t>(obs.grid_n());
+  const std::size_t columns = obs.grid().columns();
+  const std::size_t levels = static_cast<std::size_t>(obs.grid().levels);
   const std::size_t p = obs.size();
   if (block.members < 2) {
     throw std::invalid_argument(who + ": " + std::to_string(block.members) +
                                 " members; an analysis needs at least 2");
   }
-  if (block.levels != 2) {
+  if (block.levels != levels) {
     throw std::invalid_argument(who + ": " + std::to_string(block.levels) +
-                                " levels per column; the observations' grid has 2");
+                                " levels per column; the observations' grid has " +
+                                std::to_string(levels));
   }
-  if (block.c0 > block.c1 || block.c1 > n * n) {
+  if (block.c0 > block.c1 || block.c1 > columns) {
     throw std::invalid_argument(who + ": columns [" + std::to_string(block.c0) + ", " +
-                                std::to_string(block.c1) +
-                                ") outside the grid's N^2 = " + std::to_string(n * n));
+                                std::to_string(block.c1) + ") outside the grid's " +
+                                std::to_string(columns));
   }
   if (block.values() > 0 && (block.prior == nullptr || block.posterior == nullptr)) {
     throw std::invalid_argument(who + ": no prior or posterior for " +
@@ -100,9 +102,11 @@ AnalysisDiagnostics EnsembleFilter::analyse(const ColumnBlock& block, const Obse
 AnalysisDiagnostics analyse_whole_domain(EnsembleFilter& filter, ConstEnsembleView prior,
                                          const obs::ObservationSpace& obs,
                                          const AnalysisContext& ctx, EnsembleView posterior) {
-  const std::size_t n2 = static_cast<std::size_t>(obs.grid_n()) * obs.grid_n();
+  const std::size_t n2 = obs.grid().columns();
+  const std::size_t levels = static_cast<std::size_t>(obs.grid().levels);
+  const std::size_t state = obs.grid().state_size();
   const std::size_t k = static_cast<std::size_t>(prior.members);
-  if (prior.state_size != 2 * n2 || prior.data.size() != k * 2 * n2 ||
+  if (prior.state_size != state || prior.data.size() != k * state ||
       posterior.members != prior.members || posterior.state_size != prior.state_size ||
       posterior.data.size() != prior.data.size()) {
     throw std::invalid_argument(
@@ -110,14 +114,14 @@ AnalysisDiagnostics analyse_whole_domain(EnsembleFilter& filter, ConstEnsembleVi
         " x " + std::to_string(prior.state_size) + " (" + std::to_string(prior.data.size()) +
         " values), posterior " + std::to_string(posterior.members) + " x " +
         std::to_string(posterior.state_size) + " (" + std::to_string(posterior.data.size()) +
-        " values); the observations' grid needs members x " + std::to_string(2 * n2));
+        " values); the observations' grid needs members x " + std::to_string(state));
   }
   const std::size_t p = obs.size();
   std::vector<double> hx(k * p);
   for (std::size_t m = 0; m < k; ++m)
     obs.apply(prior.member(static_cast<int>(m)), std::span<double>(hx).subspan(m * p, p));
   const std::vector<double> moments = observation_moments(hx, prior.members);
-  const ColumnBlock block{MemorySpace::kHost, prior.members,        0, n2, 2,
+  const ColumnBlock block{MemorySpace::kHost, prior.members,        0, n2, levels,
                           prior.data.data(),  posterior.data.data()};
   return filter.analyse(block, {hx.data(), moments}, obs, ctx);
 }

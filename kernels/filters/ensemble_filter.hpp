@@ -23,26 +23,10 @@
 
 #include "core/names.hpp"
 #include "filters/filter.hpp"
+#include "filters/settings.hpp"
 #include "obs/observation_space.hpp"
 
 namespace rtda::filters {
-
-enum class FilterKind { kNone, kLetkf, kEnsf };
-// "none" (no analysis: a free-running ensemble), "letkf", "ensf": the one spelling of the
-// filter names, used by the configuration, the server, the CLI and the factory.
-inline constexpr core::NameTable<FilterKind, 3> kFilterNames{{{
-    {FilterKind::kEnsf, "ensf"},
-    {FilterKind::kLetkf, "letkf"},
-    {FilterKind::kNone, "none"},
-}}};
-inline std::string_view to_string(FilterKind k) {
-  return kFilterNames.name(k);
-}
-// Throws std::invalid_argument naming `field`, the value and the accepted names.
-inline FilterKind filter_kind_from_string(std::string_view value,
-                                          std::string_view field = "filter") {
-  return kFilterNames.parse(value, field);
-}
 
 enum class MemorySpace { kHost, kDevice };
 
@@ -102,7 +86,7 @@ class EnsembleFilter {
   // The uninflated prior's spread of this block ([level][c - c0], host) before inflation
   // changes it; for filters that keep a spread target (EnSF's "initial").
   virtual void see_uninflated_spread(std::size_t /*c0*/, std::size_t /*c1*/,
-                                     std::size_t /*columns_total*/,
+                                     std::size_t /*columns_total*/, std::size_t /*levels*/,
                                      std::span<const double> /*spread*/) {}
   // State carried from one analysis to the next over the whole state [level][y][x], NaN
   // where this block holds nothing; empty when stateless. Saved with checkpoints.

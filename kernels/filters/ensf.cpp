@@ -21,94 +21,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/format.hpp"
 #include "filters/ensf_stages.hpp"
 
 namespace rtda::filters {
-
-namespace {
-
-std::string fmt_double(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
-
-[[noreturn]] void bad_setting(const std::string& key, const std::string& value,
-                              const std::string& expected) {
-  throw std::invalid_argument("ensf." + key + " = " + value + ": " + expected);
-}
-
-}  // namespace
-
-std::string_view to_string(EnsfMode m) {
-  return m == EnsfMode::kPaper ? "paper" : "standard";
-}
-
-std::string_view to_string(EnsfSpreadTarget t) {
-  switch (t) {
-    case EnsfSpreadTarget::kInitial:
-      return "initial";
-    case EnsfSpreadTarget::kPrior:
-      return "prior";
-    case EnsfSpreadTarget::kNone:
-      return "none";
-  }
-  return "?";
-}
-
-EnsfMode ensf_mode_from_string(std::string_view s) {
-  if (s == "paper") return EnsfMode::kPaper;
-  if (s == "standard") return EnsfMode::kStandard;
-  bad_setting("mode", "\"" + std::string(s) + "\"", "expected \"paper\" or \"standard\"");
-}
-
-EnsfSpreadTarget ensf_spread_target_from_string(std::string_view s) {
-  if (s == "initial") return EnsfSpreadTarget::kInitial;
-  if (s == "prior") return EnsfSpreadTarget::kPrior;
-  if (s == "none") return EnsfSpreadTarget::kNone;
-  bad_setting("spread_target", "\"" + std::string(s) + "\"",
-              "expected \"initial\", \"prior\" or \"none\"");
-}
-
-EnsfSettings EnsfSettings::paper() {
-  return EnsfSettings{};
-}
-
-EnsfSettings EnsfSettings::standard() {
-  EnsfSettings s;
-  s.mode = EnsfMode::kStandard;
-  s.steps = 500;
-  s.max_steps = 0;
-  s.eps_alpha = 0.5;
-  s.eps_beta = 0.025;
-  s.early_stopping = false;
-  s.spread_target = EnsfSpreadTarget::kNone;
-  return s;
-}
-
-void EnsfSettings::validate() const {
-  if (steps < 1) bad_setting("steps", std::to_string(steps), "expected at least 1");
-  if (max_steps < 0 || max_steps > steps)
-    bad_setting("max_steps", std::to_string(max_steps),
-                "expected 0 (all steps) or 1 .. ensf.steps = " + std::to_string(steps));
-  // α_t > 0 for t in [0, 1] needs ε_α > 0 (b(t) divides by it).
-  if (!(eps_alpha > 0 && eps_alpha <= 1))
-    bad_setting("eps_alpha", fmt_double(eps_alpha), "expected 0 < eps_alpha <= 1");
-  if (!(eps_beta >= 0 && eps_beta <= 1))
-    bad_setting("eps_beta", fmt_double(eps_beta), "expected 0 <= eps_beta <= 1");
-  if (early_stopping && stop_window < 1)
-    bad_setting("stop_window", std::to_string(stop_window), "expected at least 1");
-  if (!(stop_tolerance > 0 && std::isfinite(stop_tolerance)))
-    bad_setting("stop_tolerance", fmt_double(stop_tolerance), "expected a positive number");
-  if (!(arctan_sigma_factor > 0 && std::isfinite(arctan_sigma_factor)))
-    bad_setting("arctan_sigma_factor", fmt_double(arctan_sigma_factor),
-                "expected a positive number");
-  if (!(arctan_clip_sigmas >= 0 && std::isfinite(arctan_clip_sigmas)))
-    bad_setting("arctan_clip_sigmas", fmt_double(arctan_clip_sigmas), "expected a number >= 0");
-  if (!(rtps >= 0 && rtps <= 1)) bad_setting("rtps", fmt_double(rtps), "expected 0 <= rtps <= 1");
-  if (mode == EnsfMode::kPaper && !normalize)
-    bad_setting("normalize", "false", "paper mode works in normalized coordinates");
-}
 
 void ensf_paired_score(std::span<const double> z, std::span<const double> x_pair, double t,
                        double eps_alpha, double eps_beta, std::span<double> score) {
@@ -137,22 +53,25 @@ EnsfSlabPlan ensf_plan_slab(const EnsfSettings& cfg, const obs::ObservationSpace
                             EnsfEnsembleShape posterior) {
   const bool paper = cfg.mode == EnsfMode::kPaper;
   EnsfSlabPlan plan;
-  const std::size_t n = static_cast<std::size_t>(obs.grid_n());
-  const std::size_t n2 = n * n;
+  const core::Grid& grid = obs.grid();
+  const std::size_t n = static_cast<std::size_t>(grid.nx);
+  const std::size_t n2 = grid.columns();
   const int k_members = prior.members;
   const std::size_t members = static_cast<std::size_t>(std::max(k_members, 0));
 
   // ---- checks: the caller's shapes, then what each mode can do ----
-  if (n == 0) throw std::invalid_argument("ensf: the observation space has no grid (N = 0)");
-  if (col_begin >= col_end || col_end > n2)
+  if (n2 == 0) throw std::invalid_argument("ensf: the observation space has no grid (0 points)");
+  if (col_begin > col_end || col_end > n2)
     throw std::invalid_argument("ensf: slab columns [" + std::to_string(col_begin) + ", " +
-                                std::to_string(col_end) +
-                                ") are not inside [0, N² = " + std::to_string(n2) + ")");
-  plan.n = n;
+                                std::to_string(col_end) + ") are not inside [0, " +
+                                std::to_string(n2) + ")");
+  plan.nx = n;
+  plan.ny = static_cast<std::size_t>(grid.ny);
+  plan.levels = static_cast<std::size_t>(grid.levels);
   plan.n2 = n2;
   plan.c0 = col_begin;
   plan.nc = col_end - col_begin;
-  plan.dim = 2 * plan.nc;
+  plan.dim = plan.levels * plan.nc;
   plan.members = members;
   const std::size_t dim = plan.dim;
   if (k_members < 2)
@@ -164,20 +83,22 @@ EnsfSlabPlan ensf_plan_slab(const EnsfSettings& cfg, const obs::ObservationSpace
         "ensf: prior/posterior shapes (" + std::to_string(prior.members) + " x " +
         std::to_string(prior.state_size) + ", " + std::to_string(posterior.members) + " x " +
         std::to_string(posterior.state_size) + ") do not match " + std::to_string(members) +
-        " members x 2·" + std::to_string(plan.nc) + " slab elements");
+        " members x " + std::to_string(plan.levels) + "·" + std::to_string(plan.nc) +
+        " slab elements");
   if (paper && !obs.all_at_grid_points()) {
     for (std::size_t o = 0; o < obs.size(); ++o)
       if (obs.stencil(o).count != 1)
         throw std::invalid_argument(
             "ensf.mode = \"paper\": observation id " + std::to_string(obs.id()[o]) +
-            " at (x, y) = (" + fmt_double(obs.x_m()[o]) + ", " + fmt_double(obs.y_m()[o]) +
+            " at (x, y) = (" + core::format_double(obs.x_m()[o]) + ", " +
+            core::format_double(obs.y_m()[o]) +
             ") m lies between grid points; the paper likelihood is defined per state dimension "
             "(use ensf.mode = \"standard\" for interpolated observations)");
   }
   if (!paper && (col_begin % n != 0 || col_end % n != 0))
     throw std::invalid_argument("ensf: standard mode needs slabs of whole grid rows; columns [" +
                                 std::to_string(col_begin) + ", " + std::to_string(col_end) +
-                                ") are not multiples of N = " + std::to_string(n));
+                                ") are not multiples of nx = " + std::to_string(n));
 
   // ---- observations: who owns what ----
   for (std::size_t o = 0; o < obs.size(); ++o) {
@@ -201,11 +122,12 @@ std::vector<double> ensf_target_spread(EnsfSpreadTarget target_kind, const EnsfS
                                        std::vector<double>& initial_spread) {
   std::vector<double> target;
   if (target_kind == EnsfSpreadTarget::kInitial) {
-    if (initial_spread.empty()) initial_spread.assign(2 * plan.n2, std::nan(""));
-    if (initial_spread.size() != 2 * plan.n2)
+    const std::size_t state = plan.levels * plan.n2;
+    if (initial_spread.empty()) initial_spread.assign(state, std::nan(""));
+    if (initial_spread.size() != state)
       throw std::invalid_argument("ensf: the stored initial spread has " +
                                   std::to_string(initial_spread.size()) +
-                                  " values; the state has " + std::to_string(2 * plan.n2));
+                                  " values; the state has " + std::to_string(state));
     target.resize(plan.dim);
     for (std::size_t e = 0; e < plan.dim; ++e) {
       double& tau = initial_spread[plan.global(e)];
@@ -224,8 +146,7 @@ EnsfAnalysis::EnsfAnalysis(EnsfSettings settings) : settings_(settings) {
 
 AnalysisDiagnostics EnsfAnalysis::analyse(ConstEnsembleView prior, const obs::ObservationSpace& obs,
                                           const AnalysisContext& ctx, EnsembleView posterior) {
-  const std::size_t n2 = static_cast<std::size_t>(obs.grid_n()) * obs.grid_n();
-  return analyse_slab(0, n2, prior, obs, ctx, posterior, EnsfReducer{});
+  return analyse_slab(0, obs.grid().columns(), prior, obs, ctx, posterior, EnsfReducer{});
 }
 
 AnalysisDiagnostics EnsfAnalysis::analyse_slab(std::size_t col_begin, std::size_t col_end,

@@ -9,7 +9,7 @@
 //
 // Randomness: member i draws from NormalBatchStream(ctx.seed, kEnsfNoise, ctx.cycle, i) at
 // (row, global state index): row 0 is z(1), row k + 1 the ξ of pseudo-time step k. The
-// global state index is level·N² + j·N + i, so no result depends on how the state is split
+// global state index is level·nx·ny + j·nx + i, so no result depends on how the state is split
 // over threads or MPI ranks (docs/architecture.md §4–5).
 #pragma once
 
@@ -22,64 +22,9 @@
 
 #include "filters/ensf_math.hpp"
 #include "filters/filter.hpp"
+#include "filters/settings.hpp"
 
 namespace rtda::filters {
-
-enum class EnsfMode { kPaper, kStandard };
-enum class EnsfSpreadTarget {
-  kInitial,  // per-dimension spread of the first prior this instance analysed (kept across cycles)
-  kPrior,    // this cycle's prior spread
-  kNone,     // no rescaling
-};
-
-std::string_view to_string(EnsfMode m);
-std::string_view to_string(EnsfSpreadTarget t);
-// Throw std::invalid_argument naming `ensf.mode` / `ensf.spread_target`, the value and the
-// accepted spellings ("paper" | "standard"; "initial" | "prior" | "none").
-EnsfMode ensf_mode_from_string(std::string_view s);
-EnsfSpreadTarget ensf_spread_target_from_string(std::string_view s);
-
-// Every hyperparameter of docs/science.md §4. The defaults are paper mode; `standard()` gives the
-// textbook defaults of [EnSF]'s Lorenz-96 runs.
-struct EnsfSettings {
-  EnsfMode mode = EnsfMode::kPaper;
-  // Nominal number of pseudo-time steps: Δt = 1 / steps (eq. 15). Paper 1000, standard 500.
-  int steps = 1000;
-  // Hard cap on the steps actually taken; 0 = all `steps` (integrate to t = 0). Paper 502
-  // (t ≈ 0.5), standard 0.
-  int max_steps = 502;
-  // eq. 11: α_t = 1 − (1 − ε_α) t, β_t² = ε_β + (1 − ε_β) t. Paper 0.05 / 0, standard 0.5 / 0.025.
-  double eps_alpha = 0.05;
-  double eps_beta = 0.0;
-  // eq. 14: the likelihood score is damped by h(t) = 1 − t when true, undamped (h = 1) if not.
-  bool damping = true;
-  // Stopping rule (paper): after step k > W stop once max_d |m_k,d − m_{k−W},d| <
-  // stop_tolerance · W, m_k the member mean of z after step k. Paper on, W = 200, 0.005.
-  bool early_stopping = true;
-  int stop_window = 200;
-  double stop_tolerance = 0.005;
-  // Paper arctan heuristic: one σ′ = factor · s_K · σ_o for every dimension.
-  double arctan_sigma_factor = 5.0;
-  // The heuristic's pseudo-observation tan(y)/s_K is unbounded as |y| -> pi/2, and noise can
-  // put y past pi/2 (then tan flips sign). y is first clipped to |y| <= pi/2 - c sigma_o with
-  // c = arctan_clip_sigmas (3: pseudo-observations stay below ~1.1e4 m/s for sigma_o = 0.01).
-  // Not in docs/science.md; without it one saturated observation can wreck a cycle.
-  double arctan_clip_sigmas = 3.0;
-  // Work in z = (x − μ) / s per dimension (prior mean, n−1 standard deviation). Paper mode
-  // requires it; standard default on (the state is O(1e3) m/s, z(1) ~ N(0, I)).
-  bool normalize = true;
-  // Rescale each dimension's perturbations to this spread after the analysis.
-  EnsfSpreadTarget spread_target = EnsfSpreadTarget::kInitial;
-  // eq. 10 relaxation to prior spread, applied before the spread target; 0 = off.
-  double rtps = 0.0;
-
-  static EnsfSettings paper();
-  static EnsfSettings standard();
-  // Throws std::invalid_argument naming `ensf.<key>` and the value.
-  void validate() const;
-  // Steps taken at most: max_steps, or steps when max_steps is 0.
-  int step_cap() const { return max_steps == 0 ? steps : max_steps; }
-};
 
 // eq. 13 for one particle: the paired score uses prior member `pair` only; the Monte-Carlo
 // estimator uses all members with softmax weights (stable: the largest exponent is
@@ -99,19 +44,21 @@ struct EnsfEnsembleShape {
   std::size_t values = 0;      // values in the whole ensemble
 };
 struct EnsfSlabPlan {
-  std::size_t n = 0;        // grid N
-  std::size_t n2 = 0;       // N², columns per level
+  std::size_t nx = 0;       // grid points per row (core::Grid::nx)
+  std::size_t ny = 0;       // grid rows
+  std::size_t levels = 0;   // grid levels
+  std::size_t n2 = 0;       // nx ny, columns per level
   std::size_t c0 = 0;       // first column of the slab
   std::size_t nc = 0;       // columns in the slab
-  std::size_t dim = 0;      // 2 nc local elements, [level][c − c0]
+  std::size_t dim = 0;      // levels nc local elements, [level][c − c0]
   std::size_t members = 0;  // k
   // Grid-point observations this slab owns (index into obs, local element), in obs order.
   std::vector<std::size_t> grid_obs, grid_elem;
   // Observations between grid points (standard mode), in obs order; every slab lists all.
   std::vector<std::size_t> off_obs;
   bool has_arctan = false;  // any arctan observation (paper mode's heuristic term)
-  // Global state index of local element e (level·N² + c).
-  std::size_t global(std::size_t e) const { return e < nc ? c0 + e : n2 + c0 + (e - nc); }
+  // Global state index of local element e (level·nx·ny + c).
+  std::size_t global(std::size_t e) const { return (e / nc) * n2 + c0 + e % nc; }
   // Local element of global index g, or false when another slab owns it.
   bool local(std::size_t g, std::size_t& e) const {
     const std::size_t level = g / n2, c = g % n2;
@@ -126,7 +73,7 @@ EnsfSlabPlan ensf_plan_slab(const EnsfSettings& settings, const obs::Observation
                             std::size_t col_begin, std::size_t col_end, EnsfEnsembleShape prior,
                             EnsfEnsembleShape posterior);
 // τ_d of the slab's elements for the spread target (empty for "none"), from the prior
-// spread sd (per local element); "initial" fills the run's stored spread (2 N², NaN where
+// spread sd (per local element); "initial" fills the run's stored spread (a state, NaN where
 // unseen) on first sight.
 std::vector<double> ensf_target_spread(EnsfSpreadTarget target, const EnsfSlabPlan& plan,
                                        const std::vector<double>& sd,
@@ -157,12 +104,12 @@ class EnsfAnalysis {
   AnalysisDiagnostics analyse(ConstEnsembleView prior, const obs::ObservationSpace& obs,
                               const AnalysisContext& ctx, EnsembleView posterior);
 
-  // The state elements of grid columns [col_begin, col_end) (column c = j·N + i), both
-  // levels: prior and posterior are members × 2·(col_end − col_begin), laid out
+  // The state elements of grid columns [col_begin, col_end) (column c = j·nx + i), every
+  // level: prior and posterior are members × levels·(col_end − col_begin), laid out
   // [member][level][c − col_begin]. `obs` is the full observation set (every slab sees all
   // of it). Every slab of one analysis must call this together (the reducer is collective
   // once per pseudo-time step). Standard mode needs whole grid rows per slab (col_begin and
-  // col_end multiples of N): its k×k member distances are summed per grid row and the rows
+  // col_end multiples of nx): its k×k member distances are summed per grid row and the rows
   // in ascending order, so the sum has the same bits for any split.
   // Off-grid observations (standard mode) exchange their stencil values through `sum`.
   AnalysisDiagnostics analyse_slab(std::size_t col_begin, std::size_t col_end,
@@ -171,7 +118,7 @@ class EnsfAnalysis {
                                    const EnsfReducer& reducer);
 
   // The per-dimension target spread of spread_target = "initial" over the whole state
-  // (2 N², NaN where not yet seen): save it with a checkpoint and restore it on restart so
+  // (a state, NaN where not yet seen): save it with a checkpoint and restore it on restart so
   // a restarted run keeps the spread of the run's first cycle.
   const std::vector<double>& initial_spread() const { return initial_spread_; }
   void set_initial_spread(std::vector<double> spread) { initial_spread_ = std::move(spread); }

@@ -2,7 +2,7 @@
 // consecutive elements, the per-element arithmetic of ensf_math.hpp.
 //
 // Layout: ensembles members × dim, member-major; local element e is [level][c − c0] and its
-// global state index level·N² + c0 + (e mod nc) keys the noise. A block is a run of at most
+// global state index level·nx·ny + c0 + (e mod nc) keys the noise. A block is a run of at most
 // kBlock elements whose global indices are contiguous (never across the level seam), so one
 // block of one member draws one run of its noise row.
 #include "filters/ensf_stages.hpp"
@@ -38,7 +38,7 @@ struct Block {
 
 std::vector<Block> make_blocks(const EnsfSlabPlan& plan) {
   std::vector<Block> blocks;
-  for (std::size_t level = 0; level < 2; ++level)
+  for (std::size_t level = 0; level < plan.levels; ++level)
     for (std::size_t s = 0; s < plan.nc; s += kBlock)
       blocks.push_back(
           {level * plan.nc + s, level * plan.n2 + plan.c0 + s, std::min(kBlock, plan.nc - s)});
@@ -143,8 +143,7 @@ class CpuEnsfStages final : public EnsfStages {
       const std::size_t o = plan_.grid_obs[g];
       double hbar = 0;
       for (std::size_t i = 0; i < k_; ++i)
-        hbar +=
-            obs_operator_value(obs_kind(obs_.op()[o]), prior_[i * dim_ + plan_.grid_elem[g]], s_k_);
+        hbar += obs::operator_value(obs_.op()[o], prior_[i * dim_ + plan_.grid_elem[g]], s_k_);
       innovation[o] = obs_.value()[o] - hbar * inv_members_;
     }
     for (std::size_t kk = 0; kk < plan_.off_obs.size(); ++kk) {
@@ -153,7 +152,7 @@ class CpuEnsfStages final : public EnsfStages {
       if (!plan_.local(obs_.stencil(o).index[0], e)) continue;  // owner: slab of point 0
       double hbar = 0;
       for (std::size_t i = 0; i < k_; ++i)
-        hbar += obs_operator_value(obs_kind(obs_.op()[o]), off_grid_q(i, kk), s_k_);
+        hbar += obs::operator_value(obs_.op()[o], off_grid_q(i, kk), s_k_);
       innovation[o] = obs_.value()[o] - hbar * inv_members_;
     }
     return innovation;
@@ -174,9 +173,8 @@ class CpuEnsfStages final : public EnsfStages {
       const std::size_t o = plan_.grid_obs[g], e = plan_.grid_elem[g];
       if (!(sd_[e] > 0)) continue;
       EnsfPaperTerms terms{lin_a_[e], lin_b_[e], atan ? atan_a_[e] : 0.0, atan ? atan_b_[e] : 0.0};
-      ensf_add_paper_observation(obs_kind(obs_.op()[o]), obs_.value()[o], obs_.error_sd()[o],
-                                 mu_[e], sd_[e], s_k_, cfg_.arctan_sigma_factor,
-                                 cfg_.arctan_clip_sigmas, terms);
+      ensf_add_paper_observation(obs_.op()[o], obs_.value()[o], obs_.error_sd()[o], mu_[e], sd_[e],
+                                 s_k_, cfg_.arctan_sigma_factor, cfg_.arctan_clip_sigmas, terms);
       lin_a_[e] = terms.lin_a;
       lin_b_[e] = terms.lin_b;
       if (atan) {
@@ -199,9 +197,9 @@ class CpuEnsfStages final : public EnsfStages {
     if (!paper_) prepare_standard();
   }
 
-  // eq. 13: ‖z_i − α x_j‖² per grid row (both levels), rows later summed in ascending order.
+  // eq. 13: ‖z_i − α x_j‖² per grid row (every level), rows later summed in ascending order.
   void member_distances(double alpha, const EnsfSum& sum) override {
-    const std::size_t n = plan_.n, rows = plan_.nc / n, row0 = plan_.c0 / n;
+    const std::size_t n = plan_.nx, rows = plan_.nc / n, row0 = plan_.c0 / n;
     std::fill(row_d2_.begin(), row_d2_.end(), 0.0);
     const auto n_row_work = static_cast<std::ptrdiff_t>(rows * k_);
 #pragma omp parallel for schedule(static)
@@ -209,7 +207,7 @@ class CpuEnsfStages final : public EnsfStages {
       const std::size_t r = static_cast<std::size_t>(w) / k_;
       const std::size_t i = static_cast<std::size_t>(w) % k_;
       double* acc = row_d2_.data() + ((row0 + r) * k_ + i) * k_;
-      for (std::size_t level = 0; level < 2; ++level)
+      for (std::size_t level = 0; level < plan_.levels; ++level)
         for (std::size_t c = 0; c < n; ++c) {
           const std::size_t e = level * plan_.nc + r * n + c;
           const double zi = z_[i * ld_ + e];
@@ -222,7 +220,7 @@ class CpuEnsfStages final : public EnsfStages {
   }
 
   void softmax_weights(double beta2) override {
-    const std::size_t rows_total = plan_.n;
+    const std::size_t rows_total = plan_.ny;
     double ess_sum = 0;
     std::vector<double> d2(k_);
     for (std::size_t i = 0; i < k_; ++i) {
@@ -256,15 +254,15 @@ class CpuEnsfStages final : public EnsfStages {
       for (std::size_t g = 0; g < plan_.grid_obs.size(); ++g) {
         const std::size_t o = plan_.grid_obs[g], e = plan_.grid_elem[g];
         const double q = ensf_to_physical(z_[i * ld_ + e], mu_[e], sd_[e], cfg_.normalize);
-        const double dlogp = obs_log_likelihood_slope(obs_kind(obs_.op()[o]), q, obs_.value()[o],
-                                                      obs_.error_sd()[o], s_k_);
+        const double dlogp =
+            obs::log_likelihood_slope(obs_.op()[o], q, obs_.value()[o], obs_.error_sd()[o], s_k_);
         gi[e] += (cfg_.normalize ? sd_[e] : 1.0) * dlogp;  // chain rule through x = μ + s z
       }
       for (std::size_t kk = 0; kk < n_off; ++kk) {
         const std::size_t o = plan_.off_obs[kk];
         const auto& st = obs_.stencil(o);
-        const double dlogp = obs_log_likelihood_slope(obs_kind(obs_.op()[o]), off_grid_q(i, kk),
-                                                      obs_.value()[o], obs_.error_sd()[o], s_k_);
+        const double dlogp = obs::log_likelihood_slope(obs_.op()[o], off_grid_q(i, kk),
+                                                       obs_.value()[o], obs_.error_sd()[o], s_k_);
         for (int p = 0; p < st.count; ++p) {
           std::size_t e;
           if (plan_.local(st.index[p], e))
@@ -375,7 +373,7 @@ class CpuEnsfStages final : public EnsfStages {
     for (std::size_t j = 0; j < k_; ++j)
       for (std::size_t e = 0; e < dim_; ++e)
         xt_[e * k_ + j] = x_[j * ld_ + e];
-    row_d2_.resize(plan_.n * k_ * k_);
+    row_d2_.resize(plan_.ny * k_ * k_);
     weights_.resize(k_ * k_);
   }
 

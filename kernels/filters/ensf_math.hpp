@@ -14,7 +14,7 @@
 #include <cstddef>
 
 #include "core/hd.hpp"
-#include "filters/obs_math.hpp"
+#include "obs/observation_math.hpp"
 
 namespace rtda::filters {
 
@@ -93,10 +93,11 @@ RTDA_HD inline double ensf_euler_maruyama(const EnsfStepCoefficients& c, double 
 struct EnsfPaperTerms {
   double lin_a, lin_b, atan_a, atan_b;
 };
-RTDA_HD inline void ensf_add_paper_observation(ObsKind op, double y, double sigma_o, double mu,
-                                               double sd, double s_k, double arctan_sigma_factor,
+RTDA_HD inline void ensf_add_paper_observation(obs::ObsOperator op, double y, double sigma_o,
+                                               double mu, double sd, double s_k,
+                                               double arctan_sigma_factor,
                                                double arctan_clip_sigmas, EnsfPaperTerms& terms) {
-  if (op == ObsKind::kArctan) {
+  if (op == obs::ObsOperator::kArctan) {
     const double pi = 3.141592653589793238462643383279502884;
     const double reach = 0.5 * pi - arctan_clip_sigmas * sigma_o;
     const double limit = 0.0 < reach ? reach : 0.0;
@@ -108,7 +109,7 @@ RTDA_HD inline void ensf_add_paper_observation(ObsKind op, double y, double sigm
     terms.atan_a += prec;
     terms.atan_b += y_prime * prec;
   } else {
-    const double c = op == ObsKind::kLinearK ? s_k : 1.0;
+    const double c = op == obs::ObsOperator::kLinearK ? s_k : 1.0;
     const double y_prime = c * (y / c - mu) / sd;
     const double sigma_prime = sigma_o / sd;
     const double prec = 1.0 / (sigma_prime * sigma_prime);

@@ -8,35 +8,6 @@
 
 namespace rtda::filters {
 
-void InflationSettings::validate() const {
-  auto bad = [](const char* key, double v, const char* want) {
-    throw std::invalid_argument(std::string(key) + " = " + std::to_string(v) + ": expected " +
-                                want);
-  };
-  if (!(factor >= 1.0) || !std::isfinite(factor)) bad("inflation.factor", factor, "a number >= 1");
-  if (!(max >= 1.0) || !std::isfinite(max)) bad("inflation.max", max, "a number >= 1");
-}
-
-InflationMode inflation_mode_from_string(std::string_view s) {
-  if (s == "none") return InflationMode::kNone;
-  if (s == "fixed") return InflationMode::kFixed;
-  if (s == "adaptive") return InflationMode::kAdaptive;
-  throw std::invalid_argument("inflation.mode = \"" + std::string(s) +
-                              "\": expected \"none\", \"fixed\" or \"adaptive\"");
-}
-
-std::string_view to_string(InflationMode m) {
-  switch (m) {
-    case InflationMode::kNone:
-      return "none";
-    case InflationMode::kFixed:
-      return "fixed";
-    case InflationMode::kAdaptive:
-      return "adaptive";
-  }
-  return "none";
-}
-
 std::vector<double> observation_moments(std::span<const double> hx, int members) {
   const std::size_t p = members > 0 ? hx.size() / static_cast<std::size_t>(members) : 0;
   std::vector<double> out(2 * p);

@@ -21,24 +21,10 @@
 #include <vector>
 
 #include "filters/inflation_math.hpp"
+#include "filters/settings.hpp"
 #include "obs/observation_space.hpp"
 
 namespace rtda::filters {
-
-enum class InflationMode { kNone, kFixed, kAdaptive };
-
-struct InflationSettings {
-  InflationMode mode = InflationMode::kNone;
-  double factor = 1.0;  // lambda of "fixed"
-  double max = 3.0;     // upper bound of the "adaptive" lambda
-
-  // Throws std::invalid_argument naming `inflation.<key>` and the offending value.
-  void validate() const;
-};
-
-// "none" | "fixed" | "adaptive"; throws std::invalid_argument naming `inflation.mode`.
-InflationMode inflation_mode_from_string(std::string_view s);
-std::string_view to_string(InflationMode m);
 
 struct InflationEstimate {
   double factor = 1.0;            // the lambda to apply

@@ -16,45 +16,26 @@
 
 namespace rtda::filters {
 
-namespace {
-
-[[noreturn]] void invalid_setting(const char* key, double value, const char* expected) {
-  std::ostringstream m;
-  m.precision(17);
-  m << "letkf." << key << " = " << value << ": expected " << expected;
-  throw std::invalid_argument(m.str());
-}
-
-}  // namespace
-
-void LetkfSettings::validate() const {
-  if (!std::isfinite(localization_radius_km) || !(localization_radius_km > 0)) {
-    invalid_setting("localization_radius_km", localization_radius_km, "a positive finite radius");
-  }
-  if (!std::isfinite(rtps) || rtps < 0 || rtps > 1) {
-    invalid_setting("rtps", rtps, "a relaxation factor in [0, 1]");
-  }
-  if (!std::isfinite(vertical_distance_km) || vertical_distance_km < 0) {
-    invalid_setting("vertical_distance_km", vertical_distance_km, "a non-negative finite distance");
-  }
-  if (!std::isfinite(weight_cutoff) || weight_cutoff < 0 || weight_cutoff >= 1) {
-    invalid_setting("weight_cutoff", weight_cutoff, "a weight in [0, 1)");
-  }
-}
+namespace {}  // namespace
 
 LetkfObservationCells::LetkfObservationCells(const obs::ObservationSpace& space, double radius_m)
-    : n(space.grid_n()) {
-  const double dx = space.domain_m() / n;
-  const std::size_t cells = static_cast<std::size_t>(n) * n;
+    : nx(space.grid().nx), ny(space.grid().ny) {
+  const core::Grid& g = space.grid();
+  if (g.levels > kLetkfMaxLevels) {
+    throw std::invalid_argument("LETKF: a grid of " + std::to_string(g.levels) +
+                                " levels; at most " + std::to_string(kLetkfMaxLevels));
+  }
+  const double dx = g.dx_m();
+  const std::size_t cells = g.columns();
   std::vector<std::uint32_t> cell_of(space.size());
   for (int lev = 0; lev < 2; ++lev)
     start[lev].assign(cells + 1, 0);
-  const auto cell_index = [&](double pos) {
+  const auto cell_index = [&](double pos, int n) {
     return std::clamp(static_cast<int>(std::floor(pos / dx)), 0, n - 1);
   };
   for (std::size_t o = 0; o < space.size(); ++o) {
-    cell_of[o] =
-        static_cast<std::uint32_t>(cell_index(space.y_m()[o]) * n + cell_index(space.x_m()[o]));
+    cell_of[o] = static_cast<std::uint32_t>(cell_index(space.y_m()[o], ny) * nx +
+                                            cell_index(space.x_m()[o], nx));
     ++start[space.level()[o]][cell_of[o] + 1];
   }
   for (int lev = 0; lev < 2; ++lev) {
@@ -67,21 +48,22 @@ LetkfObservationCells::LetkfObservationCells(const obs::ObservationSpace& space,
     obs[space.level()[o]][fill[space.level()[o]][cell_of[o]]++] = static_cast<std::uint32_t>(o);
   }
   // Minimum-image distance from a grid point to the cells a steps away along one axis:
-  // cell 0 and cell N-1 touch the point; otherwise min(a, N-1-a) cell widths.
-  const auto gap = [&](int a) {
+  // cell 0 and cell n-1 touch the point; otherwise min(a, n-1-a) cell widths.
+  const auto gap = [&](int a, int n) {
     return (a == 0 || a == n - 1) ? 0.0 : std::min(a, n - 1 - a) * dx;
   };
   // Slack of 1e-6 dx keeps cells whose nearest corner is within round-off of L_h.
   const double reach = radius_m + 1e-6 * dx;
-  for (int b = 0; b < n; ++b) {
-    for (int a = 0; a < n; ++a) {
-      if (gap(a) * gap(a) + gap(b) * gap(b) < reach * reach) offsets.push_back({a, b});
+  for (int b = 0; b < ny; ++b) {
+    for (int a = 0; a < nx; ++a) {
+      const double gx = gap(a, nx), gy = gap(b, ny);
+      if (gx * gx + gy * gy < reach * reach) offsets.push_back({a, b});
     }
   }
 }
 
 std::size_t LetkfObservationCells::candidates(std::size_t column) const {
-  const int i = static_cast<int>(column % n), j = static_cast<int>(column / n);
+  const int i = static_cast<int>(column % nx), j = static_cast<int>(column / nx);
   std::size_t count = 0;
   for (std::size_t a = 0; a < offsets.size(); ++a) {
     const std::size_t c = cell(i, j, a);
@@ -98,8 +80,8 @@ LetkfAnalysis::LetkfAnalysis(LetkfSettings settings) : settings_(settings) {
 void letkf_check_columns(std::size_t prior_values, std::size_t hx_values, int members,
                          const obs::ObservationSpace& space, std::size_t col_begin,
                          std::size_t col_end, std::size_t posterior_values) {
-  const int n = space.grid_n();
-  const std::size_t columns = static_cast<std::size_t>(n) * n;
+  const std::size_t columns = space.grid().columns();
+  const std::size_t levels = static_cast<std::size_t>(space.grid().levels);
   const int k = members;
   if (k < 2)
     throw std::invalid_argument("LETKF needs at least 2 members, got " + std::to_string(k));
@@ -109,9 +91,9 @@ void letkf_check_columns(std::size_t prior_values, std::size_t hx_values, int me
                                 std::to_string(columns) + ")");
   }
   const std::size_t nc = col_end - col_begin;
-  if (prior_values != 2 * nc * k || posterior_values != 2 * nc * k) {
-    throw std::invalid_argument("LETKF: prior/posterior columns must hold members x 2 x " +
-                                std::to_string(nc) + " values");
+  if (prior_values != levels * nc * k || posterior_values != levels * nc * k) {
+    throw std::invalid_argument("LETKF: prior/posterior columns must hold members x " +
+                                std::to_string(levels) + " x " + std::to_string(nc) + " values");
   }
   if (hx_values != space.size() * k) {
     throw std::invalid_argument("LETKF: hx must hold members x " + std::to_string(space.size()) +
@@ -121,22 +103,22 @@ void letkf_check_columns(std::size_t prior_values, std::size_t hx_values, int me
 
 std::size_t LetkfAnalysis::count_used_observations(const obs::ObservationSpace& space) const {
   if (!settings_.localize) return space.size();
-  const int n = space.grid_n();
-  const double l_m = space.domain_m();
-  const double dx = l_m / n;
+  const core::Grid& g = space.grid();
+  const double dx = g.dx_m();
   const double radius_m = settings_.localization_radius_km * 1e3;
   std::size_t used = 0;
   for (std::size_t o = 0; o < space.size(); ++o) {
     // The largest own-level weight is at one of the four surrounding grid points (rho
     // decreases with distance); computed exactly as in the column loop.
-    const int i0 = std::clamp(static_cast<int>(std::floor(space.x_m()[o] / dx)), 0, n - 1);
-    const int j0 = std::clamp(static_cast<int>(std::floor(space.y_m()[o] / dx)), 0, n - 1);
+    const int i0 = std::clamp(static_cast<int>(std::floor(space.x_m()[o] / dx)), 0, g.nx - 1);
+    const int j0 = std::clamp(static_cast<int>(std::floor(space.y_m()[o] / dx)), 0, g.ny - 1);
     double best = 0;
     for (int dj = 0; dj < 2; ++dj) {
       for (int di = 0; di < 2; ++di) {
-        const double xc = ((i0 + di) % n) * dx;
-        const double yc = ((j0 + dj) % n) * dx;
-        const double d = periodic_distance_m(xc - space.x_m()[o], yc - space.y_m()[o], l_m);
+        const double xc = ((i0 + di) % g.nx) * dx;
+        const double yc = ((j0 + dj) % g.ny) * dx;
+        const double d = periodic_distance_m(xc - space.x_m()[o], yc - space.y_m()[o], g.length_x_m,
+                                             g.length_y_m);
         best = std::max(best, horizontal_localization(d, radius_m));
       }
     }
@@ -147,12 +129,11 @@ std::size_t LetkfAnalysis::count_used_observations(const obs::ObservationSpace& 
 
 void check_letkf_ensembles(const ConstEnsembleView& prior, const EnsembleView& posterior,
                            const obs::ObservationSpace& space) {
-  const int n = space.grid_n();
-  const std::size_t state = 2 * static_cast<std::size_t>(n) * n;
+  const std::size_t state = space.grid().state_size();
   if (prior.state_size != state || posterior.state_size != state) {
-    throw std::invalid_argument(
-        "LETKF: state size " + std::to_string(prior.state_size) +
-        " does not match the observation grid (2 N^2 = " + std::to_string(state) + ")");
+    throw std::invalid_argument("LETKF: state size " + std::to_string(prior.state_size) +
+                                " does not match the observation grid (" + std::to_string(state) +
+                                " values)");
   }
   if (prior.members != posterior.members || prior.data.size() != state * prior.members ||
       posterior.data.size() != state * posterior.members) {
@@ -201,7 +182,7 @@ AnalysisDiagnostics LetkfAnalysis::analyse(ConstEnsembleView prior,
   check_letkf_ensembles(prior, posterior, space);
   const int k = prior.members;
   const std::size_t p = space.size();
-  const std::size_t n2 = static_cast<std::size_t>(space.grid_n()) * space.grid_n();
+  const std::size_t n2 = space.grid().columns();
   return letkf_whole_domain(
       settings_, space, k,
       [&](std::span<double> hx) {

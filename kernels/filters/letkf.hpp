@@ -1,12 +1,12 @@
 // Local ensemble transform Kalman filter (Hunt et al. 2007; docs/science.md §3, eq. 7–10).
 //
 // One local analysis per state element (level, x_i, y_j), each using every observation of
-// both levels within the localization radius, weighted by the Gaspari–Cohn taper (eq. 7);
-// the ensemble-space solve (eq. 8–9) with a symmetric square root; then relaxation to prior
-// spread (RTPS, eq. 10) per element.
+// every level (the SQG grid's two, a ring's one) within the localization radius, weighted by the
+// Gaspari–Cohn taper (eq. 7); the ensemble-space solve (eq. 8–9) with a symmetric square root; then
+// relaxation to prior spread (RTPS, eq. 10) per element.
 //
-// The unit of parallel work is a grid column c = j N + i (both levels of one horizontal
-// position): both levels share the candidate observations, and a column's result depends
+// The unit of parallel work is a grid column c = j nx + i (every level of one horizontal
+// position, core::Grid): the levels share the candidate observations, and a column's result depends
 // on nothing but its own prior values and h(x_b) of all members, so any split of the
 // columns (threads, MPI ranks) gives bitwise the same analysis.
 #pragma once
@@ -20,28 +20,18 @@
 #include <vector>
 
 #include "filters/filter.hpp"
+#include "filters/settings.hpp"
 
 namespace rtda::filters {
 
-struct LetkfSettings {
-  double localization_radius_km = 2200;  // L_h: the taper reaches 0 at this distance (eq. 7)
-  double rtps = 0.3;                     // alpha of eq. 10; 0 = off
-  double vertical_distance_km = 1000;    // L_r: boundary separation for the vertical factor
-  double weight_cutoff = 1e-10;          // observations with weight w <= this are dropped
-  bool localize = true;  // false: one global domain, every observation weight 1 (eq. 8–9)
-
-  // Throws std::invalid_argument naming `letkf.<key>` and the offending value.
-  void validate() const;
-};
-
-// Throws std::invalid_argument unless prior and posterior both hold members × 2 N² values
+// Throws std::invalid_argument unless prior and posterior both hold members × state values
 // for the observations' grid (the check of every whole-domain LETKF, CPU and HIP).
 void check_letkf_ensembles(const ConstEnsembleView& prior, const EnsembleView& posterior,
                            const obs::ObservationSpace& space);
 
 // Optional counters of analyse_columns (summable over column ranges).
 struct LetkfColumnStats {
-  std::size_t elements = 0;            // state elements analysed (2 per column)
+  std::size_t elements = 0;            // state elements analysed (levels per column)
   std::size_t local_observations = 0;  // sum over elements of the local observation count
 };
 
@@ -53,19 +43,21 @@ struct LetkfColumnStats {
 //
 // Candidate order of a column (i, j), the order every backend sums in: offsets in order,
 // within an offset level 0 then level 1, within a cell the observations in their order.
+// At most two levels (kMaxLevels); a one-level grid leaves level 1 empty.
+inline constexpr int kLetkfMaxLevels = 2;
 struct LetkfObservationCells {
-  int n = 0;
-  std::array<std::vector<std::uint32_t>, 2> start;  // per level, N^2 + 1 (CSR)
+  int nx = 0, ny = 0;
+  std::array<std::vector<std::uint32_t>, 2> start;  // per level, nx ny + 1 (CSR)
   std::array<std::vector<std::uint32_t>, 2> obs;    // observation indices by cell
-  std::vector<std::array<int, 2>> offsets;          // (a, b) in [0, N)^2
+  std::vector<std::array<int, 2>> offsets;          // (a, b) in [0, nx) x [0, ny)
 
   LetkfObservationCells(const obs::ObservationSpace& space, double radius_m);
   // The cell of offset `a` from grid column (i, j).
   std::size_t cell(int i, int j, std::size_t a) const {
-    return static_cast<std::size_t>((j + offsets[a][1]) % n) * n +
-           static_cast<std::size_t>((i + offsets[a][0]) % n);
+    return static_cast<std::size_t>((j + offsets[a][1]) % ny) * nx +
+           static_cast<std::size_t>((i + offsets[a][0]) % nx);
   }
-  // Candidates of column c = j N + i over both levels (before any weight test).
+  // Candidates of column c = j nx + i over every level (before any weight test).
   std::size_t candidates(std::size_t column) const;
 };
 
@@ -79,7 +71,7 @@ void letkf_check_columns(std::size_t prior_values, std::size_t hx_values, int me
 // hip::LetkfAnalysisHip's): `observe` fills hx ([member][obs], host) with h(x_b^(i)), then
 // the diagnostics are taken from it (innovation statistics of y − mean_i h(x_b^(i)) over all
 // observations, observations_used = count_used_observations) and `columns` runs the column
-// path over all N² columns, adding to the stats (extra["letkf_mean_local_obs"] is the mean
+// path over all the grid's columns, adding to the stats (extra["letkf_mean_local_obs"] is the mean
 // local count per element); `seconds` covers the whole call.
 AnalysisDiagnostics letkf_whole_domain(
     const LetkfSettings& settings, const obs::ObservationSpace& obs, int members,
@@ -103,8 +95,9 @@ class LetkfAnalysis final {
 
   // The parallel unit, for callers that distribute columns (the MPI worker). The one CPU
   // column path (letkf_cpu.cpp), and the oracle of the HIP kernel's parity tests.
-  //   prior_cols, posterior_cols: [member][level][c - col_begin], 2 (col_end - col_begin)
-  //     values per member; columns c = j N + i in [col_begin, col_end); they may alias.
+  //   prior_cols, posterior_cols: [member][level][c - col_begin], levels (col_end -
+  //     col_begin) values per member; columns c = j nx + i in [col_begin, col_end); they may
+  //     alias.
   //   hx: [member][obs], h(x_b^(i)) for ALL observations of `obs` (from full member states).
   // Includes RTPS (eq. 10). The result of a column does not depend on the range it is in.
   void analyse_columns(std::span<const double> prior_cols, std::span<const double> hx, int members,

@@ -1,7 +1,7 @@
 // The CPU column path of the LETKF (LetkfAnalysis::analyse_columns; docs/science.md §3,
 // eq. 7–10), the one the HIP kernel is tested against.
 //
-// Per grid column (both levels of one horizontal position):
+// Per grid column (every level of one horizontal position; at most two, kLetkfMaxLevels):
 //   1. candidates: the observations in the cells around the column (LetkfObservationCells'
 //      order), ρ(d) of each (eq. 7), sorted into four groups by observation level and by
 //      whether ρ v passes the cut-off ("both": counts for both levels) or only ρ ("own");
@@ -694,11 +694,11 @@ struct CellRuns {
 // (both pieces of Gaspari–Cohn evaluated, one kept) so that it vectorises; the same bits.
 RTDA_LETKF_CLONES
 void candidate_rho(const double* ox, const double* oy, std::size_t count, double xc, double yc,
-                   double domain_m, double radius_m, double* rho) {
+                   double lx_m, double ly_m, double radius_m, double* rho) {
   for (std::size_t t = 0; t < count; ++t) {
     double ax = std::abs(xc - ox[t]), ay = std::abs(yc - oy[t]);
-    ax = std::min(ax, domain_m - ax);
-    ay = std::min(ay, domain_m - ay);
+    ax = std::min(ax, lx_m - ax);
+    ay = std::min(ay, ly_m - ay);
     const double r = std::abs(2.0 * std::sqrt(ax * ax + ay * ay) / radius_m);
     const double r2 = r * r;
     const double inner = 1.0 + r2 * (-5.0 / 3.0 + r * (5.0 / 8.0 + r * (0.5 - 0.25 * r)));
@@ -715,8 +715,8 @@ struct ColumnProblem {
   const obs::ObservationSpace& space;
   const std::optional<LetkfObservationCells>& cells;  // empty without localization
   const std::optional<CellRuns>& runs;
-  int n, k;
-  double cut, radius_m, v, domain_m, dx, rtps;
+  int nx, ny, levels, k;
+  double cut, radius_m, v, lx_m, ly_m, dx, rtps;
   // Without localization: the C (kp × kp) and b every element shares.
   const double* global_c;
   const double* global_b;
@@ -724,7 +724,8 @@ struct ColumnProblem {
 };
 
 // Scratch of one thread, sized once. Element slot s = 2 cc + lev of the (up to) two columns
-// cc of a call is lane s of the eigensolver's vectors.
+// cc of a call is lane s of the eigensolver's vectors (on a one-level grid the lev = 1 slots
+// stay unused).
 class ColumnSolver {
  public:
   static constexpr int kColumns = kLanes / 2;  // columns per call
@@ -760,7 +761,7 @@ class ColumnSolver {
       } else {
         p_loc = {pr_.space.size(), pr_.space.size()};
       }
-      for (int lev = 0; lev < 2; ++lev) {
+      for (int lev = 0; lev < pr_.levels; ++lev) {
         const int s = 2 * cc + lev;
         local_total += p_loc[lev];
         used[s] = p_loc[lev] > 0;
@@ -815,7 +816,7 @@ class ColumnSolver {
   void gather(std::size_t column) {
     const LetkfObservationCells& cells = *pr_.cells;
     const CellRuns& runs = *pr_.runs;
-    const int n = pr_.n;
+    const int n = pr_.nx;
     const int i = static_cast<int>(column % n), j = static_cast<int>(column / n);
     const double xc = i * pr_.dx, yc = j * pr_.dx;
     for (int ol = 0; ol < 2; ++ol) {
@@ -827,7 +828,7 @@ class ColumnSolver {
           cand_.push_back(s);
       };
       for (const CellRuns::Run& r : runs.runs) {
-        const std::size_t row = static_cast<std::size_t>((j + r.b) % n);
+        const std::size_t row = static_cast<std::size_t>((j + r.b) % pr_.ny);
         const int c0 = (i + r.a) % n, c1 = c0 + r.count;
         if (c1 <= n) {
           take(row, c0, c1);
@@ -846,7 +847,8 @@ class ColumnSolver {
         cx_[t] = runs.x[ol][cand_[t]];
         cy_[t] = runs.y[ol][cand_[t]];
       }
-      candidate_rho(cx_.data(), cy_.data(), count, xc, yc, pr_.domain_m, pr_.radius_m, rho_.data());
+      candidate_rho(cx_.data(), cy_.data(), count, xc, yc, pr_.lx_m, pr_.ly_m, pr_.radius_m,
+                    rho_.data());
       Group& both = groups_[ol][0];
       Group& own = groups_[ol][1];
       both.clear();
@@ -947,7 +949,9 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
                               space,
                               cells,
                               runs,
-                              space.grid_n(),
+                              space.grid().nx,
+                              space.grid().ny,
+                              space.grid().levels,
                               k,
                               settings_.weight_cutoff,
                               radius_m,
@@ -955,13 +959,16 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
                                   ? vertical_localization_factor(settings_.localization_radius_km,
                                                                  settings_.vertical_distance_km)
                                   : 1.0,
-                              space.domain_m(),
-                              space.domain_m() / space.grid_n(),
+                              space.grid().length_x_m,
+                              space.grid().length_y_m,
+                              space.grid().dx_m(),
                               settings_.rtps,
                               global_c.data(),
                               global_b.data(),
                               tiles};
 
+  const int levels = space.grid().levels;
+  const std::size_t lu = static_cast<std::size_t>(levels);
   std::size_t local_total = 0, failures = 0;
   constexpr std::size_t kColumns = ColumnSolver::kColumns;
   const auto calls = static_cast<std::ptrdiff_t>((nc + kColumns - 1) / kColumns);
@@ -975,18 +982,18 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
       std::size_t col[kColumns];
       for (int cc = 0; cc < count; ++cc) {
         col[cc] = col_begin + rel0 + cc;
-        for (int lev = 0; lev < 2; ++lev) {
+        for (int lev = 0; lev < levels; ++lev) {
           double* xb = solver.xb(cc, lev);
           for (int m = 0; m < k; ++m)
-            xb[m] = prior_cols[(static_cast<std::size_t>(m) * 2 + lev) * nc + rel0 + cc];
+            xb[m] = prior_cols[(static_cast<std::size_t>(m) * lu + lev) * nc + rel0 + cc];
         }
       }
       failures += solver.solve(col, count, local_total);
       for (int cc = 0; cc < count; ++cc)
-        for (int lev = 0; lev < 2; ++lev) {
+        for (int lev = 0; lev < levels; ++lev) {
           const double* xa = solver.xa(cc, lev);
           for (int m = 0; m < k; ++m)
-            posterior_cols[(static_cast<std::size_t>(m) * 2 + lev) * nc + rel0 + cc] = xa[m];
+            posterior_cols[(static_cast<std::size_t>(m) * lu + lev) * nc + rel0 + cc] = xa[m];
         }
     }
   }
@@ -997,7 +1004,7 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
         std::to_string(col_end) + ")");
   }
   if (stats) {
-    stats->elements += 2 * nc;
+    stats->elements += lu * nc;
     stats->local_observations += local_total;
   }
 }

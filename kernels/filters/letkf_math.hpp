@@ -53,9 +53,10 @@ RTDA_HD inline void letkf_observation_row(const double* hx, std::size_t p, int k
 // ρ(d) of a candidate observation at (x_o, y_o) for the grid point (x_c, y_c) (eq. 7); 1
 // without localization.
 RTDA_HD inline double letkf_candidate_rho(double x_c, double y_c, double x_o, double y_o,
-                                          double domain_m, double radius_m, bool localize) {
+                                          double lx_m, double ly_m, double radius_m,
+                                          bool localize) {
   if (!localize) return 1.0;
-  return horizontal_localization(periodic_distance_m(x_c - x_o, y_c - y_o, domain_m), radius_m);
+  return horizontal_localization(periodic_distance_m(x_c - x_o, y_c - y_o, lx_m, ly_m), radius_m);
 }
 
 // The weight of eq. 7 for an element on level `lev` and an observation on level `obs_level`:

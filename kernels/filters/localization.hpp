@@ -33,14 +33,15 @@ RTDA_HD inline double gaspari_cohn(double r) {
   return 0.0;
 }
 
-// Minimum-image horizontal distance (m) for coordinate differences dx_m, dy_m on a doubly
-// periodic square of side domain_m: each component becomes min(|d|, L - |d|) (eq. 7).
-// Differences are expected in (-L, L), as between two positions in [0, L).
-RTDA_HD inline double periodic_distance_m(double dx_m, double dy_m, double domain_m) {
+// Minimum-image horizontal distance (m) for coordinate differences dx_m, dy_m on a periodic
+// domain of sides lx_m x ly_m (core::Grid): each component becomes min(|d|, L - |d|) (eq. 7).
+// Differences are expected in (-L, L), as between two positions in [0, L). On a ring
+// (ly_m = the spacing, every y = 0) this is the distance along the ring.
+RTDA_HD inline double periodic_distance_m(double dx_m, double dy_m, double lx_m, double ly_m) {
   double ax = std::abs(dx_m);
   double ay = std::abs(dy_m);
-  ax = std::min(ax, domain_m - ax);
-  ay = std::min(ay, domain_m - ay);
+  ax = std::min(ax, lx_m - ax);
+  ay = std::min(ay, ly_m - ay);
   return std::sqrt(ax * ax + ay * ay);
 }
 

@@ -123,14 +123,14 @@ class EnsfFilter final : public EnsembleFilter {
   // The spread target "initial" is the initial ensemble's spread (docs/science.md §4), not
   // an inflated one: the uninflated spread of the first prior seen.
   void see_uninflated_spread(std::size_t c0, std::size_t c1, std::size_t columns_total,
-                             std::span<const double> spread) override {
+                             std::size_t levels, std::span<const double> spread) override {
     if (ensf_.settings().spread_target != EnsfSpreadTarget::kInitial ||
         !ensf_.initial_spread().empty()) {
       return;
     }
     const std::size_t width = c1 - c0;
-    std::vector<double> initial(2 * columns_total, std::numeric_limits<double>::quiet_NaN());
-    for (std::size_t lev = 0; lev < 2; ++lev)
+    std::vector<double> initial(levels * columns_total, std::numeric_limits<double>::quiet_NaN());
+    for (std::size_t lev = 0; lev < levels; ++lev)
       for (std::size_t j = 0; j < width; ++j)
         initial[lev * columns_total + c0 + j] = spread[lev * width + j];
     ensf_.set_initial_spread(std::move(initial));

@@ -17,6 +17,17 @@ Request parse_request(std::string_view text) {
   throw std::invalid_argument("device: '" + std::string(text) + "' is not one of auto, cpu, hip");
 }
 
+int sqg_plane_n(const core::Grid& g, const char* who) {
+  if (g.levels != 2 || g.nx != g.ny) {
+    throw std::invalid_argument(std::string(who) +
+                                ": the device path runs on the SQG grid (2 levels of N x N "
+                                "points); this grid has " +
+                                std::to_string(g.levels) + " level(s) of " + std::to_string(g.nx) +
+                                " x " + std::to_string(g.ny) + " (use the CPU backend)");
+  }
+  return g.nx;
+}
+
 std::string_view name(Backend backend) {
   return backend == Backend::kHip ? "hip" : "cpu";
 }

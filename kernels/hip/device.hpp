@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/grid.hpp"
+
 namespace rtda::device {
 
 enum class Backend { kCpu, kHip };
@@ -18,6 +20,10 @@ enum class Request { kAuto, kCpu, kHip };
 // "auto", "cpu" or "hip"; anything else throws std::invalid_argument naming the value.
 Request parse_request(std::string_view text);
 std::string_view name(Backend backend);
+
+// The device kernels (kernels/hip) index the SQG plane, 2 levels of N x N points: N of that
+// grid, or std::invalid_argument naming `who` and the grid (the CPU path takes any grid).
+int sqg_plane_n(const core::Grid& grid, const char* who);
 
 // Whether this binary carries the HIP backend (built with RTDA_HIP on).
 bool hip_built();

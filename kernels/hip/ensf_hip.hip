@@ -1,6 +1,6 @@
-// HIP kernels of the EnSF reverse SDE (docs/science.md §4, eq. 11–15) and the device-memory
-// helpers of ensf_hip_kernels.hpp. Each kernel is a thin loop around the shared arithmetic
-// of filters/ensf_math.hpp and core/philox_hd.hpp, which the CPU filter runs too.
+// HIP kernels of the EnSF reverse SDE (docs/science.md §4, eq. 11–15). Each kernel is a thin loop
+// around the shared arithmetic of filters/ensf_math.hpp and core/philox_hd.hpp, which the CPU
+// filter runs too.
 //
 // Parallel layout (docs/architecture.md §5: EnSF is element-wise except the Monte-Carlo score's
 // member distances):
@@ -51,7 +51,7 @@ __device__ inline std::size_t thread_index() {
   return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 
-using filters::ObsKind;
+using ObsKind = obs::ObsOperator;
 
 // ---------------------------------------------------------------- prior statistics
 
@@ -100,8 +100,8 @@ __global__ __launch_bounds__(kThreads) void innovations_kernel(EnsfDeviceSlab s,
       const std::uint32_t o = s.elem_obs[k];
       double hbar = 0;
       for (std::size_t i = 0; i < s.members; ++i)
-        hbar += filters::obs_operator_value(static_cast<ObsKind>(s.obs_kind[o]),
-                                            s.prior[i * s.dim + e], s.s_k);
+        hbar +=
+            obs::operator_value(static_cast<ObsKind>(s.obs_kind[o]), s.prior[i * s.dim + e], s.s_k);
       innovation[o] = s.obs_value[o] - hbar * s.inv_members;
     }
   }
@@ -113,7 +113,7 @@ __global__ __launch_bounds__(kThreads) void innovations_kernel(EnsfDeviceSlab s,
       double q = 0;
       for (int p = 0; p < s.off_points[e]; ++p)
         q += s.off_weight[e * 4 + p] * off_values[(i * s.off_count + e) * 4 + p];
-      hbar += filters::obs_operator_value(static_cast<ObsKind>(s.obs_kind[o]), q, s.s_k);
+      hbar += obs::operator_value(static_cast<ObsKind>(s.obs_kind[o]), q, s.s_k);
     }
     innovation[o] = s.obs_value[o] - hbar * s.inv_members;
   }
@@ -146,8 +146,8 @@ __global__ __launch_bounds__(kThreads) void off_grid_slopes_kernel(EnsfDeviceSla
   double q = 0;
   for (int p = 0; p < s.off_points[kk]; ++p)
     q += s.off_weight[kk * 4 + p] * off_values[w * 4 + p];
-  dlogp[w] = filters::obs_log_likelihood_slope(static_cast<ObsKind>(s.obs_kind[o]), q,
-                                               s.obs_value[o], s.obs_sd[o], s.s_k);
+  dlogp[w] = obs::log_likelihood_slope(static_cast<ObsKind>(s.obs_kind[o]), q, s.obs_value[o],
+                                       s.obs_sd[o], s.s_k);
 }
 
 // ---------------------------------------------------------------- the particles
@@ -297,8 +297,8 @@ __global__ __launch_bounds__(kThreads) void weighted_prior_and_gradient_kernel(
   for (std::uint32_t k = s.elem_obs_start[e]; k < s.elem_obs_start[e + 1]; ++k) {
     const std::uint32_t o = s.elem_obs[k];
     const double q = filters::ensf_to_physical(s.z[w], s.mu[e], s.sd[e], s.normalize);
-    const double dlogp = filters::obs_log_likelihood_slope(static_cast<ObsKind>(s.obs_kind[o]), q,
-                                                           s.obs_value[o], s.obs_sd[o], s.s_k);
+    const double dlogp = obs::log_likelihood_slope(static_cast<ObsKind>(s.obs_kind[o]), q,
+                                                   s.obs_value[o], s.obs_sd[o], s.s_k);
     g += scale * dlogp;
   }
   if (s.off_count > 0) {
@@ -332,72 +332,6 @@ std::size_t blocks_per_level(const EnsfDeviceSlab& s) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------- memory
-
-void* device_malloc(std::size_t bytes, const char* what) {
-  void* p = nullptr;
-  const hipError_t err = hipMalloc(&p, bytes);
-  if (err != hipSuccess)
-    throw std::runtime_error(std::string("HIP: hipMalloc(") + std::to_string(bytes) +
-                             " bytes for " + what + ") failed: " + hipGetErrorString(err));
-  return p;
-}
-
-void device_free(void* p) noexcept {
-  if (p) (void)hipFree(p);  // a destructor cannot throw; hipFree only fails on a dead context
-}
-
-namespace {
-std::atomic<std::uint64_t> transferred_bytes{0};
-}  // namespace
-
-std::uint64_t host_device_bytes() {
-  return transferred_bytes.load(std::memory_order_relaxed);
-}
-
-void count_host_device_bytes(std::size_t bytes) {
-  transferred_bytes.fetch_add(bytes, std::memory_order_relaxed);
-}
-
-void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) {
-  if (bytes == 0) return;
-  check(hipMemcpy(device_dst, host_src, bytes, hipMemcpyHostToDevice), "hipMemcpy(host to device)");
-  count_host_device_bytes(bytes);
-}
-
-void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
-  if (bytes == 0) return;
-  check(hipMemcpy(host_dst, device_src, bytes, hipMemcpyDeviceToHost), "hipMemcpy(device to host)");
-  count_host_device_bytes(bytes);
-}
-
-void copy_on_device(void* device_dst, const void* device_src, std::size_t bytes) {
-  if (bytes == 0 || device_dst == device_src) return;
-  check(hipMemcpy(device_dst, device_src, bytes, hipMemcpyDeviceToDevice),
-        "hipMemcpy(device to device)");
-}
-
-void fill_zero(void* device_dst, std::size_t bytes) {
-  if (bytes == 0) return;
-  check(hipMemset(device_dst, 0, bytes), "hipMemset");
-}
-
-void synchronize(const char* what) {
-  const hipError_t err = hipDeviceSynchronize();
-  if (err != hipSuccess)
-    throw std::runtime_error(std::string("HIP: hipDeviceSynchronize after ") + what +
-                             " failed: " + hipGetErrorString(err));
-}
-
-int multiprocessors() {
-  int device = 0;
-  check(hipGetDevice(&device), "hipGetDevice");
-  int count = 0;
-  check(hipDeviceGetAttribute(&count, hipDeviceAttributeMultiprocessorCount, device),
-        "hipDeviceGetAttribute(multiprocessors)");
-  return count;
-}
 
 // ---------------------------------------------------------------- launches
 

@@ -10,67 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <utility>
 #include <vector>
 
+#include "hip/device_memory.hpp"
+
 namespace rtda::hip::detail {
-
-// ---- device memory (ensf_hip.hip) ----
-void* device_malloc(std::size_t bytes, const char* what);
-void device_free(void* p) noexcept;
-void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes);
-void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes);
-void copy_on_device(void* device_dst, const void* device_src, std::size_t bytes);
-void fill_zero(void* device_dst, std::size_t bytes);
-void synchronize(const char* what);
-int multiprocessors();  // compute units of the current device
-// Bytes this process has copied between host and device so far, both directions: every
-// copy_to_device / copy_to_host above and nn::copy_to_device / nn::copy_to_host (nn_hip.hpp)
-// adds to it. The device-resident cycle reports the difference per cycle (docs/hip.md,
-// "Residency"). 0 in a build without the HIP backend.
-std::uint64_t host_device_bytes();
-void count_host_device_bytes(std::size_t bytes);
-
-// An owning device array of T (trivially copyable). Empty arrays hold no allocation.
-template <typename T>
-class DeviceArray {
- public:
-  DeviceArray() = default;
-  DeviceArray(std::size_t count, const char* what)
-      : data_(count ? static_cast<T*>(device_malloc(count * sizeof(T), what)) : nullptr),
-        size_(count) {}
-  explicit DeviceArray(const std::vector<T>& host, const char* what)
-      : DeviceArray(host.size(), what) {
-    upload(host);
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  DeviceArray(DeviceArray&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(o.size_) {}
-  DeviceArray& operator=(DeviceArray&& o) noexcept {
-    if (this != &o) {
-      device_free(data_);
-      data_ = std::exchange(o.data_, nullptr);
-      size_ = o.size_;
-    }
-    return *this;
-  }
-  ~DeviceArray() { device_free(data_); }
-
-  T* get() const { return data_; }
-  std::size_t size() const { return size_; }
-  void upload(const std::vector<T>& host) { copy_to_device(data_, host.data(), size_ * sizeof(T)); }
-  void upload(const T* host) { copy_to_device(data_, host, size_ * sizeof(T)); }
-  std::vector<T> download() const {
-    std::vector<T> host(size_);
-    copy_to_host(host.data(), data_, size_ * sizeof(T));
-    return host;
-  }
-  void zero() { fill_zero(data_, size_ * sizeof(T)); }
-
- private:
-  T* data_ = nullptr;
-  std::size_t size_ = 0;
-};
 
 // ---- EnSF (docs/science.md §4) ----
 
@@ -93,7 +37,7 @@ struct EnsfDeviceSlab {
   double* x = nullptr;  // members × dim: prior in working coordinates
   double* z = nullptr;  // members × dim: the particles
 
-  // Observations: value, error sd and ObsKind code per observation of the whole set.
+  // Observations: value, error sd and obs::ObsOperator code per observation of the whole set.
   const double* obs_value = nullptr;
   const double* obs_sd = nullptr;
   const std::int8_t* obs_kind = nullptr;

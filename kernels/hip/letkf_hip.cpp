@@ -15,6 +15,7 @@
 #include "hip/device.hpp"
 #include "hip/ensf_hip_kernels.hpp"
 #include "hip/letkf_hip_kernels.hpp"
+#include "hip/observe_hip.hpp"
 
 namespace rtda::hip {
 
@@ -88,7 +89,7 @@ void LetkfAnalysisHip::analyse_columns_device(const double* prior_cols_device,
 #if RTDA_HAVE_HIP
   using detail::DeviceArray;
   require_device("letkf (hip)");
-  const int n = space.grid_n();
+  const int n = device::sqg_plane_n(space.grid(), "letkf (hip)");
   const bool localize = settings_.localize;
   const double radius_m = settings_.localization_radius_km * 1e3;
 
@@ -139,8 +140,8 @@ void LetkfAnalysisHip::analyse_columns_device(const double* prior_cols_device,
   batch.c0 = col_begin;
   batch.c1 = col_end;
   batch.p = p;
-  batch.domain_m = space.domain_m();
-  batch.dx = space.domain_m() / n;
+  batch.domain_m = space.grid().length_x_m;
+  batch.dx = space.grid().length_x_m / n;
   batch.radius_m = radius_m;
   batch.v = localize ? filters::vertical_localization_factor(settings_.localization_radius_km,
                                                              settings_.vertical_distance_km)
@@ -194,7 +195,7 @@ AnalysisDiagnostics LetkfAnalysisHip::analyse_device(int members, const double* 
   if (members < 2)
     throw std::invalid_argument("LETKF needs at least 2 members, got " + std::to_string(members));
   require_device("letkf (hip)");
-  const int n = space.grid_n();
+  const int n = device::sqg_plane_n(space.grid(), "letkf (hip)");
   const std::size_t state = 2 * static_cast<std::size_t>(n) * n;
   const std::size_t p = space.size();
   DeviceArray<double> hx(static_cast<std::size_t>(members) * p, "h(x_b)");
@@ -216,40 +217,6 @@ AnalysisDiagnostics LetkfAnalysisHip::analyse_device(int members, const double* 
   (void)space;
   (void)posterior_device;
   throw std::runtime_error("letkf (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
-#endif
-}
-
-void observe_on_device(const obs::ObservationSpace& space, const double* states_device,
-                       std::size_t state_size, int members, double* hx_device) {
-  const std::size_t p = space.size();
-  if (p == 0 || members == 0) return;
-#if RTDA_HAVE_HIP
-  using detail::DeviceArray;
-  std::vector<std::uint32_t> index(4 * p, 0);
-  std::vector<double> weight(4 * p, 0.0);
-  std::vector<std::int32_t> count(p);
-  std::vector<std::int8_t> kind(p);
-  for (std::size_t o = 0; o < p; ++o) {
-    const auto& st = space.stencil(o);
-    count[o] = st.count;
-    for (int q = 0; q < st.count; ++q) {
-      index[4 * o + static_cast<std::size_t>(q)] = st.index[q];
-      weight[4 * o + static_cast<std::size_t>(q)] = st.weight[q];
-    }
-    kind[o] = static_cast<std::int8_t>(space.op()[o]);
-  }
-  const DeviceArray<std::uint32_t> d_index(index, "stencil indices");
-  const DeviceArray<double> d_weight(weight, "stencil weights");
-  const DeviceArray<std::int32_t> d_count(count, "stencil sizes");
-  const DeviceArray<std::int8_t> d_kind(kind, "observation operators");
-  detail::letkf_apply_operators(states_device, state_size, members, p, d_index.get(),
-                                d_weight.get(), d_count.get(), d_kind.get(), space.kelvin_per_pv(),
-                                hx_device);
-#else
-  (void)states_device;
-  (void)state_size;
-  (void)hx_device;
-  throw std::runtime_error("h(x) (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
 #endif
 }
 

@@ -1,7 +1,7 @@
-// HIP kernels of the LETKF (docs/science.md §3, eq. 7–10): the observation operators and
-// ensemble statistics, and the batched local analyses. Thin loops around the shared
-// arithmetic of filters/letkf_math.hpp; tests/hip/letkf_replay.hpp replays this kernel's
-// sequence serially on the CPU (its oracle, held to LetkfAnalysis::analyse_columns).
+// HIP kernels of the LETKF (docs/science.md §3, eq. 7–10): the ensemble statistics in
+// observation space and the batched local analyses (h(x) itself is observe_hip.hip's). Thin loops
+// around the shared arithmetic of filters/letkf_math.hpp; tests/hip/letkf_replay.hpp replays this
+// kernel's sequence serially on the CPU (its oracle, held to LetkfAnalysis::analyse_columns).
 //
 // Batching: one work-group of 64 threads (one gfx90a wavefront) per grid column at a time,
 // a grid-stride loop over the columns of the batch. A column's work:
@@ -27,7 +27,6 @@
 #include <string>
 
 #include "filters/letkf_math.hpp"
-#include "filters/obs_math.hpp"
 #include "hip/ensf_hip_kernels.hpp"
 #include "hip/letkf_hip_kernels.hpp"
 
@@ -63,18 +62,6 @@ __global__ __launch_bounds__(kThreads) void observation_rows_kernel(const double
   if (o >= p) return;
   filters::letkf_observation_row(hx, p, k, o, value[o], error_sd[o], dev + o * k, innov[o],
                                  inv_sd[o]);
-}
-
-__global__ __launch_bounds__(kThreads) void apply_operators_kernel(
-    const double* states, std::size_t state, int k, std::size_t p,
-    const std::uint32_t* stencil_index, const double* stencil_weight,
-    const std::int32_t* stencil_count, const std::int8_t* kind, double s_k, double* hx) {
-  const std::size_t w = thread_index();  // (member, observation)
-  if (w >= static_cast<std::size_t>(k) * p) return;
-  const std::size_t o = w % p, m = w / p;
-  const double q = filters::obs_stencil_value(states + m * state, stencil_index + o * 4,
-                                              stencil_weight + o * 4, stencil_count[o]);
-  hx[w] = filters::obs_operator_value(static_cast<filters::ObsKind>(kind[o]), q, s_k);
 }
 
 // Per-column scalars shared by the work-group.
@@ -198,7 +185,7 @@ __global__ __launch_bounds__(kColumnThreads) void columns_kernel(LetkfDeviceColu
       cand_obs[t] = o;
       cand_level[t] = b.obs_level[o];
       cand_rho[t] = filters::letkf_candidate_rho(xc, yc, b.obs_x[o], b.obs_y[o], b.domain_m,
-                                                 b.radius_m, b.localize);
+                                                 b.domain_m, b.radius_m, b.localize);
     }
     __syncthreads();
 
@@ -335,17 +322,6 @@ void letkf_observation_rows(const double* hx, std::size_t p, int k, const double
   hipLaunchKernelGGL(observation_rows_kernel, dim3(grid_for(p)), dim3(kThreads), 0, 0, hx, p, k,
                      value, error_sd, dev, innov, inv_sd);
   check(hipGetLastError(), "observation_rows_kernel");
-}
-
-void letkf_apply_operators(const double* states, std::size_t state, int k, std::size_t p,
-                           const std::uint32_t* stencil_index, const double* stencil_weight,
-                           const std::int32_t* stencil_count, const std::int8_t* kind, double s_k,
-                           double* hx) {
-  if (p == 0) return;
-  hipLaunchKernelGGL(apply_operators_kernel, dim3(grid_for(static_cast<std::size_t>(k) * p)),
-                     dim3(kThreads), 0, 0, states, state, k, p, stencil_index, stencil_weight,
-                     stencil_count, kind, s_k, hx);
-  check(hipGetLastError(), "apply_operators_kernel");
 }
 
 void letkf_columns(const LetkfDeviceColumns& batch) {

@@ -60,11 +60,4 @@ class LetkfAnalysisHip final {
   filters::LetkfSettings settings_;
 };
 
-// hx_device[m p + o] = h(state m) for observation o (p = obs.size()) of `members` device
-// states of `state_size` values each ([member][level][y][x]): the stencils and operators go to
-// the device and the observation-operator kernel runs there (filters/obs_math.hpp). Used by
-// LetkfAnalysisHip::analyse_device and the device-resident cycle (worker/device_ensemble).
-void observe_on_device(const obs::ObservationSpace& obs, const double* states_device,
-                       std::size_t state_size, int members, double* hx_device);
-
 }  // namespace rtda::hip

@@ -45,12 +45,6 @@ struct LetkfDeviceColumns {
 // Y_b, y − ȳ_b and 1/σ of every observation from hx ([member][obs]).
 void letkf_observation_rows(const double* hx, std::size_t p, int k, const double* value,
                             const double* error_sd, double* dev, double* innov, double* inv_sd);
-// hx[m p + o] = h of member m's state (members × state, [member][level][y][x]) at the
-// observation's stencil (index, weight: p × 4, count per observation), operator code kind.
-void letkf_apply_operators(const double* states, std::size_t state, int k, std::size_t p,
-                           const std::uint32_t* stencil_index, const double* stencil_weight,
-                           const std::int32_t* stencil_count, const std::int8_t* kind, double s_k,
-                           double* hx);
 // The local analyses of the columns (eq. 7–10), one work-group per column at a time.
 void letkf_columns(const LetkfDeviceColumns& batch);
 

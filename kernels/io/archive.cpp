@@ -8,25 +8,25 @@
 namespace rtda::io {
 
 struct ArchiveWriter::Impl {
-  Impl(const std::filesystem::path& final_path, const sqg::SqgParams& p, int k)
-      : params(p),
+  Impl(const std::filesystem::path& final_path, const FieldModel& p, int k)
+      : grid(p.grid()),
         members(k),
         staged(final_path, ".partial"),
         file(File::create(staged.temp_path(), "", /*lock_file=*/false)) {}
 
-  sqg::SqgParams params;
+  core::Grid grid;
   int members;
   StagedPath staged;
   File file;
   std::optional<Dataset> cycle, time, mean, spread, q, member_scale;
-  std::optional<GridScales> grid;
+  std::optional<GridScales> scales;
   std::map<std::string, Dataset> diagnostics;
   std::size_t count = 0;
   bool closed = false;
   std::int64_t first_cycle = 0;
 };
 
-ArchiveWriter::ArchiveWriter(const std::filesystem::path& path, const sqg::SqgParams& params,
+ArchiveWriter::ArchiveWriter(const std::filesystem::path& path, const FieldModel& params,
                              int members_to_store, const Provenance& provenance,
                              std::int64_t first_cycle)
     : impl_(std::make_unique<Impl>(path, params, members_to_store)) {
@@ -38,16 +38,17 @@ ArchiveWriter::ArchiveWriter(const std::filesystem::path& path, const sqg::SqgPa
   write_provenance(f, provenance);
   impl_->cycle = write_coordinate<double>(f, "cycle", std::span<const double>(), "1",
                                           "assimilation cycle index", true);
-  impl_->grid = write_grid_coordinates(f, params);
-  const hsize_t n = hsize_t(params.N);
+  impl_->scales = write_grid_coordinates(f, impl_->grid);
+  const hsize_t nl = hsize_t(impl_->grid.levels), ny = hsize_t(impl_->grid.ny),
+                nx = hsize_t(impl_->grid.nx);
   DatasetLayout field;
-  field.max_dims = {H5S_UNLIMITED, 2, n, n};
-  field.chunk = {1, 2, n, n};
-  GridScales& g = *impl_->grid;
-  impl_->mean = f.create_dataset<double>("mean", {0, 2, n, n}, field);
+  field.max_dims = {H5S_UNLIMITED, nl, ny, nx};
+  field.chunk = {1, nl, ny, nx};
+  GridScales& g = *impl_->scales;
+  impl_->mean = f.create_dataset<double>("mean", {0, nl, ny, nx}, field);
   impl_->mean->set_units(kPvUnits, "analysis ensemble mean of boundary PV");
   impl_->mean->attach_scales({&*impl_->cycle, &g.level, &g.y, &g.x});
-  impl_->spread = f.create_dataset<double>("spread", {0, 2, n, n}, field);
+  impl_->spread = f.create_dataset<double>("spread", {0, nl, ny, nx}, field);
   impl_->spread->set_units(kPvUnits, "analysis ensemble standard deviation of boundary PV");
   impl_->spread->attach_scales({&*impl_->cycle, &g.level, &g.y, &g.x});
   DatasetLayout series;
@@ -63,9 +64,9 @@ ArchiveWriter::ArchiveWriter(const std::filesystem::path& path, const sqg::SqgPa
     impl_->member_scale = write_coordinate<double>(f, "member", ids, "1", "ensemble member");
     const hsize_t k = hsize_t(members_to_store);
     DatasetLayout members;
-    members.max_dims = {H5S_UNLIMITED, k, 2, n, n};
-    members.chunk = {1, 1, 2, n, n};
-    impl_->q = f.create_dataset<double>("q", {0, k, 2, n, n}, members);
+    members.max_dims = {H5S_UNLIMITED, k, nl, ny, nx};
+    members.chunk = {1, 1, nl, ny, nx};
+    impl_->q = f.create_dataset<double>("q", {0, k, nl, ny, nx}, members);
     impl_->q->set_units(kPvUnits, "analysis ensemble members of boundary PV");
     impl_->q->attach_scales({&*impl_->cycle, &*impl_->member_scale, &g.level, &g.y, &g.x});
   }
@@ -80,9 +81,9 @@ void ArchiveWriter::append(double time_seconds, std::span<const double> mean,
                            std::span<const double> members) {
   Impl& s = *impl_;
   if (s.closed) s.file.fail("append after close");
-  const std::size_t state = std::size_t(s.params.state_size());
+  const std::size_t state = s.grid.state_size();
   if (mean.size() != state || spread.size() != state) {
-    s.file.fail("archive append: mean/spread must hold 2 N^2 = " + std::to_string(state) +
+    s.file.fail("archive append: mean/spread must hold a state of " + std::to_string(state) +
                 " values");
   }
   if (s.q && members.size() != state * std::size_t(s.members)) {
@@ -91,15 +92,16 @@ void ArchiveWriter::append(double time_seconds, std::span<const double> mean,
   if (s.count > 0 && diagnostics.size() != s.diagnostics.size()) {
     s.file.fail("archive append: the diagnostics differ from the first cycle's");
   }
-  const hsize_t k = s.count, n = hsize_t(s.params.N);
-  s.mean->extend({k + 1, 2, n, n});
-  s.mean->write_slab<double>({k, 0, 0, 0}, {1, 2, n, n}, mean);
-  s.spread->extend({k + 1, 2, n, n});
-  s.spread->write_slab<double>({k, 0, 0, 0}, {1, 2, n, n}, spread);
+  const hsize_t k = s.count, nl = hsize_t(s.grid.levels), ny = hsize_t(s.grid.ny),
+                nx = hsize_t(s.grid.nx);
+  s.mean->extend({k + 1, nl, ny, nx});
+  s.mean->write_slab<double>({k, 0, 0, 0}, {1, nl, ny, nx}, mean);
+  s.spread->extend({k + 1, nl, ny, nx});
+  s.spread->write_slab<double>({k, 0, 0, 0}, {1, nl, ny, nx}, spread);
   if (s.q) {
     const hsize_t km = hsize_t(s.members);
-    s.q->extend({k + 1, km, 2, n, n});
-    s.q->write_slab<double>({k, 0, 0, 0, 0}, {1, km, 2, n, n}, members);
+    s.q->extend({k + 1, km, nl, ny, nx});
+    s.q->write_slab<double>({k, 0, 0, 0, 0}, {1, km, nl, ny, nx}, members);
   }
   for (const auto& [name, d] : diagnostics) {
     auto it = s.diagnostics.find(name);
@@ -139,7 +141,7 @@ void ArchiveWriter::close() {
   s.mean.reset();
   s.spread.reset();
   s.time.reset();
-  s.grid.reset();
+  s.scales.reset();
   s.cycle.reset();
   s.file.close();
   s.staged.commit();

@@ -33,7 +33,7 @@ class ArchiveWriter {
   // members > 0 also stores every member's analysis in `q`. The `cycle` coordinate counts
   // from first_cycle (the service writes one file per cycle, numbered like its cycles, so
   // xarray.open_mfdataset(..., combine="by_coords") joins them into one archive).
-  ArchiveWriter(const std::filesystem::path& path, const sqg::SqgParams& params,
+  ArchiveWriter(const std::filesystem::path& path, const FieldModel& model,
                 int members_to_store = 0, const Provenance& provenance = {},
                 std::int64_t first_cycle = 0);
   ~ArchiveWriter();

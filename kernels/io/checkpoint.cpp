@@ -10,24 +10,25 @@ constexpr const char* kSurrogateGroup = "surrogate_online";
 }
 
 void write_checkpoint(const std::filesystem::path& path, const Checkpoint& c) {
-  const std::size_t n2 = static_cast<std::size_t>(c.params.N) * c.params.N;
-  if (!c.ensf_initial_spread.empty() && c.ensf_initial_spread.size() != 2 * n2) {
+  const core::Grid grid = c.model().grid();
+  if (!c.ensf_initial_spread.empty() && c.ensf_initial_spread.size() != grid.state_size()) {
     throw IoError(describe(path.string(), "variable \"ensf_initial_spread\"",
                            "has " + std::to_string(c.ensf_initial_spread.size()) +
-                               " values, expected 2 N^2 = " + std::to_string(2 * n2)));
+                               " values, expected a state of " +
+                               std::to_string(grid.state_size())));
   }
   StagedPath staged(path);
-  write_ensemble(staged.temp_path(), c.params, c.time_seconds, c.members, c.q, c.provenance);
+  write_ensemble(staged.temp_path(), c.model(), c.time_seconds, c.members, c.q, c.provenance);
   {
     File file = File::open_read_write(staged.temp_path());
     file.set_attribute("cycle", c.cycle);
     file.set_string_attribute("config_hash", c.config_hash);
     if (!c.ensf_initial_spread.empty()) {
-      const hsize_t n = static_cast<hsize_t>(c.params.N);
       Dataset level = file.open_dataset("level");
       Dataset y = file.open_dataset("y");
       Dataset x = file.open_dataset("x");
-      Dataset s = file.create_dataset<double>("ensf_initial_spread", {2, n, n});
+      Dataset s = file.create_dataset<double>(
+          "ensf_initial_spread", {hsize_t(grid.levels), hsize_t(grid.ny), hsize_t(grid.nx)});
       s.set_units(kPvUnits, "EnSF target spread of spread_target = initial");
       s.attach_scales({&level, &y, &x});
       s.write(std::span<const double>(c.ensf_initial_spread));
@@ -54,6 +55,7 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   }
   Checkpoint c;
   c.params = f.params;
+  c.l96 = f.l96;
   c.time_seconds = f.time_seconds;
   c.members = f.members;
   c.q = std::move(f.q);
@@ -67,8 +69,10 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   if (file.has("ensf_initial_spread")) {
     Dataset s = file.open_dataset("ensf_initial_spread");
     const auto d = s.dims();
-    const auto n = static_cast<hsize_t>(c.params.N);
-    if (d != std::vector<hsize_t>{2, n, n}) s.fail("expected shape (2, N, N)");
+    const core::Grid g = c.model().grid();
+    if (d != std::vector<hsize_t>{hsize_t(g.levels), hsize_t(g.ny), hsize_t(g.nx)})
+      s.fail("expected shape (level, y, x) = (" + std::to_string(g.levels) + ", " +
+             std::to_string(g.ny) + ", " + std::to_string(g.nx) + ")");
     c.ensf_initial_spread = s.read<double>();
   }
   if (file.has(kSurrogateGroup)) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,13 @@
 namespace rtda::io {
 
 struct Checkpoint {
-  sqg::SqgParams params;
+  sqg::SqgParams params;                   // the SQG model's (defaults for Lorenz-96)
+  std::optional<l96::Lorenz96Params> l96;  // set for a Lorenz-96 ensemble
+  FieldModel model() const {
+    FieldModel m(params);
+    m.l96 = l96;
+    return m;
+  }
   std::int64_t cycle = -1;
   double time_seconds = 0;
   int members = 0;

@@ -31,6 +31,10 @@ constexpr std::array kReserved = {
     "dealias",
     "advection",
     "dynamics",
+    "model_kind",
+    "l96_n",
+    "l96_forcing",
+    "l96_dt",
     "file_kind",
     "time_seconds",
     "experiment",
@@ -48,7 +52,15 @@ bool is_reserved_attribute(std::string_view name) {
   return false;
 }
 
-void write_model_attributes(Object& root, const sqg::SqgParams& p) {
+void write_model_attributes(Object& root, const FieldModel& m) {
+  if (m.l96) {
+    root.set_string_attribute("model_kind", "lorenz96");
+    root.set_attribute<std::int32_t>("l96_n", m.l96->n);
+    root.set_attribute("l96_forcing", m.l96->forcing);
+    root.set_attribute("l96_dt", m.l96->dt);
+    return;
+  }
+  const sqg::SqgParams& p = m.sqg;
   root.set_attribute<std::int32_t>("N", p.N);
   root.set_attribute("L", p.L_m);
   root.set_attribute("H", p.H_m);
@@ -98,6 +110,25 @@ sqg::SqgParams read_model_attributes(const Object& root) {
   return p;
 }
 
+FieldModel read_field_model(const Object& root) {
+  if (!root.has_attribute("model_kind")) return FieldModel(read_model_attributes(root));
+  const std::string kind = root.string_attribute("model_kind");
+  if (kind != "lorenz96") {
+    root.fail("attribute \"model_kind\" is \"" + kind +
+              "\": expected \"lorenz96\" (or none, for SQG)");
+  }
+  l96::Lorenz96Params p;
+  p.n = root.numeric_attribute<std::int32_t>("l96_n");
+  p.forcing = root.numeric_attribute<double>("l96_forcing");
+  p.dt = root.numeric_attribute<double>("l96_dt");
+  try {
+    p.validate();
+  } catch (const std::invalid_argument& e) {
+    root.fail(std::string("root attributes: ") + e.what());
+  }
+  return FieldModel(p);
+}
+
 sqg::SqgParams read_params(const std::filesystem::path& path) {
   return read_model_attributes(File::open_read(path));
 }
@@ -141,18 +172,25 @@ void require_file_kind(const Object& root, std::initializer_list<std::string_vie
   root.fail("file_kind is \"" + kind + "\", expected " + expected);
 }
 
-GridScales write_grid_coordinates(Group& group, const sqg::SqgParams& params,
-                                  std::string_view level_name, std::string_view y_name,
-                                  std::string_view x_name) {
-  const std::vector<std::int32_t> levels = {0, 1};
-  std::vector<double> coords(params.N);
-  for (int i = 0; i < params.N; ++i)
-    coords[i] = i * params.L_m / params.N;
+GridScales write_grid_coordinates(Group& group, const core::Grid& grid, std::string_view level_name,
+                                  std::string_view y_name, std::string_view x_name) {
+  std::vector<std::int32_t> levels(static_cast<std::size_t>(grid.levels));
+  for (int l = 0; l < grid.levels; ++l)
+    levels[static_cast<std::size_t>(l)] = l;
+  const auto coords = [](int n, double length) {
+    std::vector<double> c(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i)
+      c[static_cast<std::size_t>(i)] = i * length / n;
+    return c;
+  };
   return GridScales{
-      write_coordinate<std::int32_t>(group, level_name, levels, "1",
-                                     "boundary: 0 = surface, 1 = lid"),
-      write_coordinate<double>(group, y_name, coords, "m", "y coordinate of grid points"),
-      write_coordinate<double>(group, x_name, coords, "m", "x coordinate of grid points"),
+      write_coordinate<std::int32_t>(
+          group, level_name, levels, "1",
+          grid.levels == 2 ? "boundary: 0 = surface, 1 = lid" : "model level"),
+      write_coordinate<double>(group, y_name, coords(grid.ny, grid.length_y_m), "m",
+                               "y coordinate of grid points"),
+      write_coordinate<double>(group, x_name, coords(grid.nx, grid.length_x_m), "m",
+                               "x coordinate of grid points"),
   };
 }
 

@@ -20,6 +20,12 @@
 //   dealias      int32    1 = 3/2-rule dealiasing, 0 = not
 //   advection    int32    1 = advection on (optional when reading; absent means 1)
 //   dynamics     string   "sqgturb" or "exact"
+// A Lorenz-96 file (docs/science.md §7) has instead:
+//   model_kind   string   "lorenz96" (absent: the SQG model above)
+//   l96_n        int32    variables on the ring
+//   l96_forcing  float64  F
+//   l96_dt       float64  RK4 step, model time units
+// and its fields are (level, y, x) = (1, 1, n), x at i · 1000 m.
 // Describing the file:
 //   file_kind    string   "state", "ensemble", "nature_run" or "observation_set"
 //   time_seconds float64  model time of a file that holds one time, s since the experiment epoch
@@ -34,8 +40,8 @@
 #include <string>
 #include <string_view>
 
+#include "io/field_model.hpp"
 #include "io/hdf5_file.hpp"
-#include "sqg/sqg_params.hpp"
 
 namespace rtda::io {
 
@@ -50,7 +56,9 @@ inline constexpr std::string_view kPvLongName =
 // Names that provenance may not use, because rtda's own attributes live there.
 bool is_reserved_attribute(std::string_view name);
 
-void write_model_attributes(Object& root, const sqg::SqgParams& params);
+void write_model_attributes(Object& root, const FieldModel& model);
+// Reads either kind (the `model` attribute decides), validated.
+FieldModel read_field_model(const Object& root);
 // Rebuilds and validates SqgParams; a missing attribute or an unusable value fails naming the
 // file and the attribute.
 sqg::SqgParams read_model_attributes(const Object& root);
@@ -67,13 +75,14 @@ void write_file_kind(Object& root, std::string_view kind);
 // a file without `file_kind` (written by another tool) passes and is judged by its contents.
 void require_file_kind(const Object& root, std::initializer_list<std::string_view> kinds);
 
-// The `level`, `y`, `x` coordinate variables of the model grid: level 0/1, x and y at i·L/N m.
+// The `level`, `y`, `x` coordinate variables of the model grid (core::Grid): levels 0 … L-1,
+// x at i·L_x/nx and y at j·L_y/ny m.
 struct GridScales {
   Dataset level;
   Dataset y;
   Dataset x;
 };
-GridScales write_grid_coordinates(Group& group, const sqg::SqgParams& params,
+GridScales write_grid_coordinates(Group& group, const core::Grid& grid,
                                   std::string_view level_name = "level",
                                   std::string_view y_name = "y", std::string_view x_name = "x");
 

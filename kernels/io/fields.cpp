@@ -16,7 +16,7 @@ namespace {
 
 constexpr std::string_view kTimeLongName = "model time since the experiment epoch";
 
-void validate_params(const sqg::SqgParams& params, const std::filesystem::path& path) {
+void validate_params(const FieldModel& params, const std::filesystem::path& path) {
   try {
     params.validate();
   } catch (const std::invalid_argument& e) {
@@ -24,14 +24,16 @@ void validate_params(const sqg::SqgParams& params, const std::filesystem::path& 
   }
 }
 
-void require_state_count(std::span<const double> q, std::size_t states,
-                         const sqg::SqgParams& params, const std::filesystem::path& path) {
-  const std::size_t expected = states * std::size_t(params.state_size());
+void require_state_count(std::span<const double> q, std::size_t states, const FieldModel& model,
+                         const std::filesystem::path& path) {
+  const core::Grid g = model.grid();
+  const std::size_t expected = states * g.state_size();
   if (q.size() != expected) {
     throw IoError(describe(path.string(), "variable \"q\"",
                            "given " + std::to_string(q.size()) + " values, expected " +
-                               std::to_string(expected) + " (" + std::to_string(states) +
-                               " x 2 x N x N with N = " + std::to_string(params.N) + ")"));
+                               std::to_string(expected) + " (" + std::to_string(states) + " x " +
+                               std::to_string(g.levels) + " x " + std::to_string(g.ny) + " x " +
+                               std::to_string(g.nx) + " with " + model.describe_grid() + ")"));
   }
 }
 
@@ -44,21 +46,21 @@ std::string shape_string(const std::vector<hsize_t>& d) {
   return out.str();
 }
 
-// q's trailing (level, y, x) dimensions must match the file's own N.
+// q's trailing (level, y, x) dimensions must match the file's own grid.
 void require_grid_dims(const Dataset& q, const std::vector<hsize_t>& d, std::size_t first,
-                       const sqg::SqgParams& params) {
-  const hsize_t n = hsize_t(params.N);
-  if (d[first] != 2 || d[first + 1] != n || d[first + 2] != n) {
-    q.fail("shape " + shape_string(d) +
-           " does not match the file's N = " + std::to_string(params.N) +
-           ": expected (level, y, x) = (2, " + std::to_string(n) + ", " + std::to_string(n) + ")");
+                       const FieldModel& model) {
+  const core::Grid g = model.grid();
+  if (d[first] != hsize_t(g.levels) || d[first + 1] != hsize_t(g.ny) ||
+      d[first + 2] != hsize_t(g.nx)) {
+    q.fail("shape " + shape_string(d) + " does not match the file's " + model.describe_grid() +
+           ": expected (level, y, x) = (" + std::to_string(g.levels) + ", " + std::to_string(g.ny) +
+           ", " + std::to_string(g.nx) + ")");
   }
 }
 
 // State (members == 0) and ensemble files differ only in the member dimension.
-void write_fields(const std::filesystem::path& path, const sqg::SqgParams& params,
-                  double time_seconds, int members, std::span<const double> q,
-                  const Provenance& provenance) {
+void write_fields(const std::filesystem::path& path, const FieldModel& params, double time_seconds,
+                  int members, std::span<const double> q, const Provenance& provenance) {
   validate_params(params, path);
   if (!std::isfinite(time_seconds)) {
     throw IoError(describe(path.string(), "attribute \"time_seconds\"", "expected a finite time"));
@@ -73,21 +75,22 @@ void write_fields(const std::filesystem::path& path, const sqg::SqgParams& param
     file.set_attribute("time_seconds", time_seconds);
     write_provenance(file, provenance);
 
-    const hsize_t n = hsize_t(params.N);
+    const core::Grid g = params.grid();
+    const hsize_t nl = hsize_t(g.levels), ny = hsize_t(g.ny), nx = hsize_t(g.nx);
     std::optional<Dataset> member;
     if (members > 0) {
       std::vector<std::int32_t> ids(members);
       std::iota(ids.begin(), ids.end(), 0);
       member = write_coordinate<std::int32_t>(file, "member", ids, "1", "ensemble member");
     }
-    GridScales grid = write_grid_coordinates(file, params);
+    GridScales grid = write_grid_coordinates(file, g);
     if (members > 0) {
-      Dataset var = file.create_dataset<double>("q", {hsize_t(members), 2, n, n});
+      Dataset var = file.create_dataset<double>("q", {hsize_t(members), nl, ny, nx});
       var.set_units(kPvUnits, kPvLongName);
       var.attach_scales({&*member, &grid.level, &grid.y, &grid.x});
       var.write(q);
     } else {
-      Dataset var = file.create_dataset<double>("q", {2, n, n});
+      Dataset var = file.create_dataset<double>("q", {nl, ny, nx});
       var.set_units(kPvUnits, kPvLongName);
       var.attach_scales({&grid.level, &grid.y, &grid.x});
       var.write(q);
@@ -99,12 +102,12 @@ void write_fields(const std::filesystem::path& path, const sqg::SqgParams& param
 
 }  // namespace
 
-void write_state(const std::filesystem::path& path, const sqg::SqgParams& params,
-                 double time_seconds, std::span<const double> q, const Provenance& provenance) {
+void write_state(const std::filesystem::path& path, const FieldModel& params, double time_seconds,
+                 std::span<const double> q, const Provenance& provenance) {
   write_fields(path, params, time_seconds, 0, q, provenance);
 }
 
-void write_ensemble(const std::filesystem::path& path, const sqg::SqgParams& params,
+void write_ensemble(const std::filesystem::path& path, const FieldModel& params,
                     double time_seconds, int members, std::span<const double> q,
                     const Provenance& provenance) {
   if (members < 1) {
@@ -118,7 +121,9 @@ FieldFile read_fields(const std::filesystem::path& path) {
   File file = File::open_read(path);
   require_file_kind(file, {"state", "ensemble"});
   FieldFile out;
-  out.params = read_model_attributes(file);
+  const FieldModel model = read_field_model(file);
+  out.params = model.sqg;
+  out.l96 = model.l96;
   Dataset q = file.open_dataset("q", "boundary PV (level, y, x) or (member, level, y, x)");
   out.time_seconds = file.numeric_attribute<double>("time_seconds");
   const auto d = q.dims();
@@ -126,7 +131,7 @@ FieldFile read_fields(const std::filesystem::path& path) {
     q.fail("expected rank 3 (level, y, x) or 4 (member, level, y, x), found rank " +
            std::to_string(d.size()) + " with shape " + shape_string(d));
   }
-  require_grid_dims(q, d, d.size() - 3, out.params);
+  require_grid_dims(q, d, d.size() - 3, model);
   if (d.size() == 4) {
     if (d[0] == 0) q.fail("has no members: expected at least one");
     out.members = int(d[0]);
@@ -137,8 +142,17 @@ FieldFile read_fields(const std::filesystem::path& path) {
   return out;
 }
 
-void check_compatible(const FieldFile& file, const sqg::SqgParams& expected,
+void check_compatible(const FieldFile& file, const FieldModel& expected_model,
                       const std::filesystem::path& path) {
+  const FieldModel model = file.model();
+  if (model.l96.has_value() != expected_model.l96.has_value() ||
+      (model.l96 && model.l96->n != expected_model.l96->n)) {
+    throw IoError(describe(
+        path.string(), "",
+        "q is on " + model.describe_grid() + ", expected " + expected_model.describe_grid()));
+  }
+  if (model.l96) return;
+  const sqg::SqgParams& expected = expected_model.sqg;
   if (file.params.N != expected.N) {
     throw IoError(describe(
         path.string(), "",
@@ -183,7 +197,7 @@ NatureWriter::NatureWriter(const std::filesystem::path& path, const sqg::SqgPara
 
   impl_->time =
       write_coordinate<double>(file, "time", std::span<const double>(), "s", kTimeLongName, true);
-  GridScales grid = write_grid_coordinates(file, params);
+  GridScales grid = write_grid_coordinates(file, params.grid());
   const hsize_t n = hsize_t(params.N);
   DatasetLayout layout;
   layout.max_dims = {H5S_UNLIMITED, 2, n, n};

@@ -21,16 +21,21 @@
 
 namespace rtda::io {
 
-void write_state(const std::filesystem::path& path, const sqg::SqgParams& params,
-                 double time_seconds, std::span<const double> q, const Provenance& provenance = {});
+void write_state(const std::filesystem::path& path, const FieldModel& model, double time_seconds,
+                 std::span<const double> q, const Provenance& provenance = {});
 
-void write_ensemble(const std::filesystem::path& path, const sqg::SqgParams& params,
-                    double time_seconds, int members, std::span<const double> q,
-                    const Provenance& provenance = {});
+void write_ensemble(const std::filesystem::path& path, const FieldModel& model, double time_seconds,
+                    int members, std::span<const double> q, const Provenance& provenance = {});
 
 // A state or ensemble file as read back.
 struct FieldFile {
-  sqg::SqgParams params;
+  sqg::SqgParams params;                   // the SQG model's (defaults in a Lorenz-96 file)
+  std::optional<l96::Lorenz96Params> l96;  // set in a Lorenz-96 file
+  FieldModel model() const {
+    FieldModel m(params);
+    m.l96 = l96;
+    return m;
+  }
   double time_seconds = 0;
   int members = 0;  // 0 for a state file (q has no member dimension)
   std::vector<double> q;
@@ -38,7 +43,7 @@ struct FieldFile {
 
   // Member m of an ensemble (m = 0 for a state file).
   std::span<const double> member(int m) const {
-    const std::size_t n = std::size_t(params.state_size());
+    const std::size_t n = model().grid().state_size();
     return std::span<const double>(q).subspan(std::size_t(m) * n, n);
   }
 };
@@ -48,7 +53,7 @@ struct FieldFile {
 FieldFile read_fields(const std::filesystem::path& path);
 
 // Fails when the file's grid differs from the run's: `file "X": q has N = 32, expected 64`.
-void check_compatible(const FieldFile& file, const sqg::SqgParams& expected,
+void check_compatible(const FieldFile& file, const FieldModel& expected,
                       const std::filesystem::path& path);
 
 // Streams the states of a nature run into extendable datasets, flushing after each append
@@ -82,14 +87,20 @@ struct IndexRange {
 
 struct NatureRun {
   sqg::SqgParams params;
+  std::optional<l96::Lorenz96Params> l96;  // a Lorenz-96 run (made in memory, never a file)
+  FieldModel model() const {
+    FieldModel m(params);
+    m.l96 = l96;
+    return m;
+  }
   std::size_t first_index = 0;  // index in the file of times_seconds[0]
   std::vector<double> times_seconds;
-  std::vector<double> q;  // times_seconds.size() states, each 2·N·N
+  std::vector<double> q;  // times_seconds.size() states of the model's grid
   Provenance provenance;
 
   std::size_t size() const { return times_seconds.size(); }
   std::span<const double> state(std::size_t i) const {
-    const std::size_t n = std::size_t(params.state_size());
+    const std::size_t n = model().grid().state_size();
     return std::span<const double>(q).subspan(i * n, n);
   }
 };

@@ -43,8 +43,9 @@ void require_finite(const std::filesystem::path& path, std::string_view variable
 
 }  // namespace
 
-void validate(const obs::ObservationSet& set, const sqg::SqgParams& params,
+void validate(const obs::ObservationSet& set, const FieldModel& model,
               const std::filesystem::path& path) {
+  const core::Grid grid = model.grid();
   const std::size_t n = set.size();
   require_length(path, "level", set.level, n, "time");
   require_length(path, "x", set.x_m, n, "time");
@@ -58,8 +59,10 @@ void validate(const obs::ObservationSet& set, const sqg::SqgParams& params,
   require_finite(path, "y", set.y_m);
   require_finite(path, "value", set.value);
   for (std::size_t i = 0; i < n; ++i) {
-    if (set.level[i] != 0 && set.level[i] != 1) {
-      fail_row(path, "level", i, set.level[i], "0 (surface) or 1 (lid)");
+    if (set.level[i] < 0 || set.level[i] >= grid.levels) {
+      fail_row(path, "level", i, set.level[i],
+               grid.levels == 2 ? "0 (surface) or 1 (lid)"
+                                : "a level in [0, " + std::to_string(grid.levels) + ")");
     }
     const auto code = static_cast<std::int64_t>(set.op[i]);
     if (!obs::known_operator(code)) {
@@ -79,14 +82,13 @@ void validate(const obs::ObservationSet& set, const sqg::SqgParams& params,
     }
   }
   if (!set.shock.empty()) {
-    require_length(path, "shock", set.shock, c * std::size_t(params.state_size()),
-                   "cycle_time x 2 x N x N");
+    require_length(path, "shock", set.shock, c * grid.state_size(), "cycle_time x level x y x x");
     require_finite(path, "shock", set.shock);
   }
 }
 
 void write_observations(const std::filesystem::path& path, const obs::ObservationSet& set,
-                        const sqg::SqgParams& params, const Provenance& provenance) {
+                        const FieldModel& params, const Provenance& provenance) {
   try {
     params.validate();
   } catch (const std::invalid_argument& e) {
@@ -146,12 +148,14 @@ void write_observations(const std::filesystem::path& path, const obs::Observatio
               "standard deviation of the shock added to the truth (0 = no shock)");
 
     if (!set.shock.empty()) {
-      GridScales grid = write_grid_coordinates(file, params, "grid_level", "grid_y", "grid_x");
-      const hsize_t g = hsize_t(params.N);
+      GridScales grid =
+          write_grid_coordinates(file, params.grid(), "grid_level", "grid_y", "grid_x");
+      const core::Grid g = params.grid();
+      const hsize_t nl = hsize_t(g.levels), ny = hsize_t(g.ny), nx = hsize_t(g.nx);
       DatasetLayout layout;
-      layout.chunk = {1, 2, g, g};
+      layout.chunk = {1, nl, ny, nx};
       layout.deflate_level = 4;  // shocks are rare, so the field is mostly zeros
-      Dataset shock = file.create_dataset<double>("shock", {c, 2, g, g}, layout);
+      Dataset shock = file.create_dataset<double>("shock", {c, nl, ny, nx}, layout);
       shock.set_units(kPvUnits, "PV shock added to the truth at the cycle");
       shock.attach_scales({&cycle, &grid.level, &grid.y, &grid.x});
       shock.write(std::span<const double>(set.shock));
@@ -165,7 +169,9 @@ ObservationFile read_observations(const std::filesystem::path& path) {
   File file = File::open_read(path);
   require_file_kind(file, {"observation_set"});
   ObservationFile out;
-  out.params = read_model_attributes(file);
+  const FieldModel model = read_field_model(file);
+  out.params = model.sqg;
+  out.l96 = model.l96;
   out.provenance = read_provenance(file);
   obs::ObservationSet& set = out.set;
   set.experiment = file.string_attribute("experiment");
@@ -201,16 +207,17 @@ ObservationFile read_observations(const std::filesystem::path& path) {
   if (file.has("shock")) {
     Dataset shock = file.open_dataset("shock");
     const auto d = shock.dims();
-    const hsize_t g = hsize_t(out.params.N);
-    if (d.size() != 4 || d[0] != set.cycles() || d[1] != 2 || d[2] != g || d[3] != g) {
+    const core::Grid g = model.grid();
+    if (d.size() != 4 || d[0] != set.cycles() || d[1] != hsize_t(g.levels) ||
+        d[2] != hsize_t(g.ny) || d[3] != hsize_t(g.nx)) {
       shock.fail("expected shape (cycle, grid_level, grid_y, grid_x) = (" +
-                 std::to_string(set.cycles()) + ", 2, " + std::to_string(g) + ", " +
-                 std::to_string(g) + ")");
+                 std::to_string(set.cycles()) + ", " + std::to_string(g.levels) + ", " +
+                 std::to_string(g.ny) + ", " + std::to_string(g.nx) + ")");
     }
     shock.require_units(kPvUnits);
     set.shock = shock.read<double>();
   }
-  validate(set, out.params, path);
+  validate(set, model, path);
   return out;
 }
 

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 
 #include "io/conventions.hpp"
 #include "obs/observation.hpp"
@@ -35,14 +36,20 @@ using ObservationSet = obs::ObservationSet;
 
 // Checks column lengths, levels, operator codes, finite values, positive error_sd and the
 // per-cycle columns; the message names the file, the variable, the first bad row and value.
-void validate(const obs::ObservationSet& set, const sqg::SqgParams& params,
+void validate(const obs::ObservationSet& set, const FieldModel& model,
               const std::filesystem::path& path);
 
 void write_observations(const std::filesystem::path& path, const obs::ObservationSet& set,
-                        const sqg::SqgParams& params, const Provenance& provenance = {});
+                        const FieldModel& model, const Provenance& provenance = {});
 
 struct ObservationFile {
-  sqg::SqgParams params;
+  sqg::SqgParams params;                   // the SQG model's (defaults for Lorenz-96)
+  std::optional<l96::Lorenz96Params> l96;  // set for Lorenz-96 observations
+  FieldModel model() const {
+    FieldModel m(params);
+    m.l96 = l96;
+    return m;
+  }
   obs::ObservationSet set;
   Provenance provenance;
 };

@@ -6,20 +6,6 @@
 
 namespace rtda::l96 {
 
-void Lorenz96Params::validate() const {
-  if (n < 4) {
-    throw std::invalid_argument("model.l96_n = " + std::to_string(n) +
-                                ": the ring needs at least 4 variables");
-  }
-  if (!std::isfinite(forcing)) {
-    throw std::invalid_argument("model.l96_forcing = " + std::to_string(forcing) +
-                                ": expected a finite number");
-  }
-  if (!(dt > 0) || !std::isfinite(dt)) {
-    throw std::invalid_argument("model.l96_dt = " + std::to_string(dt) + ": expected > 0");
-  }
-}
-
 void tendency(const Lorenz96Params& p, std::span<const double> x, std::span<double> out) {
   const int n = p.n;
   for (int i = 0; i < n; ++i) {

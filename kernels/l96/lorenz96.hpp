@@ -8,16 +8,9 @@
 #include <span>
 #include <vector>
 
+#include "l96/lorenz96_params.hpp"
+
 namespace rtda::l96 {
-
-struct Lorenz96Params {
-  int n = 40;          // variables on the ring
-  double forcing = 8;  // F
-  double dt = 0.05;    // RK4 step (model time units)
-
-  // Throws std::invalid_argument naming `model.l96_<key>` and the value.
-  void validate() const;
-};
 
 // dx/dt of one state (x.size() == n) into `out`.
 void tendency(const Lorenz96Params& p, std::span<const double> x, std::span<double> out);

@@ -62,15 +62,15 @@ bool has_shocks(Experiment e) {
 }
 }  // namespace
 
-void append_cycle_observations(const sqg::SqgParams& p, std::span<const double> state, double t,
-                               std::uint64_t c, Experiment e, const ObserveSettings& settings,
-                               ObservationSet& set) {
-  const int n = p.N;
-  const std::size_t nn = static_cast<std::size_t>(n) * n;
-  if (state.size() != 2 * nn) throw std::invalid_argument("observations: state size mismatch");
+void append_cycle_observations(const core::Grid& grid, double s, std::span<const double> state,
+                               double t, std::uint64_t c, Experiment e,
+                               const ObserveSettings& settings, ObservationSet& set) {
+  const int n = grid.nx;
+  const std::size_t nn = grid.columns();
+  const std::size_t ns = grid.state_size();
+  if (state.size() != ns) throw std::invalid_argument("observations: state size mismatch");
   const ExperimentDefinition def = definition(e);
   const double sigma = checked_sigma(e, settings);
-  const double s = p.kelvin_per_pv();
   if (set.experiment.empty()) {
     set.experiment = std::string(to_string(e));
     set.seed = settings.seed;
@@ -81,18 +81,18 @@ void append_cycle_observations(const sqg::SqgParams& p, std::span<const double> 
   set.shock_sd.push_back(sd);
   if (has_shocks(e)) {
     const std::size_t at = set.shock.size();
-    set.shock.resize(at + 2 * nn, 0.0);
+    set.shock.resize(at + ns, 0.0);
     if (sd > 0) {
-      std::span<double> shock(set.shock.data() + at, 2 * nn);
+      std::span<double> shock(set.shock.data() + at, ns);
       shock_field(e, settings.seed, c, sd, shock);
-      for (std::size_t k = 0; k < 2 * nn; ++k)
+      for (std::size_t k = 0; k < ns; ++k)
         truth[k] += shock[k];
     }
   }
-  std::vector<double> errors(2 * nn);
+  std::vector<double> errors(ns);
   RandomStream(settings.seed, RandomPurpose::kObservationError, c).fill_normal(errors);
   std::vector<std::uint32_t> points(nn);
-  for (int lev = 0; lev < 2; ++lev) {
+  for (int lev = 0; lev < grid.levels; ++lev) {
     std::iota(points.begin(), points.end(), 0u);
     std::size_t count = nn;
     if (def.sparse) {
@@ -114,12 +114,12 @@ void append_cycle_observations(const sqg::SqgParams& p, std::span<const double> 
       const int i = static_cast<int>(g % n);
       set.time_seconds.push_back(t);
       set.level.push_back(lev);
-      set.x_m.push_back(i * p.L_m / n);
-      set.y_m.push_back(j * p.L_m / n);
+      set.x_m.push_back(i * grid.length_x_m / n);
+      set.y_m.push_back(j * grid.length_y_m / grid.ny);
       set.value.push_back(operator_value(def.op, truth[idx], s) + sigma * errors[idx]);
       set.error_sd.push_back(sigma);
       set.op.push_back(def.op);
-      set.id.push_back(static_cast<std::uint64_t>(c) * 2 * nn + idx);
+      set.id.push_back(static_cast<std::uint64_t>(c) * ns + idx);
     }
   }
 }
@@ -138,8 +138,8 @@ ObservationSet make_observations(const io::NatureRun& nature, Experiment e,
   set.experiment = std::string(to_string(e));
   set.seed = settings.seed;
   for (std::size_t c = 0; c < cycles; ++c) {
-    append_cycle_observations(nature.params, nature.state(c), nature.times_seconds[c], c, e,
-                              settings, set);
+    append_cycle_observations(nature.model().grid(), nature.model().kelvin_per_pv(),
+                              nature.state(c), nature.times_seconds[c], c, e, settings, set);
   }
   return set;
 }

@@ -23,22 +23,21 @@ std::pair<int, double> grid_coordinate(double pos_m, double dx_m, int n) {
 
 }  // namespace
 
-ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const ObservationSet& set,
-                                   std::vector<Rejection>* rejections, std::size_t begin,
-                                   std::size_t end) {
-  build(grid, set, rejections, begin, end, nullptr);
+ObservationSpace::ObservationSpace(const core::Grid& grid, double kelvin_per_pv,
+                                   const ObservationSet& set, std::vector<Rejection>* rejections,
+                                   std::size_t begin, std::size_t end) {
+  build(grid, kelvin_per_pv, set, rejections, begin, end, nullptr);
 }
 
-ObservationSpace::ObservationSpace(const sqg::SqgParams& grid, const ObservationSet& set,
-                                   const PlausibilityLimits& limits,
+ObservationSpace::ObservationSpace(const core::Grid& grid, double kelvin_per_pv,
+                                   const ObservationSet& set, const PlausibilityLimits& limits,
                                    std::vector<Rejection>* rejections) {
-  build(grid, set, rejections, 0, set.size(), &limits);
+  build(grid, kelvin_per_pv, set, rejections, 0, set.size(), &limits);
 }
 
 ObservationSpace ObservationSpace::subset(std::span<const std::size_t> keep) const {
   ObservationSpace s;
-  s.n_ = n_;
-  s.l_m_ = l_m_;
+  s.grid_ = grid_;
   s.s_ = s_;
   for (std::size_t o : keep) {
     if (o >= size()) throw std::out_of_range("ObservationSpace::subset: index past the end");
@@ -56,12 +55,11 @@ ObservationSpace ObservationSpace::subset(std::span<const std::size_t> keep) con
   return s;
 }
 
-void ObservationSpace::build(const sqg::SqgParams& grid, const ObservationSet& set,
-                             std::vector<Rejection>* rejections, std::size_t begin, std::size_t end,
-                             const PlausibilityLimits* limits) {
-  n_ = grid.N;
-  l_m_ = grid.L_m;
-  s_ = grid.kelvin_per_pv();
+void ObservationSpace::build(const core::Grid& grid, double kelvin_per_pv,
+                             const ObservationSet& set, std::vector<Rejection>* rejections,
+                             std::size_t begin, std::size_t end, const PlausibilityLimits* limits) {
+  grid_ = grid;
+  s_ = kelvin_per_pv;
   end = std::min(end, set.size());
   const std::size_t cols[] = {set.level.size(),    set.x_m.size(), set.y_m.size(), set.value.size(),
                               set.error_sd.size(), set.op.size(),  set.id.size()};
@@ -71,8 +69,9 @@ void ObservationSpace::build(const sqg::SqgParams& grid, const ObservationSet& s
     }
   }
   const double dx = grid.dx_m();
-  const std::size_t nn = static_cast<std::size_t>(n_) * n_;
-  ValidityRules rules{l_m_, std::nullopt, s_};
+  const int nx = grid.nx, ny = grid.ny;
+  const std::size_t nn = grid.columns();
+  ValidityRules rules{grid, std::nullopt, s_};
   if (limits) rules.plausibility = *limits;
   for (std::size_t i = begin; i < end; ++i) {
     ObservationProblem why =
@@ -94,11 +93,11 @@ void ObservationSpace::build(const sqg::SqgParams& grid, const ObservationSet& s
     op_.push_back(set.op[i]);
     id_.push_back(set.id[i]);
     row_.push_back(i);
-    const auto [i0, ax] = grid_coordinate(set.x_m[i], dx, n_);
-    const auto [j0, ay] = grid_coordinate(set.y_m[i], dx, n_);
+    const auto [i0, ax] = grid_coordinate(set.x_m[i], dx, nx);
+    const auto [j0, ay] = grid_coordinate(set.y_m[i], dx, ny);
     const std::size_t base = static_cast<std::size_t>(set.level[i]) * nn;
     const auto at = [&](int jj, int ii) {
-      return static_cast<std::uint32_t>(base + static_cast<std::size_t>(jj % n_) * n_ + ii % n_);
+      return static_cast<std::uint32_t>(base + static_cast<std::size_t>(jj % ny) * nx + ii % nx);
     };
     Stencil st{};
     if (ax == 0.0 && ay == 0.0) {
@@ -116,7 +115,7 @@ void ObservationSpace::build(const sqg::SqgParams& grid, const ObservationSet& s
 }
 
 void ObservationSpace::apply(std::span<const double> state, std::span<double> out) const {
-  if (state.size() != 2 * static_cast<std::size_t>(n_) * n_ || out.size() != size()) {
+  if (state.size() != grid_.state_size() || out.size() != size()) {
     throw std::invalid_argument("ObservationSpace::apply: size mismatch");
   }
   for (std::size_t o = 0; o < size(); ++o) {
@@ -128,7 +127,7 @@ void ObservationSpace::apply(std::span<const double> state, std::span<double> ou
 
 void ObservationSpace::log_likelihood_gradient(std::span<const double> state,
                                                std::span<double> grad) const {
-  if (state.size() != grad.size() || state.size() != 2 * static_cast<std::size_t>(n_) * n_) {
+  if (state.size() != grad.size() || state.size() != grid_.state_size()) {
     throw std::invalid_argument("ObservationSpace::log_likelihood_gradient: size mismatch");
   }
   std::fill(grad.begin(), grad.end(), 0.0);

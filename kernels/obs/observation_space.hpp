@@ -1,9 +1,10 @@
 // The observations of one analysis, validated and ready for the filters (docs/science.md §2–4).
 //
-// Positions are physical (metres on the periodic plane, level 0 = surface, 1 = lid). An
-// observation exactly at a grid point reads that point; elsewhere it is interpolated
-// bilinearly on the periodic grid (docs/architecture.md §7). Each observation keeps its
-// interpolation stencil (up to four state indices and weights into the [level][y][x] state).
+// Positions are physical (metres on the model's periodic core::Grid; on the SQG plane level
+// 0 = surface, 1 = lid). An observation exactly at a grid point reads that point; elsewhere it
+// is interpolated bilinearly on the periodic grid (linearly along a ring; docs/architecture.md
+// §7). Each observation keeps its interpolation stencil (up to four state indices and weights
+// into the [level][y][x] state).
 #pragma once
 
 #include <array>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/grid.hpp"
 #include "obs/observation.hpp"
 #include "obs/plausibility.hpp"
 #include "sqg/sqg_params.hpp"
@@ -33,7 +35,7 @@ struct Rejection {
 class ObservationSpace {
  public:
   struct Stencil {
-    std::array<std::uint32_t, 4> index;  // into the 2 N^2 state, [level][y][x]
+    std::array<std::uint32_t, 4> index;  // into the state, [level][y][x]
     std::array<double, 4> weight;        // bilinear weights, summing to 1
     int count;                           // 1 at a grid point, else 4
   };
@@ -41,22 +43,30 @@ class ObservationSpace {
   ObservationSpace() = default;
   // Validates rows [begin, end) of `set` (all rows by default) with obs::check_observation
   // (obs/validity.hpp) without plausibility limits. Refused rows go to `rejections` (if given)
-  // with a reason; the accepted rows keep their order.
-  ObservationSpace(const sqg::SqgParams& grid, const ObservationSet& set,
+  // with a reason; the accepted rows keep their order. `kelvin_per_pv` scales the operators
+  // (ObsOperator; 1 for a model whose state is in observation units).
+  ObservationSpace(const core::Grid& grid, double kelvin_per_pv, const ObservationSet& set,
                    std::vector<Rejection>* rejections = nullptr, std::size_t begin = 0,
                    std::size_t end = static_cast<std::size_t>(-1));
   // The same check with the plausibility `limits` (qc.max_abs_kelvin, qc.max_error_sd_kelvin):
   // the server's intake check, so the worker refuses exactly what the server would
   // (Rejection::kind = "implausible").
-  ObservationSpace(const sqg::SqgParams& grid, const ObservationSet& set,
+  ObservationSpace(const core::Grid& grid, double kelvin_per_pv, const ObservationSet& set,
                    const PlausibilityLimits& limits, std::vector<Rejection>* rejections = nullptr);
+  // On the SQG grid (SqgParams::grid(), kelvin_per_pv()).
+  ObservationSpace(const sqg::SqgParams& p, const ObservationSet& set,
+                   std::vector<Rejection>* rejections = nullptr, std::size_t begin = 0,
+                   std::size_t end = static_cast<std::size_t>(-1))
+      : ObservationSpace(p.grid(), p.kelvin_per_pv(), set, rejections, begin, end) {}
+  ObservationSpace(const sqg::SqgParams& p, const ObservationSet& set,
+                   const PlausibilityLimits& limits, std::vector<Rejection>* rejections = nullptr)
+      : ObservationSpace(p.grid(), p.kelvin_per_pv(), set, limits, rejections) {}
 
   // The observations at positions `keep` (increasing) of this space, stencils and row() kept.
   ObservationSpace subset(std::span<const std::size_t> keep) const;
 
   std::size_t size() const { return value_.size(); }
-  int grid_n() const { return n_; }
-  double domain_m() const { return l_m_; }
+  const core::Grid& grid() const { return grid_; }
   double kelvin_per_pv() const { return s_; }
 
   // Per-observation columns (accepted observations only).
@@ -73,15 +83,14 @@ class ObservationSpace {
   // True when every observation sits exactly on a grid point.
   bool all_at_grid_points() const { return all_at_grid_points_; }
 
-  // h(state) for every observation: out.size() == size(); state is one member (2 N^2).
+  // h(state) for every observation: out.size() == size(); state is one member.
   void apply(std::span<const double> state, std::span<double> out) const;
   // d/dstate of log p(y | state) for Gaussian errors (eq. 14):
-  //   -H^T [ (h(x) - y) / sigma^2 * h'(Hx) ],  accumulated into grad (2 N^2, zeroed first).
+  //   -H^T [ (h(x) - y) / sigma^2 * h'(Hx) ],  accumulated into grad (a state, zeroed first).
   void log_likelihood_gradient(std::span<const double> state, std::span<double> grad) const;
 
  private:
-  int n_ = 0;
-  double l_m_ = 0;
+  core::Grid grid_{};
   double s_ = 0;
   bool all_at_grid_points_ = true;
   std::vector<double> x_m_, y_m_, value_, error_sd_;
@@ -91,7 +100,7 @@ class ObservationSpace {
   std::vector<std::size_t> row_;
   std::vector<Stencil> stencil_;
 
-  void build(const sqg::SqgParams& grid, const ObservationSet& set,
+  void build(const core::Grid& grid, double kelvin_per_pv, const ObservationSet& set,
              std::vector<Rejection>* rejections, std::size_t begin, std::size_t end,
              const PlausibilityLimits* limits);
 };

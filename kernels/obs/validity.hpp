@@ -3,18 +3,20 @@
 // applies again when it builds the observations of an analysis (ObservationSpace), so the two
 // refuse the same observations with the same words.
 //
-// In this order: time finite; level 0 or 1; 0 <= x, y < L; value finite; error_sd finite and
+// In this order: time finite; level in [0, grid.levels); 0 <= x < L_x and 0 <= y < L_y (y = 0
+// on a ring); value finite; error_sd finite and
 // > 0; a known operator code; then, when limits are given, the plausibility of
 // obs/plausibility.hpp. The reason names the field (as in proto/rtda.proto's Observation) and
 // its value, e.g. "x_m = 1e12: expected a position in [0, L = …) m".
 //
-// HDF5-free and free of the grid's model: the check needs only L and f theta0 / g.
+// HDF5-free and free of the grid's model: the check needs only the grid and f theta0 / g.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
+#include "core/grid.hpp"
 #include "obs/plausibility.hpp"
 
 namespace rtda::obs {
@@ -31,7 +33,7 @@ struct ObservationFields {
 };
 
 struct ValidityRules {
-  double domain_m = 0;                             // L: positions in [0, L)
+  core::Grid grid;                                 // levels and positions [0, L_x) x [0, L_y)
   std::optional<PlausibilityLimits> plausibility;  // none: validity only (the filters' tests)
   double kelvin_per_pv = 0;                        // f theta0 / g, for the plausibility
 };

@@ -13,20 +13,6 @@
 
 namespace rtda::sqg {
 
-struct NatureSettings {
-  std::uint64_t seed = 42;          // keys the initial noise (RandomPurpose::kNatureInitialNoise)
-  double noise_sd_ms = 100.0;       // N(0, sd^2) noise on both levels
-  double bump_amplitude_ms = 2000;  // lid bump 2000 sin(x/2)^40 sin(y)^20
-  double spinup_days = 300.0;       // integrate this long before keeping states
-  int states = 600;                 // states kept (the first at the end of the spin-up)
-  double interval_hours = 12.0;     // between kept states; a multiple of model.dt
-
-  // Throws std::invalid_argument naming the key when unusable with `params`.
-  void validate(const SqgParams& params) const;
-  long steps_per_interval(const SqgParams& params) const;
-  long spinup_steps(const SqgParams& params) const;
-};
-
 // The recipe's initial condition, grid layout [level][y][x], area mean removed per level.
 std::vector<double> nature_initial_state(const SqgParams& params, const NatureSettings& s);
 

@@ -21,15 +21,6 @@
 
 namespace rtda::sqg {
 
-// How hard FFTW looks for fast transforms. `kEstimate` picks the same algorithm in every
-// process, so results are bitwise reproducible across runs and ranks; `kMeasure` times
-// candidates and may pick differently from one process to the next.
-enum class FftPlanning { kEstimate, kMeasure };
-inline constexpr core::NameTable<FftPlanning, 2> kFftPlanningNames{{{
-    {FftPlanning::kEstimate, "estimate"},
-    {FftPlanning::kMeasure, "measure"},
-}}};
-
 template <typename Real>
 class SqgModel {
  public:

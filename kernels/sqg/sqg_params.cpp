@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 
 namespace rtda::sqg {
 
@@ -12,6 +13,11 @@ void require(bool ok, const char* field, double value, const char* expected) {
   std::ostringstream msg;
   msg << "model." << field << " = " << value << ": " << expected;
   throw std::invalid_argument(msg.str());
+}
+std::invalid_argument bad(const std::string& key, double value, const std::string& expected) {
+  std::ostringstream m;
+  m << "nature." << key << " = " << value << ": " << expected;
+  return std::invalid_argument(m.str());
 }
 }  // namespace
 
@@ -72,6 +78,38 @@ SqgParams reference_preset(int N) {
 
 std::vector<int> reference_preset_resolutions() {
   return {32, 64, 128, 256, 512, 1024};
+}
+
+long NatureSettings::steps_per_interval(const SqgParams& params) const {
+  return std::lround(interval_hours * 3600.0 / params.dt_s);
+}
+
+long NatureSettings::spinup_steps(const SqgParams& params) const {
+  return std::lround(spinup_days * 86400.0 / params.dt_s);
+}
+
+void NatureSettings::validate(const SqgParams& params) const {
+  if (!(noise_sd_ms >= 0) || !std::isfinite(noise_sd_ms)) {
+    throw bad("noise_sd_ms", noise_sd_ms, "expected a finite value >= 0");
+  }
+  if (!std::isfinite(bump_amplitude_ms)) {
+    throw bad("bump_amplitude_ms", bump_amplitude_ms, "expected a finite value");
+  }
+  if (!(spinup_days >= 0) || !std::isfinite(spinup_days)) {
+    throw bad("spinup_days", spinup_days, "expected a finite value >= 0");
+  }
+  if (states < 1) throw bad("states", states, "expected at least 1");
+  const double per = interval_hours * 3600.0 / params.dt_s;
+  if (!(interval_hours > 0) || std::abs(per - std::round(per)) > 1e-9) {
+    throw bad("interval_hours", interval_hours,
+              "expected a positive multiple of model.dt_s = " + std::to_string(params.dt_s) + " s");
+  }
+  const double spin = spinup_days * 86400.0 / params.dt_s;
+  if (std::abs(spin - std::round(spin)) > 1e-9) {
+    throw bad(
+        "spinup_days", spinup_days,
+        "expected a whole number of model steps (dt = " + std::to_string(params.dt_s) + " s)");
+  }
 }
 
 }  // namespace rtda::sqg

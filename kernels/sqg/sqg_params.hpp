@@ -1,10 +1,12 @@
 // Parameters of the SQG turbulence model (docs/science.md §1, eq. 1–6).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/grid.hpp"
 #include "core/names.hpp"
 
 namespace rtda::sqg {
@@ -52,10 +54,36 @@ struct SqgParams {
   double kelvin_per_pv() const { return f_per_s * theta0_K / g_ms2; }
   double dx_m() const { return L_m / N; }
   int state_size() const { return 2 * N * N; }
+  // The doubly periodic plane the state lives on: the surface and the lid, N x N points each.
+  core::Grid grid() const { return {2, N, N, L_m, L_m}; }
 
   // Throws std::invalid_argument naming the field and value when a parameter is unusable.
   void validate() const;
 };
+
+// The nature run of docs/science.md §1 (sqg/nature_run.hpp): its recipe's settings.
+struct NatureSettings {
+  std::uint64_t seed = 42;          // keys the initial noise (RandomPurpose::kNatureInitialNoise)
+  double noise_sd_ms = 100.0;       // N(0, sd^2) noise on both levels
+  double bump_amplitude_ms = 2000;  // lid bump 2000 sin(x/2)^40 sin(y)^20
+  double spinup_days = 300.0;       // integrate this long before keeping states
+  int states = 600;                 // states kept (the first at the end of the spin-up)
+  double interval_hours = 12.0;     // between kept states; a multiple of model.dt
+
+  // Throws std::invalid_argument naming the key when unusable with `params`.
+  void validate(const SqgParams& params) const;
+  long steps_per_interval(const SqgParams& params) const;
+  long spinup_steps(const SqgParams& params) const;
+};
+
+// How hard FFTW looks for fast transforms. `kEstimate` picks the same algorithm in every
+// process, so results are bitwise reproducible across runs and ranks; `kMeasure` times
+// candidates and may pick differently from one process to the next.
+enum class FftPlanning { kEstimate, kMeasure };
+inline constexpr core::NameTable<FftPlanning, 2> kFftPlanningNames{{{
+    {FftPlanning::kEstimate, "estimate"},
+    {FftPlanning::kMeasure, "measure"},
+}}};
 
 // The published reference configurations (docs/science.md §1): N in {32, 64, 128, 256, 512, 1024}
 // with their time step and hyperdiffusion time. Throws for other N.

@@ -124,7 +124,7 @@ void expect_same_analyses(const Cycles& hip, const Cycles& cpu, double rel) {
 
 // A DistributedEnsemble holding (this rank's members of) a test problem's prior.
 DistributedEnsemble loaded(const test_support::FilterProblem& p) {
-  DistributedEnsemble ens(MPI_COMM_WORLD, p.members, p.grid.N);
+  DistributedEnsemble ens(MPI_COMM_WORLD, p.members, p.grid.grid());
   const std::size_t n = ens.state_size();
   std::copy(
       p.prior.begin() + static_cast<std::ptrdiff_t>(ens.first_member() * n),
@@ -173,7 +173,7 @@ TEST(CycleHip, DeviceTransposesAreTheHostOnes) {
 }
 
 // h(x) on the device equals DistributedEnsemble::observe_all: the shared operators
-// (filters/obs_math.hpp) in the same order with contraction off, linear here, so the same
+// (obs/observation_math.hpp) in the same order with contraction off, linear here, so the same
 // correctly rounded + and x: equal to 1e-15 relative (exact expected); arctan observations go
 // through the device's atan, a few ulps.
 TEST(CycleHip, DeviceObservationsAreTheHostOnes) {

@@ -117,7 +117,7 @@ std::vector<double> host_send_order(const std::vector<double>& states, std::size
   const std::size_t nn = static_cast<std::size_t>(grid_n) * grid_n;
   std::vector<double> send;
   for (int d = 0; d < ranks; ++d) {
-    const auto [c0, c1] = worker::column_range(grid_n, ranks, d);
+    const auto [c0, c1] = worker::column_range(core::Grid{2, grid_n, grid_n, 1.0, 1.0}, ranks, d);
     for (std::size_t m = 0; m < my_k; ++m)
       for (int lev = 0; lev < 2; ++lev) {
         const double* src = states.data() + m * 2 * nn + static_cast<std::size_t>(lev) * nn;

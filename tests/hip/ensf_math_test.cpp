@@ -83,7 +83,7 @@ std::vector<double> replay_device_ensf(const EnsfSettings& cfg, const ts::Filter
         static_cast<std::uint32_t>(member), row, static_cast<std::uint32_t>(g / 4), xi);
     return xi[g % 4];
   };
-  const auto kind = [&](std::size_t o) { return obs_kind(p.obs.op()[o]); };
+  const auto kind = [&](std::size_t o) { return p.obs.op()[o]; };
   // Per-element observation lists (the CSR of the kernels).
   std::vector<std::vector<std::size_t>> elem_obs(dim);
   for (std::size_t g = 0; g < plan.grid_obs.size(); ++g)
@@ -117,7 +117,7 @@ std::vector<double> replay_device_ensf(const EnsfSettings& cfg, const ts::Filter
       z[i * dim + e] = noise(i, 0, e);
 
   const double dt = 1.0 / cfg.steps;
-  const std::size_t window = static_cast<std::size_t>(cfg.stop_window), n = plan.n;
+  const std::size_t window = static_cast<std::size_t>(cfg.stop_window), n = plan.ny;
   std::vector<double> history((window + 1) * dim, 0.0), d2(n * k * k), w(k * k), weighted(k * dim),
       grad(k * dim), dlogp(k * plan.off_obs.size());
   for (int step = 0; step < cfg.step_cap(); ++step) {
@@ -155,7 +155,7 @@ std::vector<double> replay_device_ensf(const EnsfSettings& cfg, const ts::Filter
                  (ensf_to_physical(z[i * dim + e], mu[e], sd[e], cfg.normalize) + 0.0);
           }
           dlogp[i * plan.off_obs.size() + kk] =
-              obs_log_likelihood_slope(kind(o), q, p.obs.value()[o], p.obs.error_sd()[o], s_k);
+              obs::log_likelihood_slope(kind(o), q, p.obs.value()[o], p.obs.error_sd()[o], s_k);
         }
       for (std::size_t i = 0; i < k; ++i)  // weighted_prior_and_gradient_kernel
         for (std::size_t e = 0; e < dim; ++e) {
@@ -168,7 +168,7 @@ std::vector<double> replay_device_ensf(const EnsfSettings& cfg, const ts::Filter
           for (std::size_t o : elem_obs[e]) {
             const double q = ensf_to_physical(z[i * dim + e], mu[e], sd[e], cfg.normalize);
             g += scale *
-                 obs_log_likelihood_slope(kind(o), q, p.obs.value()[o], p.obs.error_sd()[o], s_k);
+                 obs::log_likelihood_slope(kind(o), q, p.obs.value()[o], p.obs.error_sd()[o], s_k);
           }
           for (const auto& [kk, wt] : elem_off[e])
             g += scale * (wt * dlogp[i * plan.off_obs.size() + kk]);

@@ -28,7 +28,7 @@ inline void letkf_kernel_replay(const LetkfSettings& settings, std::span<const d
                                 LetkfColumnStats* stats = nullptr) {
   letkf_check_columns(prior_cols.size(), hx.size(), members, space, col_begin, col_end,
                       posterior_cols.size());
-  const int n = space.grid_n();
+  const int n = space.grid().nx;
   const std::size_t nc = col_end - col_begin;
   const int k = members;
   const int m = jacobi_size(k);
@@ -44,7 +44,7 @@ inline void letkf_kernel_replay(const LetkfSettings& settings, std::span<const d
   const double v = localize ? vertical_localization_factor(settings.localization_radius_km,
                                                            settings.vertical_distance_km)
                             : 1.0;
-  const double l_m = space.domain_m();
+  const double l_m = space.grid().length_x_m;
   const double dx = l_m / n;
   std::optional<LetkfObservationCells> cells;
   if (localize) cells.emplace(space, radius_m);
@@ -71,8 +71,8 @@ inline void letkf_kernel_replay(const LetkfSettings& settings, std::span<const d
       const auto add = [&](std::uint32_t o) {
         cand_obs.push_back(o);
         cand_level.push_back(space.level()[o]);
-        cand_rho.push_back(
-            letkf_candidate_rho(xc, yc, space.x_m()[o], space.y_m()[o], l_m, radius_m, localize));
+        cand_rho.push_back(letkf_candidate_rho(xc, yc, space.x_m()[o], space.y_m()[o], l_m, l_m,
+                                               radius_m, localize));
       };
       if (localize) {
         for (std::size_t off = 0; off < cells->offsets.size(); ++off) {

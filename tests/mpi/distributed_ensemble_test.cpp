@@ -11,7 +11,8 @@ namespace rtda::worker {
 namespace {
 
 constexpr int kN = 8;
-constexpr int kMembers = 5;  // not a multiple of the rank count: uneven blocks
+const core::Grid kGrid{2, kN, kN, 1.0, 1.0};  // only the shape matters here
+constexpr int kMembers = 5;                   // not a multiple of the rank count: uneven blocks
 
 std::vector<double> full_ensemble() {
   std::vector<double> all(static_cast<std::size_t>(kMembers) * 2 * kN * kN);
@@ -20,7 +21,7 @@ std::vector<double> full_ensemble() {
 }
 
 DistributedEnsemble loaded() {
-  DistributedEnsemble ens(MPI_COMM_WORLD, kMembers, kN);
+  DistributedEnsemble ens(MPI_COMM_WORLD, kMembers, kGrid);
   const auto all = full_ensemble();
   const std::size_t n = ens.state_size();
   std::copy(all.begin() + ens.first_member() * n,
@@ -98,7 +99,7 @@ TEST(DistributedEnsemble, ObservingAndGatheringAgreeWithTheSerialEnsemble) {
   if (ens.rank() == 0) {
     EXPECT_EQ(gathered, all);
   }
-  DistributedEnsemble other(MPI_COMM_WORLD, kMembers, kN);
+  DistributedEnsemble other(MPI_COMM_WORLD, kMembers, kGrid);
   other.scatter(gathered, 0);
   EXPECT_TRUE(std::equal(other.local_states().begin(), other.local_states().end(),
                          ens.local_states().begin()));

@@ -11,8 +11,12 @@ common="--set nature.spinup_days=10 --set nature.states=8 --set experiment.cycle
 # shellcheck disable=SC2086
 "$rtda" experiment --filter "$filter" --out one.h5 --ranks 1 $common "$@" > one.log 2>&1 \
   || { cat one.log; exit 1; }
+# The second run reuses the first one's nature run (a model that makes its truth in memory,
+# NATURE=memory, has none).
+nature="--set experiment.nature_file=one-nature.h5"
+[ "${NATURE:-file}" = memory ] && nature=""
 # shellcheck disable=SC2086
-"$rtda" experiment --filter "$filter" --out two.h5 --ranks 2 $common \
-  --set experiment.nature_file=one-nature.h5 "$@" > two.log 2>&1 || { cat two.log; exit 1; }
+"$rtda" experiment --filter "$filter" --out two.h5 --ranks 2 $common $nature "$@" > two.log 2>&1 \
+  || { cat two.log; exit 1; }
 # shellcheck disable=SC2086
 "$py" "$here/compare_archives.py" one.h5 two.h5 ${COMPARE:-}

@@ -1,5 +1,6 @@
 // The contract of worker::ForecastModel, typed over the host models make_forecast_model
-// builds (one process, no MPI: worker::Comm::single()):
+// builds (SQG, ViT, ViT with online adaptation, Lorenz-96; one process, no MPI:
+// worker::Comm::single()):
 //   - a zero-length forecast is the identity;
 //   - a re-forecast from the same start gives the same bits;
 //   - a model restarted from its checkpointed state continues bit for bit (the online-adapted
@@ -31,23 +32,33 @@ namespace rtda::worker {
 namespace {
 
 struct Sqg {
+  static constexpr double kScale = 1.0;  // of the test members (SQG PV, m/s)
   static config::Config config() {
     return config::load(std::nullopt, {"model.preset=N32", "model.fft_planning=estimate",
                                        "model.fft_wisdom_file="});
   }
 };
 struct Vit {
+  static constexpr double kScale = 1.0;
   static config::Config config() {
     return config::load(
         std::nullopt, {"model.kind=vit", std::string("surrogate.weights=") + RTDA_SHIPPED_WEIGHTS});
   }
 };
 struct VitOnline {
+  static constexpr double kScale = 1.0;
   static config::Config config() {
     return config::load(
         std::nullopt,
         {"model.kind=vit", std::string("surrogate.weights=") + RTDA_SHIPPED_WEIGHTS,
          "surrogate.online=true", "surrogate.online_steps=2", "surrogate.online_batch=1"});
+  }
+};
+
+struct Lorenz96 {
+  static constexpr double kScale = 0.004;  // values of order 8 +- 1, as on the attractor
+  static config::Config config() {
+    return config::load(std::nullopt, {"model.kind=lorenz96", "experiment.cycle_hours=6"});
   }
 };
 
@@ -62,17 +73,17 @@ class ForecastModelContract : public ::testing::Test {
   }
   // Smooth-ish members around the configured grid's zero state, the same on every call.
   std::vector<double> members() const {
-    const std::size_t n = cfg.model.sqg.state_size();
+    const std::size_t n = cfg.model.grid().state_size();
     std::vector<double> q(kMembers * n);
-    RandomStream(7, RandomPurpose::kTest).fill_normal(q, 0.0, 200.0);
+    RandomStream(7, RandomPurpose::kTest).fill_normal(q, 0.0, 200.0 * M::kScale);
     for (std::size_t e = 0; e < q.size(); ++e)
-      q[e] += 2000.0 * std::sin(0.01 * static_cast<double>(e % n));
+      q[e] += 2000.0 * M::kScale * std::sin(0.01 * static_cast<double>(e % n));
     return q;
   }
   // Runs `model` for `cycles` cycles (the online hook after each) from `start`.
   std::vector<double> run(ForecastModel& m, const std::vector<double>& start, int cycles,
                           double seconds = -1) const {
-    DistributedEnsemble ens(Comm::single(), kMembers, cfg.model.sqg.N);
+    DistributedEnsemble ens(Comm::single(), kMembers, cfg.model.grid());
     ens.scatter(start, 0);
     auto buffer = make_host_buffer(ens);
     const double step = seconds >= 0 ? seconds : cfg.experiment.cycle_hours * 3600.0;
@@ -95,7 +106,7 @@ class ForecastModelContract : public ::testing::Test {
     return ens.gather(0);
   }
 };
-using Models = ::testing::Types<Sqg, Vit, VitOnline>;
+using Models = ::testing::Types<Sqg, Vit, VitOnline, Lorenz96>;
 TYPED_TEST_SUITE(ForecastModelContract, Models);
 
 TYPED_TEST(ForecastModelContract, ZeroLengthForecastIsTheIdentity) {

@@ -64,7 +64,7 @@ obs::ObservationSet random_observations(const sqg::SqgParams& p, std::size_t cou
 std::vector<double> analyse(LetkfAnalysis& letkf, const std::vector<double>& prior, int members,
                             const obs::ObservationSpace& space,
                             AnalysisDiagnostics* diag = nullptr) {
-  const std::size_t state = 2 * static_cast<std::size_t>(space.grid_n()) * space.grid_n();
+  const std::size_t state = 2 * static_cast<std::size_t>(space.grid().nx) * space.grid().nx;
   std::vector<double> post(prior.size());
   const auto d = letkf.analyse({members, state, prior}, space, {}, {members, state, post});
   if (diag) *diag = d;
@@ -132,11 +132,11 @@ TEST(Localization, VerticalFactorsMatchSciencePage) {
 
 TEST(Localization, PeriodicDistanceUsesTheMinimumImage) {
   const double l = 20e6;
-  EXPECT_DOUBLE_EQ(periodic_distance_m(3e6, 4e6, l), 5e6);
-  EXPECT_DOUBLE_EQ(periodic_distance_m(-3e6, 4e6, l), 5e6);
-  EXPECT_DOUBLE_EQ(periodic_distance_m(19e6, 0, l), 1e6);   // wraps in x
-  EXPECT_DOUBLE_EQ(periodic_distance_m(0, -17e6, l), 3e6);  // wraps in y
-  EXPECT_DOUBLE_EQ(periodic_distance_m(10e6, 10e6, l), std::sqrt(2.0) * 10e6);
+  EXPECT_DOUBLE_EQ(periodic_distance_m(3e6, 4e6, l, l), 5e6);
+  EXPECT_DOUBLE_EQ(periodic_distance_m(-3e6, 4e6, l, l), 5e6);
+  EXPECT_DOUBLE_EQ(periodic_distance_m(19e6, 0, l, l), 1e6);   // wraps in x
+  EXPECT_DOUBLE_EQ(periodic_distance_m(0, -17e6, l, l), 3e6);  // wraps in y
+  EXPECT_DOUBLE_EQ(periodic_distance_m(10e6, 10e6, l, l), std::sqrt(2.0) * 10e6);
   EXPECT_DOUBLE_EQ(horizontal_localization(2.2e6, 2.2e6), 0.0);  // cut-off at d = L_h
   EXPECT_DOUBLE_EQ(horizontal_localization(1.1e6, 2.2e6), 5.0 / 24.0);
 }
@@ -296,9 +296,9 @@ TEST(Letkf, NonlinearOperatorEntersOnlyThroughMemberImages) {
 // (eq. 10). The oracle for the optimised column code.
 std::vector<double> naive_letkf(const std::vector<double>& prior, int k,
                                 const obs::ObservationSpace& space, const LetkfSettings& s) {
-  const int n = space.grid_n();
+  const int n = space.grid().nx;
   const std::size_t nn = static_cast<std::size_t>(n) * n, state = 2 * nn, p = space.size();
-  const double dx = space.domain_m() / n;
+  const double dx = space.grid().length_x_m / n;
   const double v = vertical_localization_factor(s.localization_radius_km, s.vertical_distance_km);
   Eigen::MatrixXd yb(p, k);
   std::vector<double> col(p);
@@ -317,8 +317,8 @@ std::vector<double> naive_letkf(const std::vector<double>& prior, int k,
     std::vector<std::size_t> use;
     std::vector<double> w;
     for (std::size_t o = 0; o < p; ++o) {
-      const double d =
-          periodic_distance_m(xc - space.x_m()[o], yc - space.y_m()[o], space.domain_m());
+      const double d = periodic_distance_m(xc - space.x_m()[o], yc - space.y_m()[o],
+                                           space.grid().length_x_m, space.grid().length_y_m);
       double wo = gaspari_cohn(2 * d / (s.localization_radius_km * 1e3));
       if (space.level()[o] != lev) wo *= v;
       if (wo > s.weight_cutoff) {
@@ -442,7 +442,7 @@ TEST(Letkf, ElementFarFromAllObservationsKeepsItsPriorExactly) {
     for (int j = 0; j < p.N; ++j) {
       for (int i = 0; i < p.N; ++i) {
         const std::size_t e = static_cast<std::size_t>(lev) * p.N * p.N + j * p.N + i;
-        const double d = periodic_distance_m(i * dx - 2 * dx, j * dx - 3 * dx, p.L_m);
+        const double d = periodic_distance_m(i * dx - 2 * dx, j * dx - 3 * dx, p.L_m, p.L_m);
         bool any_change = false;
         for (int m = 0; m < k; ++m) {
           if (d >= settings.localization_radius_km * 1e3) {
