@@ -77,6 +77,8 @@
 #include <string_view>
 #include <vector>
 
+#include "server/crc32c.hpp"
+
 namespace rtda::server {
 
 enum class SyncPolicy {
@@ -239,13 +241,5 @@ class ObservationLog {
   std::uint64_t truncated_bytes_ = 0;
   std::uint64_t syncs_ = 0;
 };
-
-// CRC32C (Castagnoli). crc32c() dispatches once to the SSE4.2 instruction when the CPU has it,
-// else to the table-driven version; the two are exposed so tests can compare them.
-std::uint32_t crc32c(std::span<const std::byte> data);
-std::uint32_t crc32c_software(std::span<const std::byte> data);
-bool crc32c_hardware_available();
-// Precondition: crc32c_hardware_available().
-std::uint32_t crc32c_hardware(std::span<const std::byte> data);
 
 }  // namespace rtda::server
