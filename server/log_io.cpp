@@ -39,7 +39,6 @@ void close_quietly(int fd) {
   if (fd >= 0) ::close(fd);  // after a failed close the descriptor is gone anyway (Linux)
 }
 
-// Reads up to n bytes at offset; fewer only at end of file.
 std::size_t pread_full(int fd, std::byte* buf, std::size_t n, std::uint64_t offset,
                        const std::filesystem::path& path) {
   std::size_t done = 0;
@@ -85,7 +84,6 @@ void truncate_fd(int fd, std::uint64_t size, const std::filesystem::path& path) 
   }
 }
 
-// Parses "segment-<16 hex>.log"; false for any other name.
 bool parse_segment_name(const std::string& name, std::uint64_t& first_index) {
   if (name.size() != kSegmentPrefix.size() + 16 + kSegmentSuffix.size()) return false;
   if (!name.starts_with(kSegmentPrefix) || !name.ends_with(kSegmentSuffix)) return false;
@@ -106,9 +104,6 @@ bool parse_segment_name(const std::string& name, std::uint64_t& first_index) {
   return true;
 }
 
-// Verifies the records of one segment from just after the header up to byte `limit`, calling
-// visit (if given) for each good one. Reads sequentially through a buffer that grows to fit the
-// largest record.
 ScanResult scan_records(int fd, const std::filesystem::path& path, std::uint64_t first_index,
                         std::uint64_t limit,
                         const std::function<void(const LogRecordView&)>* visit) {
@@ -190,9 +185,6 @@ std::string corruption_message(const std::filesystem::path& path, std::uint64_t 
       path.string(), offset, index, problem);
 }
 
-// Byte offset of the first valid record that starts after byte `from` of the file (plausible
-// length, inside [0, size), stored CRC32C equal to the payload's), or nullopt. Exact and O(n)
-// in the n = size - from bytes it reads; see "Recovery on open" in obs_log.hpp for the method.
 std::optional<std::uint64_t> find_later_valid_record(int fd, const std::filesystem::path& path,
                                                      std::uint64_t from, std::uint64_t size) {
   constexpr std::size_t kOverhead = ObservationLog::kRecordOverheadBytes;
