@@ -109,9 +109,11 @@ void add_service_keys(std::vector<Key>& r) {
   // [limits]
   m.push_back(int_key(
       "limits.max_message_mb", [](Config& c) -> int& { return c.limits.max_message_mb; },
-      "Largest message accepted on any endpoint, MiB; 0 = what a batch of "
-      "max_batch_observations observations plus a truth field needs. Messages up to twice "
-      "this get an error reply; larger ones are dropped by libzmq (ZMQ_MAXMSGSIZE)."));
+      "Largest ingest message, MiB; 0 = what a batch of max_batch_observations observations "
+      "plus a truth field needs. A larger one, up to twice this, is answered ACK_ERROR "
+      "(messages_oversize); beyond twice this libzmq closes the connection without a reply "
+      "(ZMQ_MAXMSGSIZE). Control requests are limited to 1 MiB, worker messages to twice "
+      "this or what a result needs."));
   m.push_back(int_key(
       "limits.max_batch_observations",
       [](Config& c) -> int& { return c.limits.max_batch_observations; },
