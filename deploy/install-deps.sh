@@ -29,8 +29,13 @@ packages=(
   libhdf5-dev
   # command line, configuration, logging
   libcli11-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
+  # the server's metrics (prometheus-cpp's core: registry and text format) and systemd
+  # (sd_notify readiness and watchdog, journald logging)
+  prometheus-cpp-dev libsystemd-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev
+  # promtool, for the example alert rules' checks (deploy/prometheus)
+  prometheus
   # python side: file-compatibility tests, the reference client, plots
   python3 python3-h5py python3-netcdf4 python3-xarray python3-numpy python3-matplotlib
   python3-zmq python3-protobuf

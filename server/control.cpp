@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstddef>
 
 namespace rtda::server {
@@ -51,10 +52,30 @@ wire::Status Control::status() const {
   const std::string& degraded = parts_.journal.degraded();
   s.set_ingest_state(degraded.empty() ? "ok" : "degraded: " + degraded);
   workers.describe(*s.mutable_workers(), wall_now());
-  for (const auto& [name, value] : counters_.all()) {
+  std::uint64_t allowed = 0;
+  std::uint64_t denied = 0;
+  for (const auto& [domain, counts] : parts_.endpoints.handshakes()) {
+    allowed += counts.first;
+    denied += counts.second;
+  }
+  counters_.set("curve_handshakes_allowed", allowed);
+  counters_.set("curve_handshakes_denied", denied);
+  const auto add = [&](const std::string& name, std::uint64_t value) {
     auto* c = s.add_counters();
     c->set_name(name);
     c->set_value(value);
+    c->set_lifetime(counters_.lifetime(name) == CounterLifetime::kDurable
+                        ? wire::COUNTER_DURABLE
+                        : wire::COUNTER_SINCE_START);
+  };
+  // The table's order (docs/service.md), then any name outside it.
+  for (const CounterSpec& spec : counter_specs())
+    add(spec.name, counters_.all().at(spec.name));
+  for (const auto& [name, value] : counters_.all()) {
+    const auto& specs = counter_specs();
+    if (std::none_of(specs.begin(), specs.end(),
+                     [&](const CounterSpec& x) { return name == x.name; }))
+      add(name, value);
   }
   for (const auto& [name, src] : parts_.intake.sources().sources()) {
     if (s.sources_size() >= 1000) break;
@@ -157,35 +178,8 @@ void Control::execute(const wire::ControlRequest& q, wire::ControlReply& r) {
   *r.mutable_status() = status();
 }
 
-void Control::update_metrics(MetricsRegistry& metrics) const {
-  const WorkerGroup& workers = parts_.workers;
-  for (const auto& [name, value] : counters_.all())
-    metrics.gauge("rtda_" + name, name).set(static_cast<double>(value));
-  metrics.gauge("rtda_last_cycle", "newest published cycle")
-      .set(static_cast<double>(parts_.store.last_published()));
-  metrics.gauge("rtda_open_windows", "windows accepting observations")
-      .set(static_cast<double>(parts_.scheduler.open_windows()));
-  metrics.gauge("rtda_worker_connected", "1 when a worker group is connected")
-      .set(workers.connected() ? 1.0 : 0.0);
-  metrics.gauge("rtda_log_bytes", "observation log size")
-      .set(static_cast<double>(parts_.journal.bytes()));
-  metrics.gauge("rtda_backlog_cycles", "closed windows waiting for the worker group")
-      .set(static_cast<double>(workers.backlog()));
-  metrics.gauge("rtda_ingest_degraded", "1 while the observation log cannot be written")
-      .set(parts_.journal.degraded().empty() ? 0.0 : 1.0);
-  metrics.gauge("rtda_paused", "1 while dispatching is paused").set(workers.paused() ? 1.0 : 0.0);
-  std::size_t listed = 0;
-  for (const auto& [name, src] : parts_.intake.sources().sources()) {
-    if (++listed > 1000) break;  // bounded like Status.sources
-    metrics
-        .gauge("rtda_source_observations_accepted", "observations accepted per feeder source",
-               {{"source", name}})
-        .set(static_cast<double>(src.observations_accepted));
-    metrics
-        .gauge("rtda_source_observations_refused_qc",
-               "observations the quality control refused per feeder source", {{"source", name}})
-        .set(static_cast<double>(src.observations_refused_qc));
-  }
+void Control::update_metrics(ServiceMetrics& metrics) const {
+  metrics.update(status(), parts_.endpoints.handshakes());
 }
 
 }  // namespace rtda::server

@@ -11,11 +11,12 @@
 #include "rtda.pb.h"
 #include "server/analysis_store.hpp"
 #include "server/cycle_scheduler.hpp"
+#include "server/endpoints.hpp"
 #include "server/ingest.hpp"
 #include "server/journal.hpp"
-#include "server/metrics.hpp"
 #include "server/publisher.hpp"
 #include "server/rate_limit.hpp"
+#include "server/service_metrics.hpp"
 #include "server/service_util.hpp"
 #include "server/worker_group.hpp"
 
@@ -31,6 +32,7 @@ class Control {
     const Journal& journal;
     const CycleScheduler& scheduler;
     const Ingest& intake;
+    const Endpoints& endpoints;  // the ZAP handler's handshake counts
   };
   Control(const config::Config& cfg, std::string config_hash, zmq::socket_t& socket, Parts parts,
           Counters& counters);
@@ -40,8 +42,8 @@ class Control {
   // A shutdown was requested.
   bool stopping() const { return stopping_; }
   wire::Status status() const;
-  // The status gauges, before the metrics endpoint answers.
-  void update_metrics(MetricsRegistry& metrics) const;
+  // The metrics from the status, before the metrics endpoint answers.
+  void update_metrics(ServiceMetrics& metrics) const;
 
  private:
   void execute(const wire::ControlRequest& q, wire::ControlReply& r);

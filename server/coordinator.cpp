@@ -16,7 +16,9 @@
 #include "server/journal.hpp"
 #include "server/metrics.hpp"
 #include "server/publisher.hpp"
+#include "server/service_metrics.hpp"
 #include "server/service_util.hpp"
+#include "server/systemd.hpp"
 #include "server/worker_group.hpp"
 
 namespace rtda::server {
@@ -28,7 +30,7 @@ struct Coordinator::Impl {
   config::Config cfg;
   std::string config_hash;
   Counters counters;
-  MetricsRegistry metrics;
+  ServiceMetrics metrics{RTDA_SERVER_VERSION, wall_now()};
   CycleScheduler scheduler;
   Ingest intake;
   AnalysisStore store;
@@ -47,14 +49,16 @@ struct Coordinator::Impl {
                                  cfg.window.grace_seconds, cfg.window.max_windows_ahead}),
         intake(cfg, scheduler),
         store(cfg, config_hash, counters),
-        endpoints(cfg, intake.limits().max_message_bytes, metrics, intake.grants()),
+        endpoints(cfg, intake.limits().max_message_bytes, metrics.registry(), intake.grants()),
         journal(cfg, store.data_dir(), scheduler, intake, counters),
         publisher(endpoints.publish(), store, metrics, counters),
         ingest(endpoints.ingest(), intake, journal, counters),
         workers(cfg, config_hash, endpoints.workers(), scheduler, intake, store, publisher, journal,
                 counters),
         control(cfg, config_hash, endpoints.control(),
-                Control::Parts{workers, store, publisher, journal, scheduler, intake}, counters) {
+                Control::Parts{workers, store, publisher, journal, scheduler, intake, endpoints},
+                counters) {
+    journal.on_commit([this](double seconds) { metrics.observe_log_commit(seconds); });
     recover();
   }
 
@@ -71,7 +75,26 @@ struct Coordinator::Impl {
     workers.set_next_cycle(store.last_published() + 1);
   }
 
-  void run(const std::atomic<bool>& stop) {
+  // SIGHUP: the CURVE allow-lists again; a list that cannot be read changes nothing.
+  void reload_keys() {
+    if (!cfg.security.curve) {
+      spdlog::info("SIGHUP: security.curve = false, no allow-lists to read");
+      return;
+    }
+    try {
+      const std::string summary = endpoints.reload_keys(cfg, intake.grants());
+      counters.add("key_reloads");
+      spdlog::info(
+          "SIGHUP: CURVE allow-lists read again ({}); connected peers stay, every new "
+          "handshake is checked against them",
+          summary);
+    } catch (const std::exception& e) {
+      counters.add("key_reload_failures");
+      spdlog::error("SIGHUP: allow-lists unchanged: {}", e.what());
+    }
+  }
+
+  void run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
     MetricsHttpEndpoint* metrics_http = endpoints.metrics_http();
     std::vector<zmq::pollitem_t> items = {
         {static_cast<void*>(endpoints.ingest()), 0, ZMQ_POLLIN, 0},
@@ -81,7 +104,14 @@ struct Coordinator::Impl {
     };
     if (metrics_http)
       items.push_back({static_cast<void*>(metrics_http->socket()), 0, ZMQ_POLLIN, 0});
+    // Listening and recovered: systemd (Type=notify) may start what depends on the server.
+    Watchdog watchdog;
+    notify_systemd(
+        fmt::format("READY=1\nSTATUS=serving; last published cycle {}", store.last_published()));
+    if (watchdog.enabled())
+      spdlog::info("systemd watchdog: a keep-alive every {:.1f} s", watchdog.interval());
     while (!stop.load() && !control.stopping()) {
+      if (reload && reload->exchange(false)) reload_keys();
       try {
         zmq::poll(items.data(), items.size(), std::chrono::milliseconds(20));
       } catch (const zmq::error_t& e) {
@@ -97,11 +127,13 @@ struct Coordinator::Impl {
         metrics_http->handle_readable();
       }
       const double now = wall_now();
+      watchdog.tick(now);
       journal.sync_if_due();
       journal.close_due_windows();
       workers.check(now);
       if (!control.stopping()) workers.dispatch();
     }
+    notify_systemd("STOPPING=1");
     spdlog::info("stopping: the worker group is told to stop, the log committed");
     workers.send_stop();
     journal.commit_at_shutdown();
@@ -110,8 +142,8 @@ struct Coordinator::Impl {
 
 Coordinator::Coordinator(const config::Config& cfg) : impl_(std::make_unique<Impl>(cfg)) {}
 Coordinator::~Coordinator() = default;
-void Coordinator::run(const std::atomic<bool>& stop) {
-  impl_->run(stop);
+void Coordinator::run(const std::atomic<bool>& stop, std::atomic<bool>* reload) {
+  impl_->run(stop, reload);
 }
 
 }  // namespace rtda::server

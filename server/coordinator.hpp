@@ -25,8 +25,10 @@ class Coordinator {
   // Throws (with the endpoint or file named) when it cannot start.
   explicit Coordinator(const config::Config& cfg);
   ~Coordinator();
-  // Serves until `stop` becomes true or a shutdown command arrives.
-  void run(const std::atomic<bool>& stop);
+  // Serves until `stop` becomes true or a shutdown command arrives. When `reload` becomes true
+  // (SIGHUP) the CURVE allow-lists are read again and `reload` is reset. Under systemd it
+  // notifies READY=1 before serving, WATCHDOG=1 while serving (WatchdogSec=) and STOPPING=1.
+  void run(const std::atomic<bool>& stop, std::atomic<bool>* reload = nullptr);
 
  private:
   struct Impl;

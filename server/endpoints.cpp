@@ -1,9 +1,11 @@
 #include "server/endpoints.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -65,7 +67,7 @@ const config::Config& Endpoints::check_exposure(const config::Config& cfg) {
 }
 
 Endpoints::Endpoints(const config::Config& cfg, std::size_t max_message_bytes,
-                     MetricsRegistry& metrics, SourceGrants& grants) {
+                     const prometheus::Registry& metrics, SourceGrants& grants) {
   const auto max_bytes = static_cast<std::int64_t>(max_message_bytes);
   if (cfg.security.curve) {
     const net::CurveKeyPair server_key = net::load_keypair(cfg.security.server_key);
@@ -135,6 +137,47 @@ Endpoints::Endpoints(const config::Config& cfg, std::size_t max_message_bytes,
   spdlog::info("listening: ingest {} publish {} control {} workers {}{}{}", cfg.server.ingest,
                cfg.server.publish, cfg.server.control, cfg.server.workers,
                cfg.server.metrics.empty() ? "" : " metrics ", cfg.server.metrics);
+}
+
+HandshakeCounts Endpoints::handshakes() const {
+  HandshakeCounts out;
+  if (!zap_) return out;
+  for (const char* domain : {"ingest", "publish", "control", "workers"})
+    out[domain] = {zap_->allowed(domain), zap_->denied(domain)};
+  return out;
+}
+
+std::string Endpoints::reload_keys(const config::Config& cfg, SourceGrants& grants) {
+  if (!zap_) return "security.curve = false: no allow-lists to read";
+  struct List {
+    const char* domain;
+    const char* key;
+    const std::string& path;
+    std::vector<std::string> keys;
+  };
+  std::vector<List> lists = {{"ingest", "security.feeder_keys", cfg.security.feeder_keys, {}},
+                             {"control", "security.control_keys", cfg.security.control_keys, {}},
+                             {"workers", "security.worker_keys", cfg.security.worker_keys, {}}};
+  std::map<std::string, std::vector<std::string>> new_grants;
+  for (List& l : lists) {
+    if (l.path.empty()) continue;
+    try {
+      l.keys = load_allowed_keys(l.path);
+      if (l.domain == std::string("ingest")) new_grants = load_source_grants(l.path);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string(l.key) + " = \"" + l.path + "\": " + e.what());
+    }
+  }
+  std::string summary;
+  for (const List& l : lists) {
+    if (l.path.empty()) continue;  // allow_any stays
+    zap_->allow_keys(l.domain, l.keys);
+    summary += fmt::format("{}{} {} keys", summary.empty() ? "" : ", ", l.domain, l.keys.size());
+  }
+  grants.clear();
+  for (const auto& [key, sources] : new_grants)
+    grants.grant(key, sources);
+  return summary.empty() ? "no allow-lists configured (every endpoint admits any key)" : summary;
 }
 
 Endpoints::~Endpoints() {

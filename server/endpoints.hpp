@@ -11,6 +11,7 @@
 #include "server/ingest.hpp"
 #include "server/metrics.hpp"
 #include "server/security.hpp"
+#include "server/service_metrics.hpp"
 
 namespace rtda::server {
 
@@ -24,8 +25,8 @@ class Endpoints {
   // Sets up and binds every endpoint of `cfg.server`. With CURVE the feeder keys' source
   // grants go into `grants`. `max_message_bytes` is the ingest limit. Throws naming the
   // endpoint that cannot be bound or the key file that cannot be read.
-  Endpoints(const config::Config& cfg, std::size_t max_message_bytes, MetricsRegistry& metrics,
-            SourceGrants& grants);
+  Endpoints(const config::Config& cfg, std::size_t max_message_bytes,
+            const prometheus::Registry& metrics, SourceGrants& grants);
   ~Endpoints();
   Endpoints(const Endpoints&) = delete;
   Endpoints& operator=(const Endpoints&) = delete;
@@ -36,6 +37,16 @@ class Endpoints {
   zmq::socket_t& workers() { return workers_; }
   // nullptr without server.metrics.
   MetricsHttpEndpoint* metrics_http() { return metrics_http_.get(); }
+
+  // CURVE handshakes so far per endpoint (accepted, refused); empty without CURVE.
+  HandshakeCounts handshakes() const;
+
+  // SIGHUP: reads security.feeder_keys, control_keys and worker_keys again. Every list is read
+  // before any is applied: when one cannot be read, nothing changes and the error is thrown
+  // (naming the file). Connections already made stay; the new lists decide every handshake
+  // from now on, so a removed key is refused when it next connects. The feeder keys' source
+  // grants are replaced too. Returns a one-line summary; without CURVE there is nothing to read.
+  std::string reload_keys(const config::Config& cfg, SourceGrants& grants);
 
  private:
   zmq::context_t ctx_{1};

@@ -10,15 +10,6 @@
 #include "server/coordinator.hpp"
 
 namespace rtda::server {
-namespace {
-
-// The counters replay rebuilds from the log; a compaction base carries them.
-constexpr std::array<const char*, 5> kLogCounters = {"batches_accepted", "observations_accepted",
-                                                     "observations_rejected", "observations_late",
-                                                     "observations_late_rejected"};
-
-}  // namespace
-
 Journal::Journal(const config::Config& cfg, const std::filesystem::path& data_dir,
                  CycleScheduler& scheduler, Ingest& intake, Counters& counters)
     : cfg_(cfg), data_dir_(data_dir), scheduler_(scheduler), intake_(intake), counters_(counters) {
@@ -71,12 +62,13 @@ std::uint64_t Journal::replay() {
     const wire::LoggedBatch& lb = rec.batch();
     const BatchDecision d = intake_.replay(lb);
     record_cycles_.emplace_back(r.index, d.max_cycle);
-    // Counters cover the log's whole history, not only this process's.
-    counters_.add("batches_accepted");
-    counters_.add("observations_accepted", d.placed.size());
-    counters_.add("observations_rejected", lb.rejected());
-    counters_.add("observations_late", d.late);
-    if (d.late_rejected) counters_.add("observations_late_rejected", d.late_rejected);
+    // The durable counters cover the log's whole history; their _since_start twins do not
+    // count what is replayed.
+    counters_.replay("batches_accepted");
+    counters_.replay("observations_accepted", d.placed.size());
+    counters_.replay("observations_rejected", lb.rejected());
+    counters_.replay("observations_late", d.late);
+    counters_.replay("observations_late_rejected", d.late_rejected);
     ++batches;
   });
   if (compacted_through_ >= 0) {
@@ -93,7 +85,7 @@ void Journal::apply_base(const wire::LogBase& b) {
     intake_.sources().restore(p);
   // The counters of the records before the base (deleted or not) are the base's.
   for (const auto& [name, value] : b.counters())
-    counters_.set(name, value);
+    counters_.set_durable(name, value);
 }
 
 void Journal::append_batch(const std::string& record, std::int64_t max_cycle) {
@@ -102,7 +94,11 @@ void Journal::append_batch(const std::string& record, std::int64_t max_cycle) {
 }
 
 bool Journal::commit_group() {
-  if (commit_or_degrade("batches")) return true;
+  const double started = wall_now();
+  if (commit_or_degrade("batches")) {
+    if (commit_observer_) commit_observer_(wall_now() - started);
+    return true;
+  }
   // Nothing of the group is stored: its records go (the log discarded them).
   while (!record_cycles_.empty() && record_cycles_.back().first >= log_->next_index())
     record_cycles_.pop_back();
@@ -181,7 +177,7 @@ void Journal::compact(std::int64_t usable) {
   base->set_covered_cycle(usable);
   for (auto& p : intake_.sources().positions())
     *base->add_sources() = std::move(p);
-  for (const char* name : kLogCounters)
+  for (const std::string& name : Counters::durable_names())
     if (auto it = counters_.all().find(name); it != counters_.all().end())
       (*base->mutable_counters())[name] = it->second;
   const std::string bytes = rec.SerializeAsString();

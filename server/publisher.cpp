@@ -48,10 +48,7 @@ void Publisher::publish(wire::Analysis& a, double received, double last_in) {
   const wire::Analysis& fields = *store_.latest();  // `a` without the members
   latencies_.push_back(total);
   if (latencies_.size() > 1000) latencies_.pop_front();
-  metrics_.summary("rtda_cycle_latency_seconds", "last observation in -> analysis published")
-      .observe(total);
-  metrics_.summary("rtda_cycle_overhead_seconds", "latency not spent in forecast or analysis")
-      .observe(lat->overhead_seconds());
+  metrics_.observe_cycle(*lat, published);
   // Topics from the least to the most data; each frame pair is one message.
   wire::Analysis summary = a;
   summary.clear_mean();

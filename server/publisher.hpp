@@ -11,14 +11,14 @@
 
 #include "rtda.pb.h"
 #include "server/analysis_store.hpp"
-#include "server/metrics.hpp"
+#include "server/service_metrics.hpp"
 #include "server/service_util.hpp"
 
 namespace rtda::server {
 
 class Publisher {
  public:
-  Publisher(zmq::socket_t& socket, AnalysisStore& store, MetricsRegistry& metrics,
+  Publisher(zmq::socket_t& socket, AnalysisStore& store, ServiceMetrics& metrics,
             Counters& counters)
       : socket_(socket), store_(store), metrics_(metrics), counters_(counters) {}
 
@@ -35,7 +35,7 @@ class Publisher {
  private:
   zmq::socket_t& socket_;
   AnalysisStore& store_;
-  MetricsRegistry& metrics_;
+  ServiceMetrics& metrics_;
   Counters& counters_;
   std::deque<double> latencies_;
 };

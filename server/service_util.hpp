@@ -39,15 +39,44 @@ void write_durably(const std::filesystem::path& path, const std::string& bytes);
 // Client text for a log line or a reply: bounded, printable (quote_client_text).
 std::string bounded(const std::string& s, std::size_t max);
 
-// The named counters of Status.counters (docs/service.md lists them).
+// What a counter covers: since this process started, or the service's whole history (rebuilt
+// from the observation log at start). proto/rtda.proto's CounterLifetime says the same.
+enum class CounterLifetime { kSinceStart, kDurable };
+
+struct CounterSpec {
+  const char* name;
+  CounterLifetime lifetime;
+  const char* help;  // what it counts: the metric's HELP text and docs/service.md's table
+};
+
+// Every counter of Status.counters, in the order Status lists them (docs/service.md "Status
+// counters" lists the same, tests/service/ops_test.py checks it). A durable counter X has a
+// twin X_since_start.
+const std::vector<CounterSpec>& counter_specs();
+
+// The named counters of Status.counters: all of counter_specs() exist from the start at 0.
 class Counters {
  public:
-  void add(const std::string& name, std::uint64_t n = 1) { values_[name] += n; }
-  void set(const std::string& name, std::uint64_t value) { values_[name] = value; }
+  Counters();
+  // Something happened in this process: the counter goes up, and for a durable counter its
+  // X_since_start twin too. A name outside counter_specs() is added (since start) and logged
+  // once as an error.
+  void add(const std::string& name, std::uint64_t n = 1);
+  // A record of the observation log replayed at start: a durable counter only.
+  void replay(const std::string& name, std::uint64_t n = 1);
+  // A compaction base: a durable counter's value for the records before it.
+  void set_durable(const std::string& name, std::uint64_t value);
+  // A count kept elsewhere (the ZAP handler's): the counter takes that value.
+  void set(const std::string& name, std::uint64_t value);
+  // Name -> value, every counter.
   const std::map<std::string, std::uint64_t>& all() const { return values_; }
+  CounterLifetime lifetime(const std::string& name) const;
+  // The durable counters (replayed from the log; a compaction base carries them).
+  static const std::vector<std::string>& durable_names();
 
  private:
   std::map<std::string, std::uint64_t> values_;
+  std::map<std::string, CounterLifetime> lifetimes_;
 };
 
 }  // namespace rtda::server

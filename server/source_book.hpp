@@ -71,6 +71,8 @@ class SourceGrants {
   // "" when `key` may send as `source`, else why not.
   std::string check(const std::string& key, const std::string& source) const;
   bool empty() const { return grants_.empty(); }
+  // Forgets every grant (a re-read of the allow-lists grants them again).
+  void clear() { grants_.clear(); }
 
  private:
   static bool matches(const std::string& pattern, const std::string& source);

@@ -132,6 +132,7 @@ void WorkerGroup::on_hello(const std::string& identity, const wire::WorkerHello&
   if (worker_ && worker_->identity != identity &&
       now - worker_->last_seen < cfg_.server.worker_timeout_seconds) {
     out.set_refused("another worker group (" + worker_->host + ") is connected and alive");
+    counters_.add("worker_hellos_refused");
     send_to(identity, out);
     return;
   }
@@ -139,6 +140,7 @@ void WorkerGroup::on_hello(const std::string& identity, const wire::WorkerHello&
     out.set_refused("worker configuration " + bounded(h.config_hash(), 32) +
                     " differs from the server's " + config_hash_ +
                     ": start rtda-worker without --config, or with the same one");
+    counters_.add("worker_hellos_refused");
     send_to(identity, out);
     return;
   }
@@ -186,6 +188,7 @@ void WorkerGroup::on_hello(const std::string& identity, const wire::WorkerHello&
                     std::to_string(journal_.dropped_through()) + " are gone): restore " +
                     store_.checkpoint_dir().string());
     spdlog::error("{}", out.refused());
+    counters_.add("worker_hellos_refused");
     worker_.reset();
     send_to(identity, out);
     return;
@@ -195,6 +198,7 @@ void WorkerGroup::on_hello(const std::string& identity, const wire::WorkerHello&
               worker_->host, h.pid(), wire::StartMode_Name(w->start()), w->start_cycle());
   worker_->welcomed = true;
   worker_->idle_since = now;
+  counters_.add("worker_joins");
   send_worker(out);
 }
 

@@ -466,6 +466,19 @@ class SystemdUnitTest(unittest.TestCase):
         self.assertGreaterEqual(int(settings["LimitNOFILE"][0]), 4096)
         self.assertTrue(settings["ExecStart"][0].startswith("/opt/rtda/bin/rtda-server --config"))
 
+    def test_notify_readiness_watchdog_reload_and_exit_codes(self):
+        settings = {}
+        for line in self.unit().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                settings.setdefault(key.strip(), []).append(value.strip())
+        self.assertEqual(settings.get("Type"), ["notify"])
+        self.assertEqual(settings.get("NotifyAccess"), ["main"])
+        self.assertRegex(settings["WatchdogSec"][0], r"^\d+s$")
+        self.assertEqual(settings.get("ExecReload"), ["/bin/kill -HUP $MAINPID"])
+        # A damaged log (65) and a refused configuration (78) are not restarted.
+        self.assertEqual(settings.get("RestartPreventExitStatus"), ["65 78"])
+
     def test_example_data_dir_is_writable_under_the_unit(self):
         data_dir = re.search(r'^data_dir\s*=\s*"([^"]+)"', EXAMPLE_CONFIG.read_text(), re.M)
         self.assertIsNotNone(data_dir)

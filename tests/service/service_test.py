@@ -983,8 +983,8 @@ def case_metrics(t):
             body = r.read().decode()
             ctype = r.headers.get("Content-Type", "")
         check("text/plain" in ctype and "version=0.0.4" in ctype, f"content type {ctype!r}")
-        check("# TYPE rtda_observations_accepted gauge" in body and
-              "rtda_observations_accepted 1" in body, f"metrics body:\n{body[:1500]}")
+        check("# TYPE rtda_observations_accepted_total counter" in body and
+              "\nrtda_observations_accepted_total 1\n" in body, f"metrics body:\n{body[:1500]}")
         check("rtda_worker_connected 0" in body, "worker connectivity gauge missing")
         print("  ok: GET /metrics: Prometheus text with the service's counters")
         k.ok = True
