@@ -23,9 +23,10 @@ Data: an N32 nature run with enough states and its "linear" observations (2048 p
 made with the rtda CLI in a temporary directory; every process is started in its own session
 and killed (whole session) in any case; the run is bounded by --time-limit.
 
-  /usr/bin/python3 bench/restart_bench.py --build build [--histories 1e6,1e7]
+  build/python-venv/bin/python bench/restart_bench.py --build build [--histories 1e6,1e7]
 
-Needs /usr/bin/python3 with pyzmq, protobuf, numpy, h5py (as tests/service).
+Needs the Python client installed (build/python-venv, made by the CTest fixture
+python.venv_install: tests/python/make_venv.sh), as tests/service.
 """
 
 import argparse
@@ -149,16 +150,14 @@ class Tools:
         self.rtda = str(Path(a.rtda or build / "client" / "rtda").resolve())
         self.server_bin = str(Path(a.server_bin or build / "server" / "rtda-server").resolve())
         self.worker_bin = str(Path(a.worker_bin or build / "worker" / "rtda-worker").resolve())
-        proto_dir = str(Path(a.proto_dir or build / "proto" / "python").resolve())
         for b in (self.rtda, self.server_bin, self.worker_bin):
             if not os.access(b, os.X_OK):
                 raise Failure(f"{b}: not found or not executable (build it, or pass the path)")
-        sys.path.insert(0, str(ROOT / "client" / "python"))
         import numpy as np
         import zmq
         import rtda_client as rc
         self.np, self.zmq, self.rc = np, zmq, rc
-        self.pb = rc.load_proto(proto_dir)
+        self.pb = rc.pb
         self.mpiexec = a.mpiexec
         self.env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1",
                         OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
@@ -529,7 +528,6 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=str(ROOT / "build"), help="build directory")
     ap.add_argument("--rtda"), ap.add_argument("--server-bin"), ap.add_argument("--worker-bin")
-    ap.add_argument("--proto-dir")
     ap.add_argument("--mpiexec", default="mpiexec")
     ap.add_argument("--histories", default="1e6,1e7",
                     help="observations of history, comma-separated (rounded up to windows)")

@@ -27,7 +27,7 @@ to --out-dir (default a temporary directory, printed) and the plot docs/plots/so
     times those of the first third;
   - no process died that the soak did not kill, and no worker errors / paused state.
 
-  /usr/bin/python3 bench/soak.py --build build --minutes 30 --restart-every 60 --seed 1
+  build/python-venv/bin/python bench/soak.py --build build --minutes 30 --restart-every 60 --seed 1
 """
 
 import argparse
@@ -247,7 +247,6 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=str(ROOT / "build"), help="build directory")
     ap.add_argument("--rtda"), ap.add_argument("--server-bin"), ap.add_argument("--worker-bin")
-    ap.add_argument("--proto-dir")
     ap.add_argument("--mpiexec", default="mpiexec")
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--restart-every", type=float, default=60.0,

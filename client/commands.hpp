@@ -49,6 +49,7 @@ Runner add_status_command(CLI::App& app);
 std::vector<Runner> add_control_commands(
     CLI::App& app);  // pause resume checkpoint set-filter shutdown
 Runner add_keys_command(CLI::App& app);
+Runner add_plot_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_surrogate_eval_command(CLI::App& app);
 

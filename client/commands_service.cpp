@@ -60,7 +60,8 @@ void print_status(const wire::Status& s) {
 }
 
 // Protobuf's JSON mapping of Status (field names as in proto/rtda.proto, 64-bit integers as
-// strings, defaults left out): the same document rtda_client.py prints.
+// strings, defaults left out), without the printer's final newline: byte for byte what
+// `python3 -m rtda_client status --json` prints (client/python/rtda_client/control.py).
 std::string status_json(const wire::Status& s) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
@@ -68,6 +69,8 @@ std::string status_json(const wire::Status& s) {
   options.add_whitespace = true;
   if (!google::protobuf::util::MessageToJsonString(s, &out, options).ok())
     throw std::runtime_error("status: cannot print as JSON");
+  while (!out.empty() && out.back() == '\n')
+    out.pop_back();
   return out;
 }
 

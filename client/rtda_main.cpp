@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
       runners[subs[subs.size() - control.size() + i]] = std::move(control[i]);
   }
   reg(add_keys_command(app));
+  reg(add_plot_command(app));
   reg(add_train_command(app));
   reg(add_surrogate_eval_command(app));
   CLI11_PARSE(app, argc, argv);

@@ -39,6 +39,10 @@ packages=(
   # python side: file-compatibility tests, the reference client, plots
   python3 python3-h5py python3-netcdf4 python3-xarray python3-numpy python3-matplotlib
   python3-zmq python3-protobuf
+  # the Python client package (client/python): venv + offline pip install, pandas feeders
+  python3-venv python3-pip python3-setuptools python3-pandas
+  # the example notebook, executed as a test (examples/quickstart.ipynb)
+  jupyter-nbconvert python3-nbconvert python3-ipykernel
 )
 if [ "$with_hip" = "1" ]; then
   packages+=(hipcc libamdhip64-dev)

@@ -28,10 +28,10 @@ tests/service (its Case and Tools classes; N32 preset, 4 members, "linear" obser
 
 Short (CTest) variant: the defaults. Long variant, e.g.
 
-  /usr/bin/python3 tests/chaos/chaos_test.py --case kill9_storm --rounds 20 --cycles 20 \\
+  build/python-venv/bin/python tests/chaos/chaos_test.py --case kill9_storm --rounds 20 --cycles 20 \\
       --seed 12345 --time-limit 900 --rtda build/client/rtda \\
       --server-bin build/server/rtda-server --worker-bin build/worker/rtda-worker \\
-      --proto-dir build/proto/python --mpiexec mpiexec
+      --mpiexec mpiexec
 
 Every random choice comes from one random.Random(seed); the seed is printed at the start
 (`--seed S` replays the same schedule of faults; the processes' timing still varies).
@@ -52,7 +52,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SERVICE_DIR = HERE.parent / "service"
-CLIENT_DIR = HERE.parent.parent / "client" / "python"
 sys.path.insert(0, str(SERVICE_DIR))
 
 import service_test as svc  # noqa: E402  (tests/service: Case, Tools, process helpers)
@@ -1073,7 +1072,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
-    add_service_arguments(ap, CLIENT_DIR, 110.0)
+    add_service_arguments(ap, 110.0)
     ap.add_argument("--case", choices=CASES + ["all"], default="all", help="run one case")
     ap.add_argument("--seed", type=int, help="seed of every random choice (default: fresh)")
     ap.add_argument("--rounds", type=int, default=3,

@@ -200,7 +200,8 @@ def nature_file_reads_in_xarray_with_time_level_y_x(rtda):
     # Kept states start after the 1-day spin-up, 12 h apart.
     check(np.array_equal(ds["time"].values, 86400.0 + 43200.0 * np.arange(3)),
           f"time {ds['time'].values}")
-    check(ds["time"].attrs.get("units") == "s", f"time units {ds['time'].attrs}")
+    check(ds["time"].attrs.get("units") == "seconds since 2000-01-01T00:00:00Z",
+          f"time units {ds['time'].attrs}")
     check_model_attrs(ds, "nature.h5", "nature_run")
     q = ds["q"].values
     check(np.isfinite(q).all(), "q has non-finite values")
@@ -633,8 +634,9 @@ def experiment_archive_has_the_documented_diagnostics(rtda):
     check(np.all(ds["rmse_analysis"].values < ds["rmse_background"].values),
           "the analysis must beat the background when every point is observed")
     # The plotting client turns the archive into the two figures of docs/experiments.md.
+    # (a module of the Python client that needs only h5py, numpy and matplotlib: run as a file)
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "client",
-                          "python", "plot_archives.py")
+                          "python", "rtda_client", "plot_archives.py")
     plots = rtda.path("plots")
     p = subprocess.run([sys.executable, script, rtda.path("run.h5"), "--from-cycle", "0",
                         "--out-dir", plots], capture_output=True, text=True, timeout=120)
@@ -650,6 +652,134 @@ def experiment_refuses_a_climatology_that_does_not_fit(rtda):
                  "--set", "nature.spinup_days=1", "--set", "nature.states=4", "--set",
                  "experiment.cycles=2", "--set", "ensemble.initial=climatology")
     check(p.returncode != 0 and "ensemble.initial" in p.stderr, f"exit {p.returncode}: {p.stderr}")
+
+
+# ---- files of the run's own and of other tools; CF ------------------------------------
+
+CF_CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "io", "check_cf.py")
+SMALL = ["--set", "model.N=32", "--set", "nature.spinup_days=1", "--set", "nature.states=4"]
+
+
+def foreign_columns(rtda, src, out, attrs=None, value_units="K", k=None):
+    """Writes `src`'s observations (of window k, or all) the way another tool would: the
+    columns alone, through xarray, times in hours since a date, positions in km, int64 ids,
+    no root attributes (or `attrs`)."""
+    import numpy as np
+    import xarray as xr
+    o = open_xr(rtda.path(src))
+    sel = np.ones(o.sizes["obs"], bool) if k is None else o["time"].values == o["cycle_time"].values[k]
+    cols = {
+        "time": ("obs", o["time"].values[sel] / 3600.0,
+                 {"units": "hours since 2000-01-01 00:00:00"}),
+        "level": ("obs", o["level"].values[sel].astype("int64")),
+        "x": ("obs", o["x"].values[sel] / 1e3, {"units": "km"}),
+        "y": ("obs", o["y"].values[sel] / 1e3, {"units": "km"}),
+        "value": ("obs", o["value"].values[sel], {"units": value_units}),
+        "error_sd": ("obs", o["error_sd"].values[sel], {"units": value_units}),
+        "operator": ("obs", o["operator"].values[sel].astype("int8")),
+        "id": ("obs", o["id"].values[sel].astype("int64")),
+    }
+    xr.Dataset(cols, attrs=attrs or {}).to_netcdf(rtda.path(out))
+
+
+@case
+def files_follow_the_cf_conventions(rtda):
+    rtda.ok("nature", "--out", "nature.h5", *SMALL)
+    rtda.ok("observe", "--nature", "nature.h5", "--experiment", "linear-shocks", "--out",
+            "obs.h5")
+    rtda.ok("observe", "--nature", "nature.h5", "--experiment", "arctan", "--out", "arctan.h5")
+    rtda.ok("ensemble", "--nature", "nature.h5", "--index", "0", "--out", "prior.h5",
+            "--set", "ensemble.members=4")
+    rtda.ok("forecast", "--in", "nature.h5", "--nature-index", "1", "--steps", "1", "--out",
+            "state.h5", "--set", "model.N=32")
+    rtda.ok("analyze", "--prior", "prior.h5", "--obs", "obs.h5", "--filter", "letkf",
+            "--out", "post.h5")
+    rtda.ok("experiment", "--filter", "ensf", "--out", "run.h5", "--set", "experiment.cycles=2",
+            "--set", "ensemble.members=4", "--set", "experiment.nature_file=nature.h5", *SMALL)
+    files = [rtda.path(f) for f in ("nature.h5", "obs.h5", "arctan.h5", "prior.h5", "state.h5",
+                                    "post.h5", "run.h5")]
+    p = subprocess.run([sys.executable, CF_CHECK, *files], capture_output=True, text=True,
+                       timeout=120)
+    sys.stdout.write(p.stdout + p.stderr)
+    check(p.returncode == 0, f"check_cf.py: {p.stdout[-2000:]}")
+    # The checker fails when a rule is broken: a file without Conventions and with a unit
+    # UDUNITS does not know.
+    import xarray as xr
+    xr.Dataset({"v": ("obs", [1.0], {"units": "observation units"})}).to_netcdf(
+        rtda.path("bad.nc"))
+    p = subprocess.run([sys.executable, CF_CHECK, rtda.path("bad.nc")], capture_output=True,
+                       text=True, timeout=60)
+    check(p.returncode == 1 and "Conventions" in p.stdout and "observation units" in p.stdout,
+          f"check_cf.py passed a broken file: {p.stdout}")
+
+
+@case
+def analyze_reads_files_made_by_other_tools(rtda):
+    import numpy as np
+    import xarray as xr
+    rtda.ok("nature", "--out", "nature.h5", *SMALL)
+    rtda.ok("observe", "--nature", "nature.h5", "--experiment", "linear", "--out", "obs.h5")
+    rtda.ok("ensemble", "--nature", "nature.h5", "--index", "1", "--out", "prior.h5",
+            "--set", "ensemble.members=6", "--set", "ensemble.initial_noise_sd_ms=2000")
+    # The same prior as another tool writes it: q and a CF time, no model attributes.
+    prior = open_xr(rtda.path("prior.h5"))
+    t = float(prior.attrs["time_seconds"])
+    xr.Dataset({"q": (("member", "level", "y", "x"), prior["q"].values, {"units": "m s-1"}),
+                "time": ((), t / 86400.0, {"units": "days since 2000-01-01"})}).to_netcdf(
+        rtda.path("their_prior.nc"))
+    foreign_columns(rtda, "obs.h5", "their_obs.nc", k=1)
+    for name in ("letkf", "ensf"):
+        rtda.ok("analyze", "--prior", "prior.h5", "--obs", "obs.h5", "--filter", name, "--out",
+                f"ours_{name}.h5")
+        p = rtda.ok("analyze", "--prior", "their_prior.nc", "--obs", "their_obs.nc", "--filter",
+                    name, "--out", f"theirs_{name}.h5", "--set", "model.N=32")
+        # One warning per file, naming what was assumed.
+        warnings = [l for l in p.stderr.splitlines() if l.startswith("warning:")]
+        check(len(warnings) == 2 and all("assumed the run's" in w and "N, L" in w
+                                         for w in warnings), f"warnings: {warnings}")
+        a = open_xr(rtda.path(f"ours_{name}.h5"))["q"].values
+        b = open_xr(rtda.path(f"theirs_{name}.h5"))["q"].values
+        check(bitwise_equal(a, b), f"{name}: their files analyse differently: {how_different(a, b)}")
+    # What they state must agree with the run: N = 16 on a 32-point prior is refused; values in
+    # a unit that is not their operator's are refused naming the row and the operator.
+    foreign_columns(rtda, "obs.h5", "wrong_grid.nc", attrs={"N": np.int32(16)}, k=1)
+    rtda.fails("analyze", "--prior", "their_prior.nc", "--obs", "wrong_grid.nc", "--filter",
+               "letkf", "--out", "x.h5", "--set", "model.N=32", naming=["N = 16", "32"],
+               out="x.h5")
+    foreign_columns(rtda, "obs.h5", "wrong_units.nc", value_units="m s-1", k=1)
+    rtda.fails("analyze", "--prior", "prior.h5", "--obs", "wrong_units.nc", "--filter", "letkf",
+               "--out", "x.h5", naming=["value", "m s-1", "linear_K", "row 0"], out="x.h5")
+
+
+@case
+def experiment_assimilates_an_observation_file(rtda):
+    rtda.ok("nature", "--out", "nature.h5", *SMALL)
+    common = ["--filter", "letkf", "--set", "experiment.cycles=3", "--set",
+              "ensemble.members=6", "--set", "experiment.nature_file=nature.h5",
+              "--set", "experiment.observations=linear-shocks", *SMALL]
+    rtda.ok("experiment", "--out", "made.h5", *common)
+    # rtda observe's file of the same experiment (shocks included), then the columns alone.
+    rtda.ok("observe", "--nature", "nature.h5", "--experiment", "linear-shocks", "--out",
+            "obs.h5", *SMALL)
+    rtda.ok("experiment", "--out", "read.h5", "--set", "experiment.observations_file=obs.h5",
+            *common)
+    made, read = open_xr(rtda.path("made.h5")), open_xr(rtda.path("read.h5"))
+    for v in ("mean", "spread", "rmse_analysis"):
+        check(bitwise_equal(made[v].values, read[v].values),
+              f"{v}: the file's observations analyse differently: "
+              f"{how_different(made[v].values, read[v].values)}")
+    rtda.ok("observe", "--nature", "nature.h5", "--experiment", "linear", "--out", "lin.h5",
+            *SMALL)
+    foreign_columns(rtda, "lin.h5", "columns.nc")
+    lin = ["--set" if a == "--set" else a for a in common]
+    lin[lin.index("experiment.observations=linear-shocks")] = "experiment.observations=linear"
+    rtda.ok("experiment", "--out", "lin_made.h5", *lin)
+    p = rtda.ok("experiment", "--out", "lin_read.h5", "--set",
+                "experiment.observations_file=columns.nc", *lin)
+    check("assumed the run's" in p.stderr, f"no warning for the bare file: {p.stderr}")
+    a = open_xr(rtda.path("lin_made.h5"))["mean"].values
+    b = open_xr(rtda.path("lin_read.h5"))["mean"].values
+    check(bitwise_equal(a, b), f"columns-only file: {how_different(a, b)}")
 
 
 def main(argv):

@@ -398,6 +398,11 @@ class ServerJobTest(ScriptCase):
                           endpoint_file.read_text().splitlines())
             with socket.create_connection(("127.0.0.1", base + 3), timeout=10):
                 pass  # the server listens where the file says
+            # scancel --batch --signal=HUP: passed on to the server, which goes on serving.
+            job.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
+            with socket.create_connection(("127.0.0.1", base + 3), timeout=10):
+                pass
             job.send_signal(signal.SIGTERM)  # what Slurm sends before the time limit
             out, _ = job.communicate(timeout=30)
         finally:
@@ -406,6 +411,7 @@ class ServerJobTest(ScriptCase):
                 job.communicate(timeout=30)
         self.assertEqual(job.returncode, 0, out)
         self.assertIn("stopping", out)
+        self.assertIn("SIGHUP", out)
         self.assertFalse(endpoint_file.exists(), "the endpoint file outlived the server")
 
 

@@ -31,14 +31,14 @@ def log_tail(path, n=40):
     return "\n".join(lines[-n:])
 
 
-def add_service_arguments(ap, client_dir, time_limit):
-    """The command line both drivers take: the binaries, the generated proto module, limits."""
+def add_service_arguments(ap, time_limit):
+    """The command line the drivers take: the binaries and limits. The drivers import the
+    installed Python client (rtda_client: run them with the interpreter of a venv where
+    client/python is installed, tests/python/make_venv.sh)."""
     ap.add_argument("--rtda", required=True, help="the rtda CLI")
     ap.add_argument("--server-bin", required=True, help="rtda-server")
     ap.add_argument("--worker-bin", required=True, help="rtda-worker")
-    ap.add_argument("--proto-dir", required=True, help="directory holding rtda_pb2.py")
     ap.add_argument("--mpiexec", default="mpiexec")
-    ap.add_argument("--client-dir", default=str(client_dir), help="where rtda_client.py is")
     ap.add_argument("--time-limit", type=float, default=time_limit,
                     help="seconds for the whole run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directories")

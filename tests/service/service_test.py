@@ -26,9 +26,9 @@ a 24-state nature run and its "linear" observations made with the rtda CLI, ipc:
 Every process is killed in any case; every receive has a timeout; the whole run is bounded by
 --time-limit (default 150 s).
 
-  /usr/bin/python3 tests/service/service_test.py --rtda build/client/rtda \\
+  build/python-venv/bin/python tests/service/service_test.py --rtda build/client/rtda \\
       --server-bin build/server/rtda-server --worker-bin build/worker/rtda-worker \\
-      --proto-dir build/proto/python --mpiexec mpiexec [--case NAME]
+      --mpiexec mpiexec [--case NAME]
 """
 
 import argparse
@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CLIENT_DIR = HERE.parent.parent / "client" / "python"
 
 GRID_N = 32
 MEMBERS = 4
@@ -109,13 +108,12 @@ class Tools:
     """What every case shares: the binaries, the client module, the environment."""
 
     def __init__(self, a):
-        sys.path.insert(0, a.client_dir)
         import numpy as np
         import h5py
         import zmq
         import rtda_client as rc
         self.np, self.h5py, self.zmq, self.rc = np, h5py, zmq, rc
-        self.pb = rc.load_proto(a.proto_dir)
+        self.pb = rc.pb
         self.rtda = str(Path(a.rtda).resolve())
         self.server_bin = str(Path(a.server_bin).resolve())
         self.worker_bin = str(Path(a.worker_bin).resolve())
@@ -1503,7 +1501,7 @@ def case_lorenz96(t):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_service_arguments(ap, CLIENT_DIR, 150.0)
+    add_service_arguments(ap, 150.0)
     ap.add_argument("--case", choices=CASES + ["all"], default="all", help="run one case")
     a = ap.parse_args()
     t = Tools(a)

@@ -2,7 +2,7 @@
 """The learning curve of a surrogate checkpoint written by `rtda train`: training loss
 (normalised MSE) and validation 12-hour RMSE (K) per evaluation, next to persistence.
 
-    python3 client/python/plot_training.py vit.h5 --out docs/plots/surrogate/training.png
+    python3 -m rtda_client.plot_training vit.h5 --out docs/plots/surrogate/training.png
 """
 import argparse
 
@@ -13,13 +13,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--out", required=True)
     ap.add_argument("--eval-every", type=int, default=None,
                     help="steps between evaluations (default: from the stored configuration)")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     with h5py.File(a.checkpoint, "r") as f:
         t = f["training"]
         loss = t["train_loss"][()]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plots of rtda analysis archives (`rtda experiment --out run.h5`).
 
-    plot_archives.py run-letkf.h5 run-ensf.h5 [--label LETKF --label EnSF] --out-dir plots/
+    python3 -m rtda_client.plot_archives run-letkf.h5 run-ensf.h5 [--label LETKF --label EnSF] --out-dir plots/
 
 Writes, into --out-dir:
   rmse_spread.png   analysis and background RMSE (solid) and spread (dashed) per cycle, in K

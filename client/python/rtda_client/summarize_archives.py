@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Markdown table of analysis RMSE and spread (mean over cycles FROM..end, in K) for a set of
-analysis archives:  summarize_archives.py run1.h5 run2.h5 ... [--from-cycle 100]"""
+analysis archives:  python3 -m rtda_client.summarize_archives run1.h5 run2.h5 ... [--from-cycle 100]"""
 import argparse
 import os
 import sys

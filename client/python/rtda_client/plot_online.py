@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-cycle comparison of forecast models in the cycle (docs/surrogate.md, online adaptation).
 
-    plot_online.py frozen.h5 online.h5 physics.h5 --label frozen --label online \\
+    python3 -m rtda_client.plot_online frozen.h5 online.h5 physics.h5 --label frozen --label online \\
         --label physics --out online.png [--title TEXT] [--from-cycle 20]
 
 Top: background (12-hour forecast) RMSE per cycle; bottom: analysis RMSE per cycle, both in
