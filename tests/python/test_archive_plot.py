@@ -94,6 +94,21 @@ cycle_hours = 12.0
     d.mkdir()
     shutil.copy(arch, d / "run-a.h5")
     check(rc.open_archive(d)["mean"].equals(ds["mean"]), "open_archive(directory of archives)")
+    # Per-cycle files whose diagnostics differ (a diagnostic some cycles do not report): the
+    # cycles that lack it read NaN, the others their values.
+    split = tmp / "split"
+    split.mkdir()
+    for c in range(3):
+        one = ds.isel(cycle=[c])
+        if c == 1:
+            one = one.drop_vars("rmse_background")
+        one.to_netcdf(split / f"analysis-{c}.h5")
+    joined = rc.open_archive(split)
+    rb = joined["rmse_background"].values
+    check(joined["cycle"].values.tolist() == [0, 1, 2] and np.isnan(rb[1])
+          and rb[0] == ds["rmse_background"].values[0] and rb[2] == ds["rmse_background"].values[2]
+          and joined["mean"].equals(ds["mean"]),
+          "per-cycle files, one without rmse_background: NaN for that cycle only")
     shutil.copy(arch, d / "run-b.h5")
     try:
         rc.open_archive(d)

@@ -204,6 +204,8 @@ grace_seconds = 2.0
             time.sleep(0.2)
         check(st.workers.connected, f"the worker group connected ({st.workers.ranks} rank(s), "
               f"state {st.state})")
+        check(rc.latest_analysis(ep["control"]) is None,
+              "latest_analysis() is None before the first cycle")
 
         # --- feed 3 windows and receive 3 analyses --------------------------------------------
         sub = rc.Subscriber(ep["publish"], ["rtda.analysis"])

@@ -14,7 +14,7 @@ subscribe, control (control verbs, status as text and JSON), archive (open_archi
 """
 
 from . import rtda_pb2 as pb
-from .archive import archive_files, open_archive
+from .archive import archive_files, concat_analyses, open_archive
 from .control import (COMMANDS, control, counters, latest_analysis, status, status_dict,
                       status_json, status_text)
 from .feed import (Feeder, FeedSummary, feed_file, feed_table, make_batch,
@@ -30,7 +30,7 @@ from .wire import (DEFAULT_CONTROL, DEFAULT_INGEST, DEFAULT_PUBLISH, ack_status_
 __version__ = "0.1.0"
 
 __all__ = [
-    "pb", "archive_files", "open_archive", "COMMANDS", "control", "counters",
+    "pb", "archive_files", "concat_analyses", "open_archive", "COMMANDS", "control", "counters",
     "latest_analysis", "status", "status_dict", "status_json", "status_text", "Feeder",
     "FeedSummary", "feed_file", "feed_table", "make_batch", "make_observation", "NatureRun",
     "ObservationFile", "read_observation_file", "CurveKeys", "KeyFileError",

@@ -63,11 +63,44 @@ def _open_one(path: Path):
     return ds
 
 
+def _fill_missing(parts: list, dim: str) -> list:
+    """The parts with every data variable any of them has: a variable a part lacks (a
+    diagnostic that some cycles do not report) is added there as NaN, with the shape it has
+    elsewhere and that part's length along `dim`."""
+    import xarray as xr
+    names = {}
+    for ds in parts:
+        for name, v in ds.data_vars.items():
+            names.setdefault(name, v)
+    out = []
+    for ds in parts:
+        add = {}
+        for name, like in names.items():
+            if name in ds.variables:
+                continue
+            shape = tuple(ds.sizes.get(d, like.sizes[d]) if d == dim else like.sizes[d]
+                          for d in like.dims)
+            add[name] = xr.Variable(like.dims, np.full(shape, np.nan), like.attrs)
+        out.append(ds.assign(add) if add else ds)
+    return out
+
+
+def concat_analyses(datasets: Iterable):
+    """One Dataset along `cycle` from the per-cycle Datasets of subscribe() (or archive
+    files): xarray.concat, where a diagnostic missing from some cycles is NaN there."""
+    import xarray as xr
+    parts = list(datasets)
+    if not parts:
+        raise ValueError("concat_analyses: no datasets")
+    return xr.concat(_fill_missing(parts, "cycle"), dim="cycle", data_vars="minimal",
+                     coords="minimal", compat="override", combine_attrs="drop_conflicts")
+
+
 def open_archive(path: Union[str, Path, Iterable]):
     """The whole analysis archive under `path` (see archive_files; a list of files also
     works) as one Dataset along `cycle`, sorted by cycle. Attributes that differ between the
-    files are dropped, except source_files, which lists them. A cycle found in two files is
-    an error naming both."""
+    files are dropped, except source_files, which lists them; a diagnostic some files lack is
+    NaN for their cycles. A cycle found in two files is an error naming both."""
     import xarray as xr
     if isinstance(path, (str, Path)):
         files = archive_files(path)
@@ -86,8 +119,8 @@ def open_archive(path: Union[str, Path, Iterable]):
     if len(parts) == 1:
         out = parts[0]
     else:
-        out = xr.concat(parts, dim="cycle", data_vars="minimal", coords="minimal",
-                        compat="override", combine_attrs="drop_conflicts")
+        out = xr.concat(_fill_missing(parts, "cycle"), dim="cycle", data_vars="minimal",
+                        coords="minimal", compat="override", combine_attrs="drop_conflicts")
     out = out.sortby("cycle")
     out.attrs["source_files"] = " ".join(names)
     return out

@@ -55,7 +55,7 @@ def latest_analysis(endpoint: str, with_fields: bool = True, raw: bool = False,
     reply = control(endpoint, pb.COMMAND_LATEST_ANALYSIS, with_fields=with_fields,
                     timeout_s=timeout_s, curve=curve)
     if not reply.ok:
-        if "no analysis" in reply.error.lower() or "none" in reply.error.lower():
+        if "no analysis published" in reply.error:  # server/control.cpp, before cycle 0
             return None
         raise RuntimeError(f"{endpoint}: latest analysis refused: {reply.error}")
     if not reply.HasField("analysis"):
