@@ -116,7 +116,10 @@ Endpoints::Endpoints(const config::Config& cfg, std::size_t max_message_bytes,
   // Subscriptions are handled by hand (Publisher::handle_subscriptions): only prefixes of the
   // topics this server publishes are kept, so a subscriber cannot grow the server's memory.
   publish_.set(zmq::sockopt::sndhwm, 1000);
-  publish_.set(zmq::sockopt::maxmsgsize, std::int64_t{256});
+  // 1 KiB: a subscription is a topic prefix, but with CURVE the client's INITIATE command (its
+  // vouch and metadata, over 256 bytes) passes the same limit, and a smaller one dropped every
+  // CURVE subscriber during the handshake.
+  publish_.set(zmq::sockopt::maxmsgsize, std::int64_t{1024});
   publish_.set(zmq::sockopt::xpub_manual, 1);
   const auto bind = [](zmq::socket_t& s, const std::string& address, const char* what) {
     try {
