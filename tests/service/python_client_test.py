@@ -16,8 +16,10 @@ group, then with the Python client only:
   - feeds a 5th window from a pandas DataFrame (a bad one is refused before sending);
   - reads the service's archive with open_archive: the published means, bit for bit;
   - sends COMMAND_SHUTDOWN and checks both processes exit within 30 s;
-  - starts a CURVE server (security.curve = true, keys from `rtda keys`) and feeds and asks
-    for the status with --server-key/--client-key from Python and C++; other keys get nothing.
+  - starts a CURVE deployment (security.curve = true, keys from `rtda keys`, a worker group
+    with its key): feeds, subscribes (the same cycle-0 analysis as the plain server, bit for
+    bit) and asks for the status with --server-key/--client-key from Python and from C++;
+    other keys and plain sockets get nothing.
 The processes are killed in any case; every receive has a timeout and the whole test is
 bounded (--time-limit, default 120 s).
 
@@ -104,7 +106,7 @@ def main():
     nature_h5, obs_h5, cfg_path = tmp / "nature.h5", tmp / "obs.h5", tmp / "cfg.toml"
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMP_NUM_THREADS="2", OMPI_MCA_rmaps_base_oversubscribe="1")
-    server = worker = watch_cli = nature = curve_server = None
+    server = worker = watch_cli = nature = curve_server = curve_worker = None
     server_log, worker_log = tmp / "server.log", tmp / "worker.log"
     ok = False
 
@@ -523,13 +525,42 @@ worker_keys = "{keys / 'client.key'}"
                 continue
         check(st is not None, "CURVE: status from Python with the client's key pair")
         key_args = ["--server-key", str(keys / "server.key")]
+        curve_worker = subprocess.Popen(
+            [a.mpiexec, "-n", "1", "--oversubscribe", worker_bin, "--server", cep["workers"]]
+            + key_args + ["--key", str(keys / "client.key_secret")], env=env,
+            stdout=open(tmp / "curve-worker.log", "w"), stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=tmp)
+        deadline = time.monotonic() + 30
+        while not st.workers.connected and time.monotonic() < deadline:
+            if curve_worker.poll() is not None:
+                raise Failure(f"the CURVE worker group exited {curve_worker.returncode}:\n"
+                              f"{log_tail(tmp / 'curve-worker.log')}")
+            time.sleep(0.2)
+            st = rc.status(cep["control"], timeout_s=2.0, curve=curve)
+        check(st.workers.connected, "CURVE: the worker group joined with its key")
+        got_curve = []
+
+        def curve_subscriber():
+            for ds in rc.subscribe(cep["publish"], "rtda.analysis", count=1, timeout_s=30.0,
+                                   curve=curve):
+                got_curve.append(ds)
+        th = threading.Thread(target=curve_subscriber, daemon=True)
+        th.start()
+        time.sleep(1.0)  # the CURVE handshake and the subscription reach the publisher
         r = subprocess.run(py_cli + ["feed", "--obs", str(obs_h5), "--server", cep["ingest"],
-                                     "--source", "curve-py", "--cycles", "1", "--quiet"]
+                                     "--source", "curve-py", "--cycles", "1", "--quiet",
+                                     "--truth", str(nature_h5)]
                            + key_args + ["--client-key", str(keys / "client.key_secret")],
                            capture_output=True, text=True, timeout=30)
         check(r.returncode == 0 and f"{per_window[0]} accepted" in r.stdout,
               f"CURVE: python -m rtda_client feed --server-key --client-key: "
               f"{r.stdout.strip()}" + (f" / {r.stderr.strip()}" if r.returncode else ""))
+        th.join(timeout=max(1.0, min(30.0, left() - 20)))
+        # The same science configuration and observations: the same analysis, bit for bit.
+        check(len(got_curve) == 1 and int(got_curve[0].cycle) == 0 and np.array_equal(
+              got_curve[0]["mean"].values.ravel(), np.asarray(analyses[0].mean)),
+              "CURVE: subscribe(curve=...) received cycle 0 as a Dataset, bitwise the plain "
+              "server's")
         same, attempt, text = same_status_json(
             cep["control"], key_args + ["--key", str(keys / "client.key_secret")],
             key_args + ["--client-key", str(keys / "client.key_secret")])
@@ -548,13 +579,15 @@ worker_keys = "{keys / 'client.key'}"
         r = subprocess.run(py_cli + ["shutdown", "--server", cep["control"]] + key_args
                            + ["--client-key", str(keys / "client.key_secret")],
                            capture_output=True, text=True, timeout=15)
-        try:
-            curve_server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-        check(r.returncode == 0 and curve_server.returncode == 0,
-              f"CURVE: python -m rtda_client shutdown stopped the server "
-              f"(exit {curve_server.returncode})")
+        for p in (curve_server, curve_worker):
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        check(r.returncode == 0 and curve_server.returncode == 0
+              and curve_worker.returncode == 0,
+              f"CURVE: python -m rtda_client shutdown stopped the server and the worker group "
+              f"(exits {curve_server.returncode}, {curve_worker.returncode})")
         ok = True
     except (Failure, TimeLimit, TimeoutError, RuntimeError) as e:
         print(f"FAIL: {e}", file=sys.stderr, flush=True)
@@ -564,6 +597,7 @@ worker_keys = "{keys / 'client.key'}"
         stop_process(server, "rtda-server")
         stop_process(worker, "the worker group")
         stop_process(curve_server, "the CURVE rtda-server")
+        stop_process(curve_worker, "the CURVE worker group")
         if nature is not None:
             nature.close()
         if not ok:

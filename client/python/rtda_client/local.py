@@ -11,6 +11,7 @@ the worker group), and kills what is still running after `grace_s`.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -116,6 +117,9 @@ class LocalService:
 
     def start(self) -> "LocalService":
         from .control import status
+        # Also stopped when the interpreter exits (a notebook kernel shut down, a script that
+        # raised before stop()): nothing is left running.
+        atexit.register(self.stop)
         self.server = self._spawn([find_program("rtda-server", self.bin_dir), "--config",
                                    str(self.config_path)], "server.log")
         deadline = time.monotonic() + self.start_timeout_s
@@ -169,6 +173,7 @@ class LocalService:
                         break
                     except subprocess.TimeoutExpired:
                         continue
+        atexit.unregister(self.stop)
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
