@@ -107,10 +107,12 @@ Runner add_ensemble_command(CLI::App& app) {
       throw std::runtime_error("--index " + std::to_string(k) + ": " + *nature + " holds " +
                                std::to_string(times.size()) + " states");
     }
-    const io::NatureRun run = io::read_nature(*nature, io::IndexRange{at, at + 1});
+    const io::RunDefaults run_defaults = cfg.model.run_defaults();
+    const io::NatureRun run = io::read_nature(*nature, io::IndexRange{at, at + 1}, &run_defaults);
     const auto ens = obs::initial_ensemble(run.state(0), cfg.ensemble.members,
                                            cfg.ensemble.initial_noise_sd_ms, cfg.experiment.seed);
-    io::write_ensemble(*out, run.params, run.times_seconds.front(), cfg.ensemble.members, ens,
+    io::write_ensemble(*out, cfg.model.with_epoch(run.params), run.times_seconds.front(),
+                       cfg.ensemble.members, ens,
                        {{"created_by", "rtda ensemble"}, {"rtda_config", config::to_toml(cfg)}});
     std::printf("%d members = nature state %zu (t = %g s) + N(0, %g^2) m/s; wrote %s\n",
                 cfg.ensemble.members, at, run.times_seconds.front(),
@@ -152,7 +154,11 @@ Runner add_analyze_command(CLI::App& app) {
     const filters::FilterKind kind = filters::filter_kind_from_string(*filter, "--filter");
     MpiSession mpi;
     const device::Backend backend = choose_backend(*device_request, mpi.rank);
-    io::FieldFile prior = io::read_fields(*prior_path);
+    // A prior or observations made by another tool may leave the model attributes out: the
+    // configuration's (--config/--set) stand in for them.
+    const config::Config given = opts->load();
+    const io::RunDefaults run_defaults = given.model.run_defaults();
+    io::FieldFile prior = io::read_fields(*prior_path, &run_defaults);
     if (prior.members < 2) {
       throw std::runtime_error("--prior " + *prior_path +
                                ": expected an ensemble file q(member, level, y, x) with at "
@@ -163,7 +169,8 @@ Runner add_analyze_command(CLI::App& app) {
     base.model.preset = "N" + std::to_string(prior.params.N);
     base.ensemble.members = prior.members;
     const config::Config cfg = opts->load(&base);
-    const io::ObservationFile of = io::read_observations(*obs_path);
+    const io::RunDefaults file_defaults = cfg.model.run_defaults();
+    const io::ObservationFile of = io::read_observations(*obs_path, &file_defaults);
     if (of.params.N != prior.params.N || of.params.L_m != prior.params.L_m) {
       throw std::runtime_error("--obs " + *obs_path + ": grid N = " + std::to_string(of.params.N) +
                                " differs from the prior's " + std::to_string(prior.params.N));
@@ -213,7 +220,8 @@ Runner add_analyze_command(CLI::App& app) {
                      "t = %g s; the posterior equals the prior\n",
                      half / 3600, half / 3600, prior.time_seconds);
       }
-      io::write_ensemble(*out, prior.params, prior.time_seconds, prior.members, result.members,
+      io::write_ensemble(*out, cfg.model.with_epoch(prior.params), prior.time_seconds,
+                         prior.members, result.members,
                          {{"created_by", "rtda analyze"},
                           {"filter", *filter},
                           {"analysis_cycle", std::to_string(cycle)},

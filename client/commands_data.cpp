@@ -95,7 +95,7 @@ std::array<double, 2> run_nature_to_file(const config::Config& cfg, const std::s
               ns.states, ns.interval_hours, (ns.states - 1) * ns.interval_hours / 24.0);
   std::fflush(stdout);
 
-  io::NatureWriter writer(out, p, provenance("rtda nature", cfg));
+  io::NatureWriter writer(out, cfg.model.with_epoch(p), provenance("rtda nature", cfg));
   Progress bar("nature", ns.spinup_steps(p) + ns.steps_per_interval(p) * (ns.states - 1));
   std::array<double, 2> sum{0, 0};
   double lo = INFINITY, hi = 0;
@@ -243,9 +243,9 @@ Runner add_forecast_command(CLI::App& app) {
     const double t = f.time_seconds + *steps * cfg.model.sqg.dt_s;
     const auto prov = provenance("rtda forecast", cfg);
     if (f.members == 0) {
-      io::write_state(*out, cfg.model.sqg, t, f.q, prov);
+      io::write_state(*out, cfg.model.with_epoch(cfg.model.sqg), t, f.q, prov);
     } else {
-      io::write_ensemble(*out, cfg.model.sqg, t, f.members, f.q, prov);
+      io::write_ensemble(*out, cfg.model.with_epoch(cfg.model.sqg), t, f.members, f.q, prov);
     }
     std::printf("advanced %d %s by %d steps (%g h) to t = %g s; wrote %s\n", members,
                 members == 1 ? "state" : "members", *steps, *steps * cfg.model.sqg.dt_s / 3600.0, t,
@@ -281,7 +281,8 @@ Runner add_observe_command(CLI::App& app) {
       // experiment.cycles states, as rtda experiment observes them.
       const io::NatureRun run = worker::lorenz96_nature(probe);
       const obs::ObservationSet set = obs::make_observations(run, e, probe.observe);
-      io::write_observations(*out, set, run.model(), provenance("rtda observe", probe));
+      io::write_observations(*out, set, probe.model.with_epoch(run.model()),
+                             provenance("rtda observe", probe));
       std::printf("experiment %s: %zu cycles, %zu observations of %s\nwrote %s\n",
                   experiment->c_str(), set.cycles(), set.size(),
                   run.model().describe_grid().c_str(), out->c_str());
@@ -299,7 +300,8 @@ Runner add_observe_command(CLI::App& app) {
     const config::Config base = config_from_file_params(run.params);
     const config::Config cfg = opts->load(&base);
     const obs::ObservationSet set = obs::make_observations(run, e, cfg.observe);
-    io::write_observations(*out, set, run.params, provenance("rtda observe", cfg));
+    io::write_observations(*out, set, cfg.model.with_epoch(run.params),
+                           provenance("rtda observe", cfg));
     int shocked = 0;
     for (double sd : set.shock_sd)
       shocked += sd > 0;

@@ -149,7 +149,8 @@ Runner add_demo_command(CLI::App& app) {
     observe.cycles = *cycles;
     const obs::ObservationSet set =
         obs::make_observations(run, obs::Experiment::kLinearShocks, observe);
-    io::write_observations(obs_path, set, run.params, {{"created_by", "rtda demo"}});
+    io::write_observations(obs_path, set, cfg.model.with_epoch(run.params),
+                           {{"created_by", "rtda demo"}});
     std::printf("%zu windows x %zu observations -> %s\n", set.cycles(), set.size() / set.cycles(),
                 obs_path.c_str());
 
@@ -222,6 +223,9 @@ Runner add_demo_command(CLI::App& app) {
     feed.source = "rtda-demo";
     feed.truth_file = nature.string();
     feed.cycles = *cycles;
+    feed.window_t0_seconds = cfg.window.t0_seconds;
+    feed.cycle_seconds = cfg.experiment.cycle_hours * 3600.0;
+    feed.run = cfg.model.run_defaults();
     // One window per wall second, as a real-time feed would deliver them (a 12 h window in 1 s).
     feed.realtime = true;
     feed.speedup = cfg.experiment.cycle_hours * 3600.0 / *window_seconds;

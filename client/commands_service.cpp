@@ -82,7 +82,11 @@ Runner add_feed_command(CLI::App& app) {
       "Stream an observation file to rtda-server, window by window, until each batch is "
       "acknowledged");
   auto o = std::make_shared<FeedOptions>();
-  cmd->add_option("--obs", o->obs_file, "observation file (rtda observe)")->required();
+  auto opts = std::make_shared<ConfigOptions>();
+  cmd->add_option("--obs", o->obs_file,
+                  "observation file: rtda observe's, or any with the observation columns "
+                  "(docs/file-formats.md)")
+      ->required();
   cmd->add_option("--server", o->server, "ingest endpoint (server.ingest)")->required();
   cmd->add_option("--source", o->source, "feeder name; (source, seq) makes retries idempotent");
   cmd->add_option("--first-seq", o->first_seq, "sequence number of the first batch");
@@ -98,7 +102,13 @@ Runner add_feed_command(CLI::App& app) {
                 "send from the first batch even if the server already holds some (default: "
                 "ask where the source stands and send only what follows)");
   add_security(*cmd, o->security);
-  return [o]() {
+  opts->add_to(*cmd);
+  return [o, opts]() {
+    // The server's windows and model, for a file that does not carry them (--config/--set).
+    const config::Config cfg = opts->load();
+    o->window_t0_seconds = cfg.window.t0_seconds;
+    o->cycle_seconds = cfg.experiment.cycle_hours * 3600.0;
+    o->run = cfg.model.run_defaults();
     const auto s = feed_observations(
         *o, nullptr, [](int c) { std::fprintf(stderr, "\rwindow %d acknowledged", c); });
     std::fprintf(stderr, "\n");

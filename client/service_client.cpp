@@ -32,7 +32,7 @@ void ClientSecurity::apply(zmq::socket_t& s) const {
 
 FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* stop,
                               const std::function<void(int)>& on_window) {
-  const io::ObservationFile file = io::read_observations(o.obs_file);
+  const io::ObservationFile file = io::read_observations(o.obs_file, &o.run);
   const obs::ObservationSet& set = file.set;
   const std::size_t n2 = static_cast<std::size_t>(file.params.N) * file.params.N;
   std::optional<io::NatureRun> nature;
@@ -86,21 +86,45 @@ FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* sto
   FeedSummary sum;
   if (durable) sum.durable_seq_at_start = static_cast<std::int64_t>(*durable);
 
-  // Windows in file order: observations whose time equals each cycle_time.
+  // The windows: the file's cycle times (rtda observe's files), else the service's windows
+  // that hold any of its observations; each window takes the observations in (t - cycle/2,
+  // t + cycle/2] around its analysis time t, in file order.
+  std::vector<double> window_times = set.cycle_time_seconds;
+  if (window_times.empty()) {
+    if (!(o.cycle_seconds > 0)) throw std::runtime_error("feed: the window length must be > 0");
+    std::vector<long long> ks;
+    for (double t : set.time_seconds)
+      ks.push_back(std::llround(std::ceil((t - o.window_t0_seconds) / o.cycle_seconds - 0.5)));
+    std::sort(ks.begin(), ks.end());
+    ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+    for (long long k : ks)
+      window_times.push_back(o.window_t0_seconds + static_cast<double>(k) * o.cycle_seconds);
+  }
+  const double half = set.cycle_time_seconds.size() > 1
+                          ? 0.5 * (set.cycle_time_seconds[1] - set.cycle_time_seconds[0])
+                          : 0.5 * o.cycle_seconds;
   std::map<double, std::vector<std::size_t>> by_time;
-  for (std::size_t i = 0; i < set.size(); ++i)
-    by_time[set.time_seconds[i]].push_back(i);
+  for (std::size_t i = 0; i < set.size(); ++i) {
+    const double t = set.time_seconds[i];
+    const auto w = std::lower_bound(window_times.begin(), window_times.end(), t - half);
+    for (auto it = w; it != window_times.end() && *it - half < t; ++it) {
+      if (t > *it - half && t <= *it + half) {
+        by_time[*it].push_back(i);
+        break;
+      }
+    }
+  }
   std::uint64_t seq = o.first_seq;
   const auto started = Clock::now();
   std::uint64_t sent_obs = 0;
   const std::size_t cycles =
-      o.cycles > 0 ? std::min<std::size_t>(static_cast<std::size_t>(o.cycles), set.cycles())
-                   : set.cycles();
+      o.cycles > 0 ? std::min<std::size_t>(static_cast<std::size_t>(o.cycles), window_times.size())
+                   : window_times.size();
   for (std::size_t c = 0; c < cycles; ++c) {
     if (stop && stop->load()) break;
-    const double t = set.cycle_time_seconds[c];
+    const double t = window_times[c];
     if (o.realtime) {
-      const double due = (t - set.cycle_time_seconds[0]) / o.speedup;
+      const double due = (t - window_times[0]) / o.speedup;
       const double wait = due - seconds_since(started);
       if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
     }
@@ -147,7 +171,7 @@ FeedSummary feed_observations(const FeedOptions& o, const std::atomic<bool>* sto
       truth->set_grid_n(static_cast<std::uint32_t>(file.params.N));
       const auto q = nature->state(idx);
       truth->mutable_q()->Assign(q.begin(), q.end());
-      if (!set.shock.empty()) {
+      if (!set.shock.empty() && c < set.cycles()) {
         for (std::size_t e = 0; e < 2 * n2; ++e)
           truth->set_q(static_cast<int>(e),
                        truth->q(static_cast<int>(e)) + set.shock[c * 2 * n2 + e]);

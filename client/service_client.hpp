@@ -8,6 +8,7 @@
 #include <string>
 #include <zmq.hpp>
 
+#include "io/field_model.hpp"
 #include "rtda.pb.h"
 
 namespace rtda::cli {
@@ -38,6 +39,13 @@ struct FeedOptions {
   // durable seq (a restarted feeder resumes instead of re-sending everything).
   bool resume = true;
   ClientSecurity security;
+  // The service's windows (window.t0_seconds, experiment.cycle_hours), used when the file
+  // has no cycle_time of its own: window k analyses t0 + k cycle and holds the observations
+  // in (t - cycle/2, t + cycle/2]. `run` stands in for the model attributes and epoch of a
+  // file made by another tool.
+  double window_t0_seconds = 0;
+  double cycle_seconds = 12 * 3600.0;
+  io::RunDefaults run;
 };
 
 struct FeedSummary {

@@ -519,8 +519,16 @@ CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::Observatio
   }
   diag["spread_background"] = {rec.spread_background_K, units, "background ensemble spread"};
   diag["spread_analysis"] = {rec.spread_analysis_K, units, "analysis ensemble spread"};
-  diag["innovation_mean"] = {rec.innovation_mean, "observation units", "mean of y - H(x_b)"};
-  diag["innovation_rms"] = {rec.innovation_rms, "observation units", "RMS of y - H(x_b)"};
+  // In the observations' unit; a window that mixes operators sums values of several units
+  // (docs/file-formats.md, "Units").
+  const std::string_view obs_units = obs::common_units(space.op());
+  const bool mixed = obs_units == obs::kMixedUnits;
+  diag["innovation_mean"] = {
+      rec.innovation_mean, std::string(mixed ? "1" : obs_units),
+      mixed ? "mean of y - H(x_b), each in its operator's unit" : "mean of y - H(x_b)"};
+  diag["innovation_rms"] = {
+      rec.innovation_rms, std::string(mixed ? "1" : obs_units),
+      mixed ? "RMS of y - H(x_b), each in its operator's unit" : "RMS of y - H(x_b)"};
   diag["consistency_ratio"] = {rec.consistency_ratio, "1",
                                "mean innovation^2 / (HPH^T + R): 1 when consistent"};
   diag["observations_used"] = {rec.observations_used, "1", "observations assimilated"};
@@ -533,7 +541,7 @@ CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::Observatio
   for (const auto& [name, value] : fd.extra)
     diag[name] = {value, "1", name};
   if (moved[1] > 0) {
-    diag["device_host_bytes"] = {static_cast<double>(moved[0]), "B",
+    diag["device_host_bytes"] = {static_cast<double>(moved[0]), "byte",
                                  "bytes copied between host and device since the previous "
                                  "analysis, summed over the ranks (docs/hip.md, residency)"};
   }

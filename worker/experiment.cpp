@@ -11,6 +11,7 @@
 #include "forecast_model.hpp"
 #include "io/archive.hpp"
 #include "io/fields.hpp"
+#include "io/observations_file.hpp"
 #include "l96/lorenz96.hpp"
 #include "obs/experiments.hpp"
 #include "sqg/nature_run.hpp"
@@ -67,14 +68,16 @@ ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
       nature_path = (out.parent_path() / (out.stem().string() + "-nature.h5")).string();
       if (rank == 0 && !std::filesystem::exists(nature_path)) {
         sqg::SqgModel<double> model(p, cfg.model.fft_planning);
-        io::NatureWriter writer(nature_path, p, {{"created_by", "rtda experiment"}});
+        io::NatureWriter writer(nature_path, cfg.model.field_model(),
+                                {{"created_by", "rtda experiment"}});
         sqg::run_nature(model, cfg.nature,
                         [&](int, double t, std::span<const double> q) { writer.append(t, q); });
         writer.close();
       }
       comm.barrier();
     }
-    nature = io::read_nature(nature_path);
+    const io::RunDefaults run = cfg.model.run_defaults();
+    nature = io::read_nature(nature_path, std::nullopt, &run);
     if (nature.params.N != p.N || nature.params.L_m != p.L_m) {
       throw std::runtime_error("experiment.nature_file \"" + nature_path +
                                "\": grid N = " + std::to_string(nature.params.N) + ", expected " +
@@ -98,7 +101,9 @@ ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
         io::Provenance{
             {"created_by", "rtda experiment"},
             {"filter", filter},
-            {"observations", ex.observations},
+            {"observations", ex.observations_file.empty()
+                                 ? ex.observations
+                                 : std::filesystem::absolute(ex.observations_file).string()},
             {"nature_file", nature_path.empty() ? std::string("(in memory)")
                                                 : std::filesystem::absolute(nature_path).string()},
             {"model", engine.model_identity()},
@@ -107,13 +112,48 @@ ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
 
   obs::ObserveSettings observe = cfg.observe;
   observe.seed = ex.seed;
+  // Observations from a file (experiment.observations_file): each cycle takes those of its
+  // window (t - cycle/2, t + cycle/2], the service's rule, and a shock the file schedules at
+  // that cycle time joins the truth.
+  std::optional<io::ObservationFile> given;
+  if (!ex.observations_file.empty()) {
+    const io::RunDefaults run = cfg.model.run_defaults();
+    given = io::read_observations(ex.observations_file, &run);
+    const core::Grid g = given->model().grid();
+    const core::Grid want = cfg.model.grid();
+    if (g.levels != want.levels || g.nx != want.nx || g.ny != want.ny) {
+      throw config::ConfigError("experiment.observations_file = \"" + ex.observations_file +
+                                "\": its observations are on " + given->model().describe_grid() +
+                                ", the run on " + cfg.model.field_model().describe_grid());
+    }
+  }
+  const double half = 0.5 * ex.cycle_hours * 3600.0;
   ExperimentResult result;
   for (int c = 0; c < ex.cycles; ++c) {
     const double seconds_forecast = c > 0 ? engine.forecast_cycle() : 0.0;
     const double t = nature.times_seconds[c];
     obs::ObservationSet set;
-    obs::append_cycle_observations(cfg.model.grid(), cfg.model.kelvin_per_pv(), nature.state(c), t,
-                                   c, experiment, observe, set);
+    if (given) {
+      const obs::ObservationSet& all = given->set;
+      for (std::size_t i = 0; i < all.size(); ++i) {
+        if (all.time_seconds[i] > t - half && all.time_seconds[i] <= t + half) {
+          set.push_back(all.at(i));
+        }
+      }
+      double shock_sd = 0;
+      for (std::size_t j = 0; j < all.cycles(); ++j) {
+        if (all.cycle_time_seconds[j] == t && !all.shock.empty() && all.shock_sd[j] > 0) {
+          const auto shock = std::span<const double>(all.shock).subspan(j * n, n);
+          set.shock.assign(shock.begin(), shock.end());
+          shock_sd = all.shock_sd[j];
+        }
+      }
+      set.cycle_time_seconds.push_back(t);
+      set.shock_sd.push_back(shock_sd);
+    } else {
+      obs::append_cycle_observations(cfg.model.grid(), cfg.model.kelvin_per_pv(), nature.state(c),
+                                     t, c, experiment, observe, set);
+    }
     std::vector<double> truth;
     if (rank == 0) {
       truth.assign(nature.state(c).begin(), nature.state(c).end());

@@ -162,7 +162,8 @@ void WorkerSession::start(const wire::Welcome& w) {
             "experiment.nature_file = \"\": the worker group's initial ensemble is built "
             "from a nature run (docs/science.md §2); set it in the server's configuration");
       }
-      engine_->start_from_nature(io::read_nature(cfg.experiment.nature_file));
+      const io::RunDefaults run = cfg.model.run_defaults();
+      engine_->start_from_nature(io::read_nature(cfg.experiment.nature_file, std::nullopt, &run));
     }
     analysed_ = -1;
     restarted_from_ = -1;

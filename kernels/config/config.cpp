@@ -314,7 +314,9 @@ std::string science_hash(const Config& c) {
                                                              "security", "surrogate"};
   static const std::vector<std::string> excluded_keys = {"model.threads",
                                                          "model.fft_wisdom_file",
+                                                         "model.epoch",
                                                          "experiment.nature_file",
+                                                         "experiment.observations_file",
                                                          "experiment.store_members",
                                                          "experiment.statistics_from_cycle",
                                                          "experiment.cycles",

@@ -43,6 +43,8 @@ struct ModelConfig {
   // keys model.l96_*; docs/science.md §7).
   std::string kind = "sqg";
   l96::Lorenz96Params l96;  // keys model.l96_<field>, used when kind = "lorenz96"
+  // The instant model time 0 stands for (ISO 8601, UTC); files give times as seconds since it.
+  std::string epoch = std::string(core::kDefaultEpoch);
 
   bool lorenz96() const { return kind == "lorenz96"; }
   // The grid the state lives on: the SQG plane (sqg and vit) or the Lorenz-96 ring.
@@ -55,8 +57,17 @@ struct ModelConfig {
   const char* diagnostic_units() const { return lorenz96() ? "1" : "K"; }
   // What files written for this model say about it (io/conventions.hpp).
   io::FieldModel field_model() const {
-    return lorenz96() ? io::FieldModel(l96) : io::FieldModel(sqg);
+    io::FieldModel m = lorenz96() ? io::FieldModel(l96) : io::FieldModel(sqg);
+    m.epoch = epoch;
+    return m;
   }
+  // `m` (a file's model) stamped with this run's epoch, for the files written from it.
+  io::FieldModel with_epoch(io::FieldModel m) const {
+    m.epoch = epoch;
+    return m;
+  }
+  // What readers of other tools' files take from this run (io::RunDefaults).
+  io::RunDefaults run_defaults() const { return io::RunDefaults{field_model(), {}}; }
   // Length of one model step, s.
   double step_seconds() const { return lorenz96() ? l96.step_seconds() : sqg.dt_s; }
 };
@@ -78,6 +89,7 @@ struct ExperimentConfig {
   int cycles = 300;
   std::uint64_t seed = 1;           // observations, initial ensemble and filter noise
   std::string nature_file;          // "" = run the nature run (and keep it next to the output)
+  std::string observations_file;    // "" = make the observations of `observations`
   int statistics_from_cycle = 100;  // summary statistics over cycles [this, cycles)
   double cycle_hours = 12.0;        // forecast length between analyses (a multiple of dt)
   bool store_members = false;       // also archive every analysis member

@@ -1,6 +1,7 @@
 // The configuration keys of [model], [nature], [observe], [ensemble] and [experiment] (the
 // registry: config/keys.hpp).
 #include "config/keys.hpp"
+#include "core/time_units.hpp"
 
 namespace rtda::config::detail {
 
@@ -115,6 +116,15 @@ void add_model_keys(std::vector<Key>& r) {
   m.push_back(real_key(
       "model.l96_dt", [](Config& c) -> double& { return c.model.l96.dt; },
       "Lorenz-96: the RK4 step in model time units (one unit = 5 days)."));
+  m.push_back(string_key(
+      "model.epoch", [](Config& c) -> std::string& { return c.model.epoch; },
+      "The instant model time 0 stands for (ISO 8601, UTC or with an offset): files give "
+      "times as \"seconds since\" it (CF), and times of files made by other tools are "
+      "converted to it.",
+      [](const std::string& v) {
+        return core::parse_instant(v) ? std::string()
+                                      : std::string("an instant YYYY-MM-DDThh:mm:ssZ");
+      }));
   // [nature]
   m.push_back(int_key(
       "nature.seed", [](Config& c) -> std::uint64_t& { return c.nature.seed; },
@@ -201,6 +211,12 @@ void add_model_keys(std::vector<Key>& r) {
     k.show = [](const Config& c) { return toml_quoted(c.experiment.nature_file); };
     m.push_back(k);
   }
+  m.push_back(string_key(
+      "experiment.observations_file",
+      [](Config& c) -> std::string& { return c.experiment.observations_file; },
+      "Observations to assimilate instead of making them (experiment.observations): a file "
+      "with the observation columns (docs/file-formats.md); cycle c takes those in (t_c - "
+      "cycle/2, t_c + cycle/2] around the nature state's time t_c. \"\" = make them."));
   m.push_back(int_key(
       "experiment.statistics_from_cycle",
       [](Config& c) -> int& { return c.experiment.statistics_from_cycle; },

@@ -33,35 +33,41 @@ ArchiveWriter::ArchiveWriter(const std::filesystem::path& path, const FieldModel
   impl_->first_cycle = first_cycle;
   impl_->staged.keep_on_abandon(true);
   File& f = impl_->file;
+  write_conventions(f);
   write_file_kind(f, "analysis_archive");
   write_model_attributes(f, params);
   write_provenance(f, provenance);
   impl_->cycle = write_coordinate<double>(f, "cycle", std::span<const double>(), "1",
                                           "assimilation cycle index", true);
-  impl_->scales = write_grid_coordinates(f, impl_->grid);
+  impl_->scales = write_grid_coordinates(f, params);
   const hsize_t nl = hsize_t(impl_->grid.levels), ny = hsize_t(impl_->grid.ny),
                 nx = hsize_t(impl_->grid.nx);
   DatasetLayout field;
   field.max_dims = {H5S_UNLIMITED, nl, ny, nx};
   field.chunk = {1, nl, ny, nx};
   GridScales& g = *impl_->scales;
+  const std::string coordinates = g.coordinates("time");
   impl_->mean = f.create_dataset<double>("mean", {0, nl, ny, nx}, field);
   impl_->mean->set_units(kPvUnits, "analysis ensemble mean of boundary PV");
   impl_->mean->attach_scales({&*impl_->cycle, &g.level, &g.y, &g.x});
+  impl_->mean->set_string_attribute("coordinates", coordinates);
   impl_->spread = f.create_dataset<double>("spread", {0, nl, ny, nx}, field);
   impl_->spread->set_units(kPvUnits, "analysis ensemble standard deviation of boundary PV");
   impl_->spread->attach_scales({&*impl_->cycle, &g.level, &g.y, &g.x});
+  impl_->spread->set_string_attribute("coordinates", coordinates);
   DatasetLayout series;
   series.max_dims = {H5S_UNLIMITED};
   series.chunk = {256};
   impl_->time = f.create_dataset<double>("time", {0}, series);
-  impl_->time->set_units("s", "analysis valid time since the experiment epoch");
+  // An auxiliary coordinate along `cycle` (the fields name it in `coordinates`).
+  set_time_attributes(*impl_->time, params.epoch, "analysis valid time");
   impl_->time->attach_scales({&*impl_->cycle});
   if (members_to_store > 0) {
     std::vector<double> ids(static_cast<std::size_t>(members_to_store));
     for (std::size_t m = 0; m < ids.size(); ++m)
       ids[m] = double(m);
     impl_->member_scale = write_coordinate<double>(f, "member", ids, "1", "ensemble member");
+    set_cf_identity(*impl_->member_scale, "realization");
     const hsize_t k = hsize_t(members_to_store);
     DatasetLayout members;
     members.max_dims = {H5S_UNLIMITED, k, nl, ny, nx};
@@ -69,6 +75,7 @@ ArchiveWriter::ArchiveWriter(const std::filesystem::path& path, const FieldModel
     impl_->q = f.create_dataset<double>("q", {0, k, nl, ny, nx}, members);
     impl_->q->set_units(kPvUnits, "analysis ensemble members of boundary PV");
     impl_->q->attach_scales({&*impl_->cycle, &*impl_->member_scale, &g.level, &g.y, &g.x});
+    impl_->q->set_string_attribute("coordinates", coordinates);
   }
   f.flush();
 }
@@ -113,6 +120,7 @@ void ArchiveWriter::append(double time_seconds, std::span<const double> mean,
       Dataset ds = s.file.create_dataset<double>(name, {0}, series);
       ds.set_units(d.units, d.long_name);
       ds.attach_scales({&*s.cycle});
+      ds.set_string_attribute("coordinates", "time");
       it = s.diagnostics.emplace(name, std::move(ds)).first;
     }
     it->second.extend({k + 1});

@@ -37,9 +37,11 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "core/time_units.hpp"
 #include "io/field_model.hpp"
 #include "io/hdf5_file.hpp"
 
@@ -57,11 +59,14 @@ inline constexpr std::string_view kPvLongName =
 bool is_reserved_attribute(std::string_view name);
 
 void write_model_attributes(Object& root, const FieldModel& model);
-// Reads either kind (the `model` attribute decides), validated.
-FieldModel read_field_model(const Object& root);
-// Rebuilds and validates SqgParams; a missing attribute or an unusable value fails naming the
-// file and the attribute.
-sqg::SqgParams read_model_attributes(const Object& root);
+
+// Reads either kind (the `model_kind` attribute decides), validated. Without `run` a missing
+// attribute fails naming the file and the attribute; with it, missing ones are the run's (a
+// file without any model attribute is of the run's model). Attributes that are present are
+// the file's: the callers compare the grid with the run's as for any file.
+FieldModel read_field_model(const Object& root, const RunDefaults* run = nullptr);
+// The SQG attributes alone (read_field_model of an SQG file).
+sqg::SqgParams read_model_attributes(const Object& root, const RunDefaults* run = nullptr);
 // Convenience: opens `path` and reads its model attributes.
 sqg::SqgParams read_params(const std::filesystem::path& path);
 
@@ -75,15 +80,38 @@ void write_file_kind(Object& root, std::string_view kind);
 // a file without `file_kind` (written by another tool) passes and is judged by its contents.
 void require_file_kind(const Object& root, std::initializer_list<std::string_view> kinds);
 
+// CF (docs/file-formats.md, "CF conventions"): the version the files follow, written as the
+// root attribute `Conventions`.
+inline constexpr std::string_view kConventions = "CF-1.8";
+void write_conventions(Object& root);
+
+// A coordinate's CF identity: `standard_name` and, when not empty, `axis`.
+void set_cf_identity(Object& variable, std::string_view standard_name, std::string_view axis = "");
+// A time variable: units "seconds since <epoch>", standard_name time, axis T, calendar
+// standard.
+void set_time_attributes(Dataset& time, std::string_view epoch, std::string_view long_name);
+// Reads a time variable's units (core::TimeAxis); fails naming the variable when they are not
+// a time ("s", "hours", "seconds since 2000-01-01T00:00:00Z", ...).
+core::TimeAxis read_time_axis(const Dataset& time);
+// Its values in seconds: since `epoch` (the run's) when given, else since the file's own
+// origin.
+std::vector<double> read_times(const Dataset& time, std::string_view epoch = "");
+
 // The `level`, `y`, `x` coordinate variables of the model grid (core::Grid): levels 0 … L-1,
-// x at i·L_x/nx and y at j·L_y/ny m.
+// x at i·L_x/nx and y at j·L_y/ny m (CF projection coordinates, axes X and Y). On the SQG
+// plane also `altitude` (level): the height of each boundary, 0 and H m (axis Z), which the
+// fields name in their `coordinates` attribute (GridScales::coordinates).
 struct GridScales {
   Dataset level;
   Dataset y;
   Dataset x;
+  std::optional<Dataset> altitude;
+  // The `coordinates` attribute of a field on this grid, with `extra` (e.g. "time") first.
+  std::string coordinates(std::string_view extra = "") const;
 };
-GridScales write_grid_coordinates(Group& group, const core::Grid& grid,
-                                  std::string_view level_name = "level",
-                                  std::string_view y_name = "y", std::string_view x_name = "x");
+// `prefix` names the variables prefix + "level", ... (an observation file's shock field uses
+// "grid_").
+GridScales write_grid_coordinates(Group& group, const FieldModel& model,
+                                  std::string_view prefix = "");
 
 }  // namespace rtda::io

@@ -2,10 +2,13 @@
 // reads it as root attributes). HDF5-free: the configuration names the model's files with it.
 #pragma once
 
+#include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 
 #include "core/grid.hpp"
+#include "core/time_units.hpp"
 #include "l96/lorenz96_params.hpp"
 #include "sqg/sqg_params.hpp"
 
@@ -15,6 +18,8 @@ namespace rtda::io {
 struct FieldModel {
   sqg::SqgParams sqg;
   std::optional<l96::Lorenz96Params> l96;
+  // The instant model time 0 stands for (model.epoch): time variables are "seconds since" it.
+  std::string epoch = std::string(core::kDefaultEpoch);
 
   FieldModel() = default;
   FieldModel(const sqg::SqgParams& p) : sqg(p) {}  // NOLINT: an SQG file
@@ -34,6 +39,22 @@ struct FieldModel {
   std::string describe_grid() const {
     if (l96) return "a Lorenz-96 ring of " + std::to_string(l96->n) + " variables";
     return "N = " + std::to_string(sqg.N);
+  }
+};
+
+// What a file reader takes from the run when a file made by another tool leaves something out:
+// the run's model, whose parameters stand in for missing root attributes and whose epoch
+// times are converted to, and where to say so (one warning per file naming what was
+// assumed; stderr when `warn` is empty).
+struct RunDefaults {
+  FieldModel model;
+  std::function<void(const std::string&)> warn;
+  void warning(const std::string& text) const {
+    if (warn) {
+      warn(text);
+    } else {
+      std::fprintf(stderr, "warning: %s\n", text.c_str());
+    }
   }
 };
 

@@ -70,6 +70,7 @@ void write_fields(const std::filesystem::path& path, const FieldModel& params, d
   StagedPath staged(path);
   File file = File::create(staged.temp_path(), path.string());
   {
+    write_conventions(file);
     write_file_kind(file, members == 0 ? "state" : "ensemble");
     write_model_attributes(file, params);
     file.set_attribute("time_seconds", time_seconds);
@@ -77,22 +78,29 @@ void write_fields(const std::filesystem::path& path, const FieldModel& params, d
 
     const core::Grid g = params.grid();
     const hsize_t nl = hsize_t(g.levels), ny = hsize_t(g.ny), nx = hsize_t(g.nx);
+    // The valid time as a CF scalar coordinate.
+    Dataset time = file.create_dataset<double>("time", {});
+    set_time_attributes(time, params.epoch, kTimeLongName);
+    time.write(std::span<const double>(&time_seconds, 1));
     std::optional<Dataset> member;
     if (members > 0) {
       std::vector<std::int32_t> ids(members);
       std::iota(ids.begin(), ids.end(), 0);
       member = write_coordinate<std::int32_t>(file, "member", ids, "1", "ensemble member");
+      set_cf_identity(*member, "realization");
     }
-    GridScales grid = write_grid_coordinates(file, g);
+    GridScales grid = write_grid_coordinates(file, params);
     if (members > 0) {
       Dataset var = file.create_dataset<double>("q", {hsize_t(members), nl, ny, nx});
       var.set_units(kPvUnits, kPvLongName);
       var.attach_scales({&*member, &grid.level, &grid.y, &grid.x});
+      var.set_string_attribute("coordinates", grid.coordinates("time"));
       var.write(q);
     } else {
       Dataset var = file.create_dataset<double>("q", {nl, ny, nx});
       var.set_units(kPvUnits, kPvLongName);
       var.attach_scales({&grid.level, &grid.y, &grid.x});
+      var.set_string_attribute("coordinates", grid.coordinates("time"));
       var.write(q);
     }
   }
@@ -117,15 +125,26 @@ void write_ensemble(const std::filesystem::path& path, const FieldModel& params,
   write_fields(path, params, time_seconds, members, q, provenance);
 }
 
-FieldFile read_fields(const std::filesystem::path& path) {
+FieldFile read_fields(const std::filesystem::path& path, const RunDefaults* run) {
   File file = File::open_read(path);
   require_file_kind(file, {"state", "ensemble"});
   FieldFile out;
-  const FieldModel model = read_field_model(file);
+  const FieldModel model = read_field_model(file, run);
   out.params = model.sqg;
   out.l96 = model.l96;
   Dataset q = file.open_dataset("q", "boundary PV (level, y, x) or (member, level, y, x)");
-  out.time_seconds = file.numeric_attribute<double>("time_seconds");
+  // rtda's own attribute first (exact, in the run's model time); else the CF time variable.
+  if (file.has_attribute("time_seconds") || !file.has("time")) {
+    out.time_seconds = file.numeric_attribute<double>("time_seconds");
+  } else {
+    Dataset time = file.open_dataset("time");
+    const std::vector<double> t = read_times(time, run ? run->model.epoch : "");
+    if (t.size() != 1) {
+      time.fail("holds " + std::to_string(t.size()) +
+                " values: expected the one valid time of the fields");
+    }
+    out.time_seconds = t[0];
+  }
   const auto d = q.dims();
   if (d.size() != 3 && d.size() != 4) {
     q.fail("expected rank 3 (level, y, x) or 4 (member, level, y, x), found rank " +
@@ -169,8 +188,8 @@ void check_compatible(const FieldFile& file, const FieldModel& expected_model,
 // ---- nature run ----------------------------------------------------------------------------
 
 struct NatureWriter::Impl {
-  Impl(const std::filesystem::path& final_path, const sqg::SqgParams& p)
-      : params(p),
+  Impl(const std::filesystem::path& final_path, const FieldModel& p)
+      : params(p.sqg),
         staged(final_path, ".partial"),
         file(File::create(staged.temp_path(), "", /*lock_file=*/false)) {}
 
@@ -184,27 +203,33 @@ struct NatureWriter::Impl {
   bool closed = false;
 };
 
-NatureWriter::NatureWriter(const std::filesystem::path& path, const sqg::SqgParams& params,
+NatureWriter::NatureWriter(const std::filesystem::path& path, const FieldModel& params,
                            const Provenance& provenance) {
   validate_params(params, path);
+  if (params.l96) {
+    throw IoError(describe(path.string(), "", "a nature run file holds SQG states only"));
+  }
   impl_ = std::make_unique<Impl>(path, params);
   // A run that dies keeps what it wrote: the .partial file is valid up to the last flush.
   impl_->staged.keep_on_abandon(true);
   File& file = impl_->file;
+  write_conventions(file);
   write_file_kind(file, "nature_run");
   write_model_attributes(file, params);
   write_provenance(file, provenance);
 
   impl_->time =
       write_coordinate<double>(file, "time", std::span<const double>(), "s", kTimeLongName, true);
-  GridScales grid = write_grid_coordinates(file, params.grid());
-  const hsize_t n = hsize_t(params.N);
+  set_time_attributes(*impl_->time, params.epoch, kTimeLongName);
+  GridScales grid = write_grid_coordinates(file, params);
+  const hsize_t n = hsize_t(params.sqg.N);
   DatasetLayout layout;
   layout.max_dims = {H5S_UNLIMITED, 2, n, n};
   layout.chunk = {1, 2, n, n};  // one state per chunk: appends and reads by time index
   impl_->q = file.create_dataset<double>("q", {0, 2, n, n}, layout);
   impl_->q->set_units(kPvUnits, kPvLongName);
   impl_->q->attach_scales({&*impl_->time, &grid.level, &grid.y, &grid.x});
+  impl_->q->set_string_attribute("coordinates", grid.coordinates());
   file.flush();
 }
 
@@ -260,7 +285,7 @@ NatureDatasets open_nature(const File& file, const sqg::SqgParams& params) {
   Dataset time = file.open_dataset("time", "model times in s along dimension time");
   if (time.rank() != 1)
     time.fail("expected rank 1 (time), found rank " + std::to_string(time.rank()));
-  time.require_units("s");
+  read_time_axis(time);
   Dataset q = file.open_dataset("q", "boundary PV (time, level, y, x)");
   const auto d = q.dims();
   if (d.size() != 4) {
@@ -281,11 +306,12 @@ NatureDatasets open_nature(const File& file, const sqg::SqgParams& params) {
 
 }  // namespace
 
-NatureRun read_nature(const std::filesystem::path& path, std::optional<IndexRange> range) {
+NatureRun read_nature(const std::filesystem::path& path, std::optional<IndexRange> range,
+                      const RunDefaults* run) {
   File file = File::open_read(path);
   require_file_kind(file, {"nature_run"});
   NatureRun out;
-  out.params = read_model_attributes(file);
+  out.params = read_model_attributes(file, run);
   NatureDatasets ds = open_nature(file, out.params);
   const IndexRange r = range.value_or(IndexRange{0, ds.states});
   if (r.begin > r.end || r.end > ds.states) {
@@ -295,8 +321,9 @@ NatureRun read_nature(const std::filesystem::path& path, std::optional<IndexRang
   const hsize_t count = r.end - r.begin;
   const hsize_t n = hsize_t(out.params.N);
   out.first_index = r.begin;
-  out.times_seconds.resize(count);
-  ds.time.read_slab<double>({r.begin}, {count}, out.times_seconds);
+  const std::vector<double> times = read_times(ds.time, run ? run->model.epoch : "");
+  out.times_seconds.assign(times.begin() + std::ptrdiff_t(r.begin),
+                           times.begin() + std::ptrdiff_t(r.end));
   out.q.resize(count * 2 * n * n);
   ds.q.read_slab<double>({r.begin, 0, 0, 0}, {count, 2, n, n}, out.q);
   out.provenance = read_provenance(file);
@@ -308,8 +335,8 @@ std::vector<double> read_nature_times(const std::filesystem::path& path) {
   require_file_kind(file, {"nature_run"});
   const sqg::SqgParams params = read_model_attributes(file);
   NatureDatasets ds = open_nature(file, params);
-  std::vector<double> times(ds.states);
-  ds.time.read_slab<double>({0}, {ds.states}, times);
+  std::vector<double> times = read_times(ds.time);
+  times.resize(ds.states);
   return times;
 }
 

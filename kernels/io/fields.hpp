@@ -50,7 +50,10 @@ struct FieldFile {
 
 // Reads a state (q of rank 3) or an ensemble (rank 4) file, checking q's shape against the
 // file's own N and its units.
-FieldFile read_fields(const std::filesystem::path& path);
+// With `run`, a file made by another tool may leave out the model attributes (the run's are
+// assumed, with one warning) and give its time as a scalar variable `time` in any CF time
+// units, converted to seconds since the run's epoch.
+FieldFile read_fields(const std::filesystem::path& path, const RunDefaults* run = nullptr);
 
 // Fails when the file's grid differs from the run's: `file "X": q has N = 32, expected 64`.
 void check_compatible(const FieldFile& file, const FieldModel& expected,
@@ -60,7 +63,7 @@ void check_compatible(const FieldFile& file, const FieldModel& expected,
 // so that the .partial file can be inspected while a long run progresses.
 class NatureWriter {
  public:
-  NatureWriter(const std::filesystem::path& path, const sqg::SqgParams& params,
+  NatureWriter(const std::filesystem::path& path, const FieldModel& model,
                const Provenance& provenance = {});
   ~NatureWriter();
   NatureWriter(const NatureWriter&) = delete;
@@ -106,8 +109,10 @@ struct NatureRun {
 };
 
 // Reads all states, or only `range`, of a nature run.
+// Times are seconds since the run's epoch when `run` is given, else since the file's own.
 NatureRun read_nature(const std::filesystem::path& path,
-                      std::optional<IndexRange> range = std::nullopt);
+                      std::optional<IndexRange> range = std::nullopt,
+                      const RunDefaults* run = nullptr);
 // Only the time axis: cheap, for choosing a range.
 std::vector<double> read_nature_times(const std::filesystem::path& path);
 

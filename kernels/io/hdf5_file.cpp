@@ -445,7 +445,10 @@ Dataset Group::create_dataset(std::string_view name, const std::vector<hsize_t>&
                               const DatasetLayout& layout) {
   const std::string n(name);
   const std::vector<hsize_t>& max_dims = layout.max_dims.empty() ? dims : layout.max_dims;
-  Hid space(H5Screate_simple(int(dims.size()), dims.data(), max_dims.data()), H5Sclose);
+  // No dimensions: a scalar (netCDF's 0-d variable, e.g. the time of a state file).
+  Hid space(dims.empty() ? H5Screate(H5S_SCALAR)
+                         : H5Screate_simple(int(dims.size()), dims.data(), max_dims.data()),
+            H5Sclose);
   Hid dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   // netCDF-4 lists attributes in creation order and relies on the index to do it quickly.
   H5Pset_attr_creation_order(dcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);

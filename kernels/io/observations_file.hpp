@@ -53,6 +53,10 @@ struct ObservationFile {
   obs::ObservationSet set;
   Provenance provenance;
 };
-ObservationFile read_observations(const std::filesystem::path& path);
+// Needs only the columns along `obs`; `experiment`, `seed` and the per-cycle variables are
+// optional. With `run`, missing model attributes are the run's (one warning) and times in
+// any CF time units become seconds since the run's epoch.
+ObservationFile read_observations(const std::filesystem::path& path,
+                                  const RunDefaults* run = nullptr);
 
 }  // namespace rtda::io

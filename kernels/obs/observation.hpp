@@ -31,6 +31,37 @@ inline ObsOperator operator_from_string(std::string_view s, std::string_view fie
 // What a message expects of an operator code.
 inline constexpr std::string_view kOperatorCodes = "0 (linear_K), 1 (arctan) or 2 (identity)";
 
+// The UDUNITS unit of an operator's values and error standard deviations.
+inline std::string_view operator_units(ObsOperator op) {
+  switch (op) {
+    case ObsOperator::kLinearK:
+      return "K";
+    case ObsOperator::kArctan:
+      return "1";
+    case ObsOperator::kIdentity:
+      return "m s-1";
+  }
+  return "1";
+}
+// What common_units returns for a mix of operators, and how files and diagnostics then name
+// the units.
+inline constexpr std::string_view kMixedUnits = "mixed";
+inline constexpr std::string_view kUnitsByOperator = "linear_K: K, arctan: 1, identity: m s-1";
+// The unit shared by every operator in `ops` (an empty list: "1"), or kMixedUnits.
+template <class Ops>
+std::string_view common_units(const Ops& ops) {
+  std::string_view units;
+  for (const ObsOperator op : ops) {
+    const std::string_view u = operator_units(op);
+    if (units.empty()) {
+      units = u;
+    } else if (u != units) {
+      return kMixedUnits;
+    }
+  }
+  return units.empty() ? std::string_view("1") : units;
+}
+
 // One row of an ObservationSet.
 struct Observation {
   double time_seconds = 0;  // s since the experiment epoch
