@@ -39,6 +39,8 @@ packages=(
   # python side: file-compatibility tests, the reference client, plots
   python3 python3-h5py python3-netcdf4 python3-xarray python3-numpy python3-matplotlib
   python3-zmq python3-protobuf
+  # the CF conventions check of the files (tests/io/check_cf.py): the udunits2 program
+  udunits-bin
   # the Python client package (client/python): venv + offline pip install, pandas feeders
   python3-venv python3-pip python3-setuptools python3-pandas
   # the example notebook, executed as a test (examples/quickstart.ipynb)
