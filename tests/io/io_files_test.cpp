@@ -1,7 +1,9 @@
 // rtda's user-facing files (docs/architecture.md §7): round trips are exact, and every read error
 // names the file, the variable and what was expected.
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include <optional>
 
 #include <algorithm>
 #include <cmath>
@@ -514,7 +516,7 @@ TEST_F(IoFiles, ObservationReaderNamesMissingColumn) {
                   {"obs.h5", "variable \"id\"", "missing (expected observation ids"});
 }
 
-TEST_F(IoFiles, ObservationReaderNamesMissingAttribute) {
+TEST_F(IoFiles, ObservationReaderNamesTheFirstColumnOfAnEmptyFile) {
   const auto p = small_params();
   const fs::path path = dir_ / "foreign.h5";  // no file_kind, as another tool might write
   {
@@ -522,8 +524,46 @@ TEST_F(IoFiles, ObservationReaderNamesMissingAttribute) {
     write_model_attributes(file, p);
     file.close();
   }
-  expect_io_error([&] { read_observations(path); },
-                  {"foreign.h5", "attribute \"experiment\": missing"});
+  // experiment, seed and the per-cycle variables are optional; the columns are not.
+  expect_io_error([&] { read_observations(path); }, {"foreign.h5", "variable \"time\": missing"});
+}
+
+TEST_F(IoFiles, ObservationColumnsAloneAreAFileWithTheRunsModel) {
+  const auto p = small_params();
+  const fs::path path = dir_ / "columns.h5";
+  {
+    File file = File::create(path);
+    std::optional<Dataset> obs = write_pure_dimension(file, "obs", 2);
+    const auto column = [&]<class T>(const char* name, std::vector<T> v, const char* units) {
+      Dataset ds = file.create_dataset<T>(name, {2});
+      if (*units) ds.set_units(units, name);
+      ds.attach_scale(*obs, 0);
+      ds.write(std::span<const T>(v));
+    };
+    column("time", std::vector<double>{1.0, 2.0}, "days since 2000-01-01T12:00:00Z");
+    column("level", std::vector<std::int32_t>{0, 1}, "");
+    column("x", std::vector<double>{0.5, 1.0}, "km");
+    column("y", std::vector<double>{0.0, 2.0}, "km");
+    column("value", std::vector<double>{3.0, 4.0}, "K");
+    column("error_sd", std::vector<double>{1.0, 0.5}, "K");
+    column("operator", std::vector<std::int8_t>{0, 0}, "");
+    column("id", std::vector<std::int64_t>{7, 8}, "");
+    obs.reset();
+    file.close();
+  }
+  std::vector<std::string> warnings;
+  RunDefaults run{FieldModel(p), [&](const std::string& w) { warnings.push_back(w); }};
+  const ObservationFile f = read_observations(path, &run);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("N, L, H"), std::string::npos) << warnings[0];
+  EXPECT_EQ(f.params.N, p.N);
+  EXPECT_EQ(f.set.time_seconds, (std::vector<double>{1.5 * 86400, 2.5 * 86400}));
+  EXPECT_EQ(f.set.x_m, (std::vector<double>{500.0, 1000.0}));
+  EXPECT_EQ(f.set.id, (std::vector<std::uint64_t>{7, 8}));
+  EXPECT_EQ(f.set.cycles(), 0u);
+  EXPECT_TRUE(f.set.experiment.empty());
+  // Without the run's model the missing attributes are an error naming one of them.
+  expect_io_error([&] { read_observations(path); }, {"columns.h5", "\"N\""});
 }
 
 }  // namespace
