@@ -71,6 +71,31 @@ class FeedSummary:
     def ok(self) -> bool:
         return self.rejected_batches == 0
 
+    def record(self, ack, source: str, seq: int, n_observations: int, log) -> bool:
+        """Counts one batch's final IngestAck; returns False when the batch was refused as a
+        whole (the error is kept and logged)."""
+        self.batches += 1
+        self.observations_sent += n_observations
+        self.acks.append(ack)
+        if ack.status == pb.ACK_ACCEPTED:
+            self.accepted += ack.accepted
+            self.rejected += ack.rejected
+            self.late += ack.late
+            for r in ack.rejections[:5]:
+                log(f"  {source}#{seq} observation {r.index} (id {r.id}) rejected: "
+                    f"{r.field}: {r.reason}")
+        elif ack.status == pb.ACK_DUPLICATE:
+            self.duplicate_batches += 1
+            self.duplicate_observations += ack.accepted
+        else:
+            self.rejected_batches += 1
+            err = (f"{source}#{seq}: {ack_status_name(ack.status)}: "
+                   f"{ack.error or '(no reason given)'}")
+            self.errors.append(err)
+            log(err)
+            return False
+        return True
+
     def line(self) -> str:
         return (f"fed {self.windows} windows in {self.batches} batches: "
                 f"{self.observations_sent} observations sent, {self.accepted} accepted, "
@@ -205,28 +230,9 @@ def feed_file(obs_path: str, server: str, source: str = "rtda-py", batch: int = 
                     if keep_batches:
                         summary.sent.append(msg)
                     ack = feeder.send(msg)
-                    summary.batches += 1
-                    summary.observations_sent += len(chunk)
-                    summary.acks.append(ack)
-                    if ack.status == pb.ACK_ACCEPTED:
-                        summary.accepted += ack.accepted
-                        summary.rejected += ack.rejected
-                        summary.late += ack.late
-                        for r in ack.rejections[:5]:
-                            log(f"  {source}#{seq} observation {r.index} (id {r.id}) rejected: "
-                                f"{r.field}: {r.reason}")
-                    elif ack.status == pb.ACK_DUPLICATE:
-                        summary.duplicate_batches += 1
-                        summary.duplicate_observations += ack.accepted
-                    else:
-                        summary.rejected_batches += 1
-                        err = (f"{source}#{seq}: {ack_status_name(ack.status)}: "
-                               f"{ack.error or '(no reason given)'}")
-                        summary.errors.append(err)
-                        log(err)
-                        if stop_on_refusal:
-                            summary.retries = feeder.retries
-                            return summary
+                    if not summary.record(ack, source, seq, len(chunk), log) and stop_on_refusal:
+                        summary.retries = feeder.retries
+                        return summary
                     seq += 1
                 summary.windows += 1
                 log(f"window {c} (t = {t / 3600:g} h): {len(idx)} observations in "
@@ -282,27 +288,8 @@ def feed_table(data, server: str, source: str = "rtda-py", first_seq: int = 1,
                 b.truth.grid_n = int(q.shape[-1])
                 b.truth.q.extend(q.ravel().tolist())
             ack = feeder.send(b)
-            summary.batches += 1
-            summary.observations_sent += stop - start
-            summary.acks.append(ack)
-            if ack.status == pb.ACK_ACCEPTED:
-                summary.accepted += ack.accepted
-                summary.rejected += ack.rejected
-                summary.late += ack.late
-                for r in ack.rejections[:5]:
-                    log(f"  {source}#{seq} observation {r.index} (id {r.id}) rejected: "
-                        f"{r.field}: {r.reason}")
-            elif ack.status == pb.ACK_DUPLICATE:
-                summary.duplicate_batches += 1
-                summary.duplicate_observations += ack.accepted
-            else:
-                summary.rejected_batches += 1
-                err = (f"{source}#{seq}: {ack_status_name(ack.status)}: "
-                       f"{ack.error or '(no reason given)'}")
-                summary.errors.append(err)
-                log(err)
-                if stop_on_refusal:
-                    break
+            if not summary.record(ack, source, seq, stop - start, log) and stop_on_refusal:
+                break
             seq += 1
         summary.windows = 1 if end_of_window is not None else 0
         summary.retries = feeder.retries
