@@ -71,11 +71,13 @@ wire::Status Control::status() const {
   // The table's order (docs/service.md), then any name outside it.
   for (const CounterSpec& spec : counter_specs())
     add(spec.name, counters_.all().at(spec.name));
-  for (const auto& [name, value] : counters_.all()) {
+  for (const auto& entry : counters_.all()) {
+    // a named reference: clang 14 does not let a lambda capture a structured binding
+    const std::string& name = entry.first;
     const auto& specs = counter_specs();
     if (std::none_of(specs.begin(), specs.end(),
                      [&](const CounterSpec& x) { return name == x.name; }))
-      add(name, value);
+      add(name, entry.second);
   }
   for (const auto& [name, src] : parts_.intake.sources().sources()) {
     if (s.sources_size() >= 1000) break;
