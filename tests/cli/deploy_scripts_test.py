@@ -396,8 +396,16 @@ class ServerJobTest(ScriptCase):
             self.assertTrue(endpoint_file.exists(), "no endpoint file")
             self.assertIn(f"RTDA_SERVER_ENDPOINT=tcp://127.0.0.1:{base + 3}",
                           endpoint_file.read_text().splitlines())
-            with socket.create_connection(("127.0.0.1", base + 3), timeout=10):
-                pass  # the server listens where the file says
+            # The job writes the file as it starts the server, which listens a moment later
+            # (longer on a loaded machine): wait for it.
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", base + 3), timeout=10):
+                        break  # the server listens where the file says
+                except ConnectionRefusedError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
             # scancel --batch --signal=HUP: passed on to the server, which goes on serving.
             job.send_signal(signal.SIGHUP)
             time.sleep(1.0)
