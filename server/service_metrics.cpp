@@ -115,8 +115,8 @@ ServiceMetrics::ServiceMetrics(const std::string& version, double started)
       {"rtda_last_published_cycle", "The newest published cycle, -1 before the first."},
       {"rtda_next_cycle", "The next cycle to dispatch."},
       {"rtda_last_published_valid_time_seconds",
-       "Valid time of the newest published analysis, model seconds since the experiment epoch "
-       "(0 before the first)."},
+       "Valid time of the newest published analysis, model seconds since model.epoch (0 "
+       "before the first)."},
       {"rtda_last_publish_timestamp_seconds",
        "When this process last published an analysis, Unix seconds (0 before its first)."},
       {"rtda_open_windows", "Windows accepting observations."},

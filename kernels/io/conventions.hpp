@@ -28,7 +28,7 @@
 // and its fields are (level, y, x) = (1, 1, n), x at i · 1000 m.
 // Describing the file:
 //   file_kind    string   "state", "ensemble", "nature_run" or "observation_set"
-//   time_seconds float64  model time of a file that holds one time, s since the experiment epoch
+//   time_seconds float64  model time of a file that holds one time, s since model.epoch
 // Provenance: every other string attribute (created_by, rtda_version, history, ...), passed
 // through unchanged; `rtda_version` is added when the caller gives none.
 #pragma once

@@ -14,7 +14,7 @@ namespace rtda::io {
 
 namespace {
 
-constexpr std::string_view kTimeLongName = "model time since the experiment epoch";
+constexpr std::string_view kTimeLongName = "model time";
 
 void validate_params(const FieldModel& params, const std::filesystem::path& path) {
   try {

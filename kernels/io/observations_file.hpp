@@ -1,7 +1,7 @@
 // Observation sets on disk (docs/architecture.md §7).
 //
 // Along the dimension `obs` (a netCDF dimension without coordinate values):
-//   time      float64  s since the experiment epoch
+//   time      float64  s since the run's epoch (model.epoch)
 //   level     int32    0 = surface, 1 = lid
 //   x, y      float64  m
 //   value     float64  in the operator's units: linear_K K, arctan 1, identity m s-1

@@ -64,7 +64,7 @@ std::string_view common_units(const Ops& ops) {
 
 // One row of an ObservationSet.
 struct Observation {
-  double time_seconds = 0;  // s since the experiment epoch
+  double time_seconds = 0;  // s since the run's epoch (model.epoch)
   std::int32_t level = 0;   // 0 = surface, 1 = lid
   double x_m = 0;
   double y_m = 0;

@@ -1,7 +1,7 @@
 """Observations from a table: a pandas DataFrame, an xarray Dataset (e.g. an observation file
 opened with xarray) or a mapping of column names to arrays, with the columns
 
-    time      model seconds since the experiment epoch
+    time      model seconds since the run's epoch (model.epoch)
     level     0 surface, 1 lid
     x, y      position in metres on the periodic plane, in [0, L)
     value     the observed value, in the operator's units
@@ -138,7 +138,7 @@ class _Checker:
                 except (TypeError, ValueError):
                     bad.append(i)
             expected = "a number" if column != "time" else \
-                "model seconds since the experiment epoch (a number)"
+                "model seconds since model.epoch (a number)"
             self.fail(column, bad or [0], raw, expected)
 
     def where(self, column, bad, values, expected):
