@@ -227,21 +227,9 @@ def case_sighup_keys(t):
         ctx = zmq.Context.instance()
 
         def sock(endpoint, who):
-            s = ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            kp = st.read_keys(k.tmp / f"{who}.key_secret")
-            s.curve_serverkey = server_pub.encode()
-            s.curve_publickey = kp["public-key"].encode()
-            s.curve_secretkey = kp["secret-key"].encode()
-            s.connect(k.ep[endpoint])
-            socks.append(s)
-            return s
+            return st.curve_dealer(ctx, k, endpoint, server_pub, who, socks)
 
-        def ask(s, payload, timeout):
-            s.send_multipart([b"", payload])
-            if s.poll(int(timeout * 1000), zmq.POLLIN) == 0:
-                return None
-            return s.recv_multipart()[-1]
+        ask = st.ask
 
         status_req = pb.ControlRequest(version=pb.PROTOCOL_VERSION_1,
                                        command=pb.COMMAND_STATUS).SerializeToString()

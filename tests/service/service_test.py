@@ -816,6 +816,31 @@ def read_keys(path):
     return keys
 
 
+def curve_dealer(ctx, k, endpoint, server_pub, who, socks):
+    """A DEALER on case k's endpoint, a CURVE client with the key pair `who`.key_secret of
+    k.tmp (plain when who is None); kept in `socks` for the case to close."""
+    import zmq
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    if who is not None:
+        kp = read_keys(k.tmp / f"{who}.key_secret")
+        s.curve_serverkey = server_pub.encode()
+        s.curve_publickey = kp["public-key"].encode()
+        s.curve_secretkey = kp["secret-key"].encode()
+    s.connect(k.ep[endpoint])
+    socks.append(s)
+    return s
+
+
+def ask(s, payload, timeout):
+    """Sends payload in the REQ envelope; the reply's payload, or None after timeout s."""
+    import zmq
+    s.send_multipart([b"", payload])
+    if s.poll(int(timeout * 1000), zmq.POLLIN) == 0:
+        return None
+    return s.recv_multipart()[-1]
+
+
 def case_curve(t, cert_file=False):
     """cert_file=False: the documented list forms (an allowed-keys file naming feeder.key, and
     one holding the Z85 key itself); True: feeder.key itself as the allowed-keys file."""
@@ -852,22 +877,7 @@ def case_curve(t, cert_file=False):
         ctx = zmq.Context.instance()
 
         def sock(endpoint, who):
-            s = ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            if who is not None:
-                kp = read_keys(k.tmp / f"{who}.key_secret")
-                s.curve_serverkey = server_pub.encode()
-                s.curve_publickey = kp["public-key"].encode()
-                s.curve_secretkey = kp["secret-key"].encode()
-            s.connect(k.ep[endpoint])
-            socks.append(s)
-            return s
-
-        def ask(s, payload, timeout):
-            s.send_multipart([b"", payload])
-            if s.poll(int(timeout * 1000), zmq.POLLIN) == 0:
-                return None
-            return s.recv_multipart()[-1]
+            return curve_dealer(ctx, k, endpoint, server_pub, who, socks)
 
         req = pb.ControlRequest(version=pb.PROTOCOL_VERSION_1, command=pb.COMMAND_STATUS)
         ctl = sock("control", "feeder")
