@@ -49,7 +49,7 @@ struct MpiSession {
   int rank = 0, size = 1;
 };
 
-// --device auto|cpu|hip of the offline tools: the worker's choice (kernels/hip/device.hpp),
+// --device auto|cpu|gpu of the offline tools: the worker's choice (kernels/hip/device.hpp),
 // reported on stderr by rank 0.
 device::Backend choose_backend(const std::string& request, int rank) {
   const device::Choice c =
@@ -60,9 +60,10 @@ device::Backend choose_backend(const std::string& request, int rank) {
 
 void add_device_option(CLI::App& cmd, std::string& request) {
   cmd.add_option("--device", request,
-                 "auto | cpu | hip: where the filters (and the surrogate's forecasts) run; auto "
-                 "takes a HIP device when one is visible")
-      ->check(CLI::IsMember({"auto", "cpu", "hip"}));
+                 "auto | cpu | gpu (hip | cuda: gpu of that toolchain): where the filters (and "
+                 "the surrogate's forecasts) run; auto takes a GPU when one is visible")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(device::kRequestNames),
+                                                     std::end(device::kRequestNames))));
 }
 
 // With --ranks R > 1 outside mpiexec, run this same command under `mpiexec -n R`.

@@ -136,7 +136,7 @@ CycleEngine::CycleEngine(Comm comm, const config::Config& cfg, device::Backend b
       backend_(backend),
       threads_(resolve_threads(comm, cfg_.model.threads)),
       ensemble_(comm, cfg_.ensemble.members, cfg_.model.grid()),
-      // With Backend::kHip the ensemble lives on the device between the stages (docs/hip.md).
+      // With Backend::kGpu the ensemble lives on the device between the stages (docs/hip.md).
       buffer_(make_ensemble_buffer(comm, ensemble_, backend)) {
   // The filters' OpenMP loops (and Eigen's, for the surrogate) take the same share of the
   // node as the ensemble steps; thread counts do not change any result.

@@ -61,7 +61,7 @@ struct CycleOutcome {
 
 class CycleEngine {
  public:
-  // Collective. The forecast model is make_forecast_model's for model.kind; with Backend::kHip the
+  // Collective. The forecast model is make_forecast_model's for model.kind; with Backend::kGpu the
   // filters and the surrogate's forward pass run on this rank's HIP device (device::choose has
   // selected it), with the ensemble resident there between the stages; the SQG physics stays on the
   // CPU.

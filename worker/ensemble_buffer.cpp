@@ -82,7 +82,7 @@ std::unique_ptr<EnsembleBuffer> make_host_buffer(DistributedEnsemble& ensemble) 
 std::unique_ptr<EnsembleBuffer> make_ensemble_buffer(const Comm& comm,
                                                      DistributedEnsemble& ensemble,
                                                      device::Backend backend) {
-  if (backend == device::Backend::kHip) return make_device_buffer(comm, ensemble);
+  if (backend == device::Backend::kGpu) return make_device_buffer(comm, ensemble);
   return make_host_buffer(ensemble);
 }
 

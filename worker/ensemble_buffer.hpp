@@ -61,7 +61,7 @@ class EnsembleBuffer {
   DistributedEnsemble& ens_;
 };
 
-// `ensemble` must outlive the buffer. Backend::kHip: the device mirror of
+// `ensemble` must outlive the buffer. Backend::kGpu: the device mirror of
 // device_ensemble.hpp (throws std::runtime_error without a usable device).
 std::unique_ptr<EnsembleBuffer> make_ensemble_buffer(const Comm& comm,
                                                      DistributedEnsemble& ensemble,

@@ -304,7 +304,7 @@ std::unique_ptr<ForecastModel> make_forecast_model(const config::Config& cfg,
                                                    device::Backend backend, int threads,
                                                    const Comm& comm) {
   if (cfg.model.kind == "vit") {
-    if (backend == device::Backend::kHip) return std::make_unique<VitForecastDevice>(cfg);
+    if (backend == device::Backend::kGpu) return std::make_unique<VitForecastDevice>(cfg);
     return std::make_unique<VitForecastHost>(cfg);
   }
   if (cfg.model.kind == "sqg") return std::make_unique<SqgForecast>(cfg, threads, comm);

@@ -74,7 +74,7 @@ class ForecastModel {
 // whole multiple, to 1e-9 relative).
 int whole_steps(double seconds, double step_s, const std::string& model);
 
-// model.kind = "sqg" | "vit" | "lorenz96"; Backend::kHip runs the ViT on the device (the SQG
+// model.kind = "sqg" | "vit" | "lorenz96"; Backend::kGpu runs the ViT on the device (the SQG
 // physics stays on the host). `threads`: the OpenMP threads of this rank; `comm`: the worker group
 // (the SQG model plans its FFTs with rank 0's wisdom at the first forecast).
 std::unique_ptr<ForecastModel> make_forecast_model(const config::Config& cfg,

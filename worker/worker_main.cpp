@@ -40,9 +40,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "trace, debug, info, warn, error");
   std::string device_request = "auto";
   app.add_option("--device", device_request,
-                 "auto | cpu | hip: where each rank computes; auto takes a HIP device when one "
-                 "is visible (one rank per GPU: device = local rank modulo devices)")
-      ->check(CLI::IsMember({"auto", "cpu", "hip"}));
+                 "auto | cpu | gpu (hip | cuda: gpu of that toolchain): where each rank "
+                 "computes; auto takes a GPU when one is visible (one rank per GPU: device = "
+                 "local rank modulo devices)")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(rtda::device::kRequestNames),
+                                                     std::end(rtda::device::kRequestNames))));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

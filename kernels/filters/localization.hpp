@@ -40,8 +40,9 @@ RTDA_HD inline double gaspari_cohn(double r) {
 RTDA_HD inline double periodic_distance_m(double dx_m, double dy_m, double lx_m, double ly_m) {
   double ax = std::abs(dx_m);
   double ay = std::abs(dy_m);
-  ax = std::min(ax, lx_m - ax);
-  ay = std::min(ay, ly_m - ay);
+  // std::min's rule ((b < a) ? b : a), spelled out: std::min is not a device function on CUDA.
+  ax = (lx_m - ax < ax) ? lx_m - ax : ax;
+  ay = (ly_m - ay < ay) ? ly_m - ay : ay;
   return std::sqrt(ax * ax + ay * ay);
 }
 

@@ -186,7 +186,7 @@ class EnsfFilter final : public EnsembleFilter {
 
 std::unique_ptr<EnsembleFilter> make_filter(FilterKind kind, const LetkfSettings& letkf,
                                             const EnsfSettings& ensf, device::Backend backend) {
-  const bool gpu = backend == device::Backend::kHip;
+  const bool gpu = backend == device::Backend::kGpu;
   switch (kind) {
     case FilterKind::kNone:
       return std::make_unique<NoFilter>(gpu ? MemorySpace::kDevice : MemorySpace::kHost);

@@ -1,5 +1,5 @@
 // The one factory of the filters: a FilterKind and its settings in, an EnsembleFilter out,
-// running on the CPU or (Backend::kHip) on this rank's GPU through kernels/hip.
+// running on the CPU or (Backend::kGpu) on this rank's GPU through kernels/hip.
 #pragma once
 
 #include <memory>

@@ -6,17 +6,17 @@
 #include <string>
 
 #include "hip/cycle_hip.hpp"
+#include "hip/device_memory.hpp"
 
-#if RTDA_HAVE_HIP
-#error "cycle_hip.cpp is the no-HIP stand-in; with the HIP backend cycle_hip.hip defines these"
+#if RTDA_HAVE_GPU
+#error "cycle_hip.cpp is the no-GPU stand-in; with a GPU backend cycle_hip.hip defines these"
 #endif
 
 namespace rtda::hip::cycle {
 
 namespace {
 [[noreturn]] void no_backend(const char* function) {
-  throw std::runtime_error(std::string(function) +
-                           ": this build has no HIP backend (RTDA_HIP=OFF or hipcc not found)");
+  throw std::runtime_error(std::string(function) + ": " + detail::kNoGpuBackend);
 }
 }  // namespace
 

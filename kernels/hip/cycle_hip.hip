@@ -1,10 +1,10 @@
-// HIP kernels of the device-resident cycle (cycle_hip.hpp): one thread per element (or per
-// observation); the sums over members run inside the thread in member order, so they are the
-// CPU's sums. Contraction is off for the whole file so that a × b + c rounds twice, as on the
-// CPU.
-#pragma clang fp contract(off)
-
-#include <hip/hip_runtime.h>
+// GPU kernels (HIP or CUDA, gpu_runtime.hpp) of the device-resident cycle (cycle_hip.hpp): one
+// thread per element (or per observation); the sums over members run inside the thread in member
+// order, so they are the CPU's sums. Contraction is off for the whole file so that a × b + c rounds
+// twice, as on the CPU.
+#if defined(__HIP__)
+#pragma clang fp contract(off)  // nvcc: -fmad=false on its command line
+#endif
 
 #include <cmath>
 #include <stdexcept>
@@ -13,6 +13,7 @@
 #include "filters/inflation_math.hpp"
 #include "hip/cycle_hip.hpp"
 #include "hip/cycle_layout.hpp"
+#include "hip/gpu_runtime.hpp"
 #include "surrogate/normalisation_math.hpp"
 
 namespace rtda::hip::cycle {
@@ -21,12 +22,7 @@ namespace {
 
 constexpr int kThreads = 256;
 
-void check_launch(const char* kernel) {
-  const hipError_t err = hipGetLastError();
-  if (err != hipSuccess)
-    throw std::runtime_error(std::string("HIP: launch of ") + kernel +
-                             " failed: " + hipGetErrorString(err));
-}
+using gpu::check_launch;
 
 dim3 grid_for(std::size_t work) {
   const std::size_t blocks = (work + kThreads - 1) / kThreads;
@@ -112,8 +108,7 @@ void normalise(const double* states, float* z, std::size_t members, std::size_t 
                const LevelScaling& scaling) {
   const std::size_t count = members * 2 * n2;
   if (count == 0) return;
-  hipLaunchKernelGGL(normalise_kernel, grid_for(count), dim3(kThreads), 0, 0, states, z, count, n2,
-                     scaling);
+  normalise_kernel<<<grid_for(count), dim3(kThreads), 0, 0>>>(states, z, count, n2, scaling);
   check_launch("normalise_kernel");
 }
 
@@ -121,30 +116,26 @@ void denormalise(const float* z, double* states, std::size_t members, std::size_
                  const LevelScaling& scaling) {
   const std::size_t count = members * 2 * n2;
   if (count == 0) return;
-  hipLaunchKernelGGL(denormalise_kernel, grid_for(count), dim3(kThreads), 0, 0, z, states, count,
-                     n2, scaling);
+  denormalise_kernel<<<grid_for(count), dim3(kThreads), 0, 0>>>(z, states, count, n2, scaling);
   check_launch("denormalise_kernel");
 }
 
 void mean_and_spread(const double* x, std::size_t members, std::size_t dim, double* out) {
   if (dim == 0) return;
-  hipLaunchKernelGGL(mean_and_spread_kernel, grid_for(dim), dim3(kThreads), 0, 0, x, members, dim,
-                     out);
+  mean_and_spread_kernel<<<grid_for(dim), dim3(kThreads), 0, 0>>>(x, members, dim, out);
   check_launch("mean_and_spread_kernel");
 }
 
 void observation_mean_and_variance(const double* hx, std::size_t members, std::size_t p,
                                    double* out) {
   if (p == 0) return;
-  hipLaunchKernelGGL(observation_mean_and_variance_kernel, grid_for(p), dim3(kThreads), 0, 0, hx,
-                     members, p, out);
+  observation_mean_and_variance_kernel<<<grid_for(p), dim3(kThreads), 0, 0>>>(hx, members, p, out);
   check_launch("observation_mean_and_variance_kernel");
 }
 
 void inflate(double* values, int members, std::size_t stride, double lambda) {
   if (lambda == 1.0 || members < 2 || stride == 0) return;
-  hipLaunchKernelGGL(inflate_kernel, grid_for(stride), dim3(kThreads), 0, 0, values, members,
-                     stride, lambda);
+  inflate_kernel<<<grid_for(stride), dim3(kThreads), 0, 0>>>(values, members, stride, lambda);
   check_launch("inflate_kernel");
 }
 
@@ -152,8 +143,8 @@ void pack_columns(const double* states, std::size_t local_members, int grid_n, i
                   double* send) {
   const std::size_t count = local_members * 2 * static_cast<std::size_t>(grid_n) * grid_n;
   if (count == 0) return;
-  hipLaunchKernelGGL(transpose_kernel, grid_for(count), dim3(kThreads), 0, 0, states, send,
-                     local_members, grid_n, ranks, true);
+  transpose_kernel<<<grid_for(count), dim3(kThreads), 0, 0>>>(states, send, local_members, grid_n,
+                                                              ranks, true);
   check_launch("transpose_kernel (pack)");
 }
 
@@ -161,8 +152,8 @@ void unpack_columns(const double* recv, std::size_t local_members, int grid_n, i
                     double* states) {
   const std::size_t count = local_members * 2 * static_cast<std::size_t>(grid_n) * grid_n;
   if (count == 0) return;
-  hipLaunchKernelGGL(transpose_kernel, grid_for(count), dim3(kThreads), 0, 0, recv, states,
-                     local_members, grid_n, ranks, false);
+  transpose_kernel<<<grid_for(count), dim3(kThreads), 0, 0>>>(recv, states, local_members, grid_n,
+                                                              ranks, false);
   check_launch("transpose_kernel (unpack)");
 }
 

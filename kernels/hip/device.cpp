@@ -1,20 +1,61 @@
 #include "hip/device.hpp"
 
 #include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
-#if RTDA_HAVE_HIP
-#include <hip/hip_runtime_api.h>
+#include "hip/device_memory.hpp"
+
+#ifndef RTDA_GPU_COMPILER
+#define RTDA_GPU_COMPILER ""
 #endif
 
 namespace rtda::device {
 
+namespace {
+
+std::string host_compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "GCC " __VERSION__;
+#else
+  return "unknown compiler";
+#endif
+}
+
+// The host's processor, from /proc/cpuinfo ("AMD EPYC 7B13"), or "CPU".
+std::string host_processor() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) break;
+    std::string name = line.substr(colon + 1);
+    name.erase(0, name.find_first_not_of(' '));
+    return name.empty() ? "CPU" : name;
+  }
+  return "CPU";
+}
+
+}  // namespace
+
 Request parse_request(std::string_view text) {
   if (text == "auto") return Request::kAuto;
   if (text == "cpu") return Request::kCpu;
-  if (text == "hip") return Request::kHip;
-  throw std::invalid_argument("device: '" + std::string(text) + "' is not one of auto, cpu, hip");
+  if (text == "gpu") return Request::kGpu;
+  if (text == "hip" || text == "cuda") {
+    const std::string want = text == "hip" ? "HIP" : "CUDA";
+    if (gpu_toolchain() != want)
+      throw std::invalid_argument("device: '" + std::string(text) + "' asks for a " + want +
+                                  " GPU, but this build's GPU backend is " +
+                                  std::string(gpu_toolchain()) + " (use gpu, cpu or auto)");
+    return Request::kGpu;
+  }
+  throw std::invalid_argument("device: '" + std::string(text) +
+                              "' is not one of auto, cpu, gpu, hip, cuda");
 }
 
 int sqg_plane_n(const core::Grid& g, const char* who) {
@@ -29,60 +70,52 @@ int sqg_plane_n(const core::Grid& g, const char* who) {
 }
 
 std::string_view name(Backend backend) {
-  return backend == Backend::kHip ? "hip" : "cpu";
+  return backend == Backend::kGpu ? "gpu" : "cpu";
 }
 
-bool hip_built() {
-  return RTDA_HAVE_HIP != 0;
+bool gpu_built() {
+  return RTDA_HAVE_GPU != 0;
 }
 
-int hip_device_count(std::string* why_none) {
-#if RTDA_HAVE_HIP
-  int count = 0;
-  const hipError_t err = hipGetDeviceCount(&count);
-  if (err != hipSuccess) {
-    if (why_none) *why_none = hipGetErrorString(err);
-    return 0;
-  }
-  if (count == 0 && why_none) *why_none = "the HIP runtime sees no device";
-  return count;
-#else
-  if (why_none) *why_none = "this build has no HIP backend (RTDA_HIP=OFF or no hipcc)";
-  return 0;
-#endif
+std::string_view gpu_toolchain() {
+  return hip::detail::toolchain();
+}
+
+std::string_view gpu_compiler() {
+  return RTDA_GPU_COMPILER;
+}
+
+int gpu_device_count(std::string* why_none) {
+  return hip::detail::visible_devices(why_none);
 }
 
 Choice choose(Request request, int local_rank) {
   Choice choice;
+  choice.device_name = host_processor();
+  choice.toolchain = host_compiler();
   if (request == Request::kCpu) {
     choice.reason = "device cpu (requested)";
     return choice;
   }
   std::string why;
-  const int count = hip_device_count(&why);
+  const int count = gpu_device_count(&why);
   if (count == 0) {
-    if (request == Request::kHip)
-      throw std::runtime_error("device: hip was requested but no HIP device is usable: " + why);
+    if (request == Request::kGpu)
+      throw std::runtime_error("device: gpu was requested but no GPU is usable: " + why);
     choice.reason = "device auto -> cpu (" + why + ")";
     return choice;
   }
-#if RTDA_HAVE_HIP
   const int index = (local_rank < 0 ? 0 : local_rank) % count;
-  if (const hipError_t err = hipSetDevice(index); err != hipSuccess)
-    throw std::runtime_error("device: hipSetDevice(" + std::to_string(index) +
-                             ") failed: " + hipGetErrorString(err));
-  hipDeviceProp_t props{};
-  std::string gpu = "HIP device " + std::to_string(index);
-  if (hipGetDeviceProperties(&props, index) == hipSuccess)
-    gpu += std::string(" (") + props.gcnArchName + ")";
-  choice.backend = Backend::kHip;
+  const hip::detail::DeviceDescription d = hip::detail::select_device(index);
+  choice.backend = Backend::kGpu;
   choice.device_index = index;
+  choice.device_name = d.name + " (" + d.arch + ")";
+  choice.toolchain = d.toolchain + ", " + std::string(gpu_compiler());
   choice.reason = std::string("device ") + (request == Request::kAuto ? "auto -> " : "") +
-                  "hip: " + gpu + ", local rank " + std::to_string(local_rank) + " of " +
-                  std::to_string(count) + " visible";
-#else
-  (void)local_rank;
-#endif
+                  "gpu: " + d.toolchain + " device " + std::to_string(index) + " " +
+                  choice.device_name + ", local rank " + std::to_string(local_rank) + " of " +
+                  std::to_string(count) + " visible; kernels built by " +
+                  std::string(gpu_compiler());
   return choice;
 }
 

@@ -1,19 +1,38 @@
-// Device memory of the HIP backend: allocation, copies (counted, for the residency
-// diagnostics), synchronisation, and an owning array. Plain C++ (no HIP header), so both g++
-// code (the filters' and the cycle's host side) and the .hip kernels include it. Defined in
-// device_memory.hip; without the backend device_memory_standin.cpp refuses every call except
-// the counters, so code that names them (the parity tests) still links.
+// Device memory of the GPU backend: allocation, copies (counted, for the residency
+// diagnostics), synchronisation, an owning array, and the device queries behind
+// hip/device.hpp. Plain C++ (no GPU runtime header), so both g++ code (the filters' and the
+// cycle's host side) and the .hip kernels include it. Defined in device_memory.hip on HIP or
+// CUDA (gpu_runtime.hpp); without a backend device_memory_standin.cpp refuses every call
+// except the counters and the queries, so code that names them (the parity tests) still links.
 //
-// Every function throws std::runtime_error naming the failed hip* call and hipGetErrorString.
-// Copies go through the default stream and synchronise with it.
+// Every function throws std::runtime_error naming the toolchain, the failed call and the
+// runtime's reason. Copies go through the default stream and synchronise with it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
 namespace rtda::hip::detail {
+
+// What a kernel entry point of a build without a GPU backend throws (after naming itself).
+inline constexpr const char* kNoGpuBackend =
+    "this build has no GPU backend (RTDA_GPU=OFF, or neither hipcc nor nvcc was found)";
+
+// "HIP" or "CUDA": the toolchain the kernels of this binary were built with; "none" without.
+const char* toolchain();
+// Devices the runtime lets this process see; 0 with `why_none` set to the runtime's reason
+// (or to kNoGpuBackend) when there are none.
+int visible_devices(std::string* why_none);
+struct DeviceDescription {
+  std::string toolchain;  // "HIP" or "CUDA"
+  std::string name;       // "NVIDIA H200", "AMD Instinct MI250X", ...
+  std::string arch;       // "sm_90", "gfx90a", ...
+};
+// Makes device `index` this thread's current device and describes it.
+DeviceDescription select_device(int index);
 
 void* device_malloc(std::size_t bytes, const char* what);
 void device_free(void* p) noexcept;

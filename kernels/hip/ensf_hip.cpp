@@ -27,7 +27,7 @@ using filters::EnsfMode;
 
 [[maybe_unused]] void require_device(const char* what) {
   std::string why;
-  if (device::hip_device_count(&why) == 0)
+  if (device::gpu_device_count(&why) == 0)
     throw std::runtime_error(std::string(what) + ": no HIP device is usable: " + why);
 }
 
@@ -44,7 +44,7 @@ AnalysisDiagnostics EnsfAnalysisHip::analyse(filters::ConstEnsembleView prior,
   return analyse_slab(0, obs.grid().columns(), prior, obs, ctx, posterior, filters::EnsfReducer{});
 }
 
-#if RTDA_HAVE_HIP
+#if RTDA_HAVE_GPU
 
 AnalysisDiagnostics EnsfAnalysisHip::analyse_slab(std::size_t col_begin, std::size_t col_end,
                                                   filters::ConstEnsembleView prior,
@@ -376,13 +376,13 @@ AnalysisDiagnostics EnsfAnalysisHip::analyse_slab_device(std::size_t col_begin, 
 AnalysisDiagnostics EnsfAnalysisHip::analyse_slab(
     std::size_t, std::size_t, filters::ConstEnsembleView, const obs::ObservationSpace&,
     const filters::AnalysisContext&, filters::EnsembleView, const filters::EnsfReducer&) {
-  throw std::runtime_error("ensf (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+  throw std::runtime_error(std::string("ensf (gpu): ") + hip::detail::kNoGpuBackend);
 }
 
 AnalysisDiagnostics EnsfAnalysisHip::analyse_device(int, const double*,
                                                     const obs::ObservationSpace&,
                                                     const filters::AnalysisContext&, double*) {
-  throw std::runtime_error("ensf (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+  throw std::runtime_error(std::string("ensf (gpu): ") + hip::detail::kNoGpuBackend);
 }
 
 AnalysisDiagnostics EnsfAnalysisHip::analyse_slab_device(std::size_t, std::size_t, int,
@@ -390,7 +390,7 @@ AnalysisDiagnostics EnsfAnalysisHip::analyse_slab_device(std::size_t, std::size_
                                                          const obs::ObservationSpace&,
                                                          const filters::AnalysisContext&, double*,
                                                          const filters::EnsfReducer&) {
-  throw std::runtime_error("ensf (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+  throw std::runtime_error(std::string("ensf (gpu): ") + hip::detail::kNoGpuBackend);
 }
 
 #endif

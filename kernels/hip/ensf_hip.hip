@@ -1,6 +1,6 @@
-// HIP kernels of the EnSF reverse SDE (docs/science.md §4, eq. 11–15). Each kernel is a thin loop
-// around the shared arithmetic of filters/ensf_math.hpp and core/philox_hd.hpp, which the CPU
-// filter runs too.
+// GPU kernels (HIP or CUDA, gpu_runtime.hpp) of the EnSF reverse SDE (docs/science.md §4, eq.
+// 11–15). Each kernel is a thin loop around the shared arithmetic of filters/ensf_math.hpp and
+// core/philox_hd.hpp, which the CPU filter runs too.
 //
 // Parallel layout (docs/architecture.md §5: EnSF is element-wise except the Monte-Carlo score's
 // member distances):
@@ -15,9 +15,9 @@
 //   - the stopping rule's maximum over elements: a block-level tree in shared memory, then an
 //     atomicMax on the bits of the (non-negative) block maximum.
 // Contraction is off for the whole file so that a × b + c rounds twice, as on the CPU.
-#pragma clang fp contract(off)
-
-#include <hip/hip_runtime.h>
+#if defined(__HIP__)
+#pragma clang fp contract(off)  // nvcc: -fmad=false on its command line
+#endif
 
 #include <atomic>
 #include <stdexcept>
@@ -26,21 +26,16 @@
 #include "core/philox_hd.hpp"
 #include "filters/ensf_math.hpp"
 #include "hip/ensf_hip_kernels.hpp"
+#include "hip/gpu_runtime.hpp"
 
 namespace rtda::hip::detail {
 
 namespace {
 
-constexpr int kThreads = 256;  // four wavefronts of 64 on gfx90a
+constexpr int kThreads = 256;  // 4 AMD wavefronts or 8 NVIDIA warps; barriers are explicit
 
-void check(hipError_t err, const char* call) {
-  if (err != hipSuccess)
-    throw std::runtime_error(std::string("HIP: ") + call + " failed: " + hipGetErrorString(err));
-}
-
-void check_launch(const char* kernel) {
-  check(hipGetLastError(), kernel);
-}
+using gpu::check;
+using gpu::check_launch;
 
 unsigned grid_for(std::size_t work) {
   const std::size_t blocks = (work + kThreads - 1) / kThreads;
@@ -336,82 +331,80 @@ std::size_t blocks_per_level(const EnsfDeviceSlab& s) {
 // ---------------------------------------------------------------- launches
 
 void ensf_prior_statistics(const EnsfDeviceSlab& s) {
-  hipLaunchKernelGGL(prior_statistics_kernel, dim3(grid_for(s.dim)), dim3(kThreads), 0, 0, s);
+  prior_statistics_kernel<<<dim3(grid_for(s.dim)), dim3(kThreads), 0, 0>>>(s);
   check_launch("prior_statistics_kernel");
 }
 
 void ensf_paper_terms(const EnsfDeviceSlab& s) {
-  hipLaunchKernelGGL(paper_terms_kernel, dim3(grid_for(s.dim)), dim3(kThreads), 0, 0, s);
+  paper_terms_kernel<<<dim3(grid_for(s.dim)), dim3(kThreads), 0, 0>>>(s);
   check_launch("paper_terms_kernel");
 }
 
 void ensf_innovations(const EnsfDeviceSlab& s, const double* off_values, double* innovation) {
   const std::size_t work = s.dim > s.off_count ? s.dim : s.off_count;
-  hipLaunchKernelGGL(innovations_kernel, dim3(grid_for(work)), dim3(kThreads), 0, 0, s, off_values,
-                     innovation);
+  innovations_kernel<<<dim3(grid_for(work)), dim3(kThreads), 0, 0>>>(s, off_values, innovation);
   check_launch("innovations_kernel");
 }
 
 void ensf_gather_off_grid(const EnsfDeviceSlab& s, bool from_prior, double* off_values) {
   if (s.off_count == 0) return;
-  hipLaunchKernelGGL(gather_off_grid_kernel, dim3(grid_for(s.members * s.off_count * 4)),
-                     dim3(kThreads), 0, 0, s, from_prior, off_values);
+  gather_off_grid_kernel<<<dim3(grid_for(s.members * s.off_count * 4)), dim3(kThreads), 0, 0>>>(
+      s, from_prior, off_values);
   check_launch("gather_off_grid_kernel");
 }
 
 void ensf_initial_particles(const EnsfDeviceSlab& s) {
   const std::size_t bpl = blocks_per_level(s);
-  hipLaunchKernelGGL(initial_particles_kernel, dim3(grid_for(s.members * 2 * bpl)), dim3(kThreads),
-                     0, 0, s, bpl);
+  initial_particles_kernel<<<dim3(grid_for(s.members * 2 * bpl)), dim3(kThreads), 0, 0>>>(s, bpl);
   check_launch("initial_particles_kernel");
 }
 
 void ensf_row_distances(const EnsfDeviceSlab& s, double alpha, std::size_t n, std::size_t row0,
                         std::size_t rows, std::size_t rows_total, double* row_d2) {
   fill_zero(row_d2, rows_total * s.members * s.members * sizeof(double));
-  hipLaunchKernelGGL(row_distances_kernel, dim3(grid_for(rows * s.members * s.members)),
-                     dim3(kThreads), 0, 0, s, alpha, n, row0, rows, row_d2);
+  row_distances_kernel<<<dim3(grid_for(rows * s.members * s.members)), dim3(kThreads), 0, 0>>>(
+      s, alpha, n, row0, rows, row_d2);
   check_launch("row_distances_kernel");
 }
 
 void ensf_softmax(const EnsfDeviceSlab& s, const double* row_d2, std::size_t rows_total,
                   double beta2, double* weights, double* ess_min, double* ess_last) {
-  hipLaunchKernelGGL(softmax_kernel, dim3(grid_for(s.members)), dim3(kThreads), 0, 0, s, row_d2,
-                     rows_total, beta2, weights, ess_min, ess_last);
+  softmax_kernel<<<dim3(grid_for(s.members)), dim3(kThreads), 0, 0>>>(s, row_d2, rows_total, beta2,
+                                                                      weights, ess_min, ess_last);
   check_launch("softmax_kernel");
 }
 
 void ensf_off_grid_slopes(const EnsfDeviceSlab& s, const double* off_values, double* dlogp) {
   if (s.off_count == 0) return;
-  hipLaunchKernelGGL(off_grid_slopes_kernel, dim3(grid_for(s.members * s.off_count)),
-                     dim3(kThreads), 0, 0, s, off_values, dlogp);
+  off_grid_slopes_kernel<<<dim3(grid_for(s.members * s.off_count)), dim3(kThreads), 0, 0>>>(
+      s, off_values, dlogp);
   check_launch("off_grid_slopes_kernel");
 }
 
 void ensf_weighted_prior_and_gradient(const EnsfDeviceSlab& s, const double* weights,
                                       const double* off_dlogp, double* weighted, double* grad) {
-  hipLaunchKernelGGL(weighted_prior_and_gradient_kernel, dim3(grid_for(s.members * s.dim)),
-                     dim3(kThreads), 0, 0, s, weights, off_dlogp, weighted, grad);
+  weighted_prior_and_gradient_kernel<<<dim3(grid_for(s.members * s.dim)), dim3(kThreads), 0, 0>>>(
+      s, weights, off_dlogp, weighted, grad);
   check_launch("weighted_prior_and_gradient_kernel");
 }
 
 void ensf_step(const EnsfDeviceSlab& s, const EnsfDeviceStep& c, std::uint32_t row,
                const double* weighted, const double* grad) {
   const std::size_t bpl = blocks_per_level(s);
-  hipLaunchKernelGGL(step_kernel, dim3(grid_for(s.members * 2 * bpl)), dim3(kThreads), 0, 0, s, c,
-                     row, bpl, weighted, grad);
+  step_kernel<<<dim3(grid_for(s.members * 2 * bpl)), dim3(kThreads), 0, 0>>>(s, c, row, bpl,
+                                                                             weighted, grad);
   check_launch("step_kernel");
 }
 
 void ensf_member_mean(const EnsfDeviceSlab& s, double* history, std::size_t slot,
                       std::size_t old_slot, bool compare, unsigned long long* drift_bits) {
-  hipLaunchKernelGGL(member_mean_kernel, dim3(grid_for(s.dim)), dim3(kThreads), 0, 0, s, history,
-                     slot, old_slot, compare, drift_bits);
+  member_mean_kernel<<<dim3(grid_for(s.dim)), dim3(kThreads), 0, 0>>>(s, history, slot, old_slot,
+                                                                      compare, drift_bits);
   check_launch("member_mean_kernel");
 }
 
 void ensf_finish(const EnsfDeviceSlab& s, const double* target) {
-  hipLaunchKernelGGL(finish_kernel, dim3(grid_for(s.dim)), dim3(kThreads), 0, 0, s, target);
+  finish_kernel<<<dim3(grid_for(s.dim)), dim3(kThreads), 0, 0>>>(s, target);
   check_launch("finish_kernel");
 }
 

@@ -1,5 +1,5 @@
 # HIP kernels of the filters (EnSF reverse SDE, batched LETKF). Paths relative to kernels/hip.
-list(APPEND RTDA_HIP_SOURCES ensf_hip.hip letkf_hip.hip observe_hip.hip)
+list(APPEND RTDA_GPU_SOURCES ensf_hip.hip letkf_hip.hip observe_hip.hip)
 
 
 # rtda_filters_hip: their host side (EnsfAnalysisHip, LetkfAnalysisHip), plain C++ for g++

@@ -25,7 +25,7 @@ using filters::AnalysisDiagnostics;
 
 [[maybe_unused]] void require_device(const char* what) {
   std::string why;
-  if (device::hip_device_count(&why) == 0)
+  if (device::gpu_device_count(&why) == 0)
     throw std::runtime_error(std::string(what) + ": no HIP device is usable: " + why);
 }
 
@@ -40,7 +40,7 @@ AnalysisDiagnostics LetkfAnalysisHip::analyse(filters::ConstEnsembleView prior,
                                               const filters::AnalysisContext& /*ctx*/,
                                               filters::EnsembleView posterior) {
   filters::check_letkf_ensembles(prior, posterior, space);
-#if RTDA_HAVE_HIP
+#if RTDA_HAVE_GPU
   require_device("letkf (hip)");
   detail::DeviceArray<double> ensemble(prior.data.size(), "the LETKF ensemble");
   ensemble.upload(prior.data.data());
@@ -50,7 +50,7 @@ AnalysisDiagnostics LetkfAnalysisHip::analyse(filters::ConstEnsembleView prior,
                        posterior.data.size() * sizeof(double));
   return diag;
 #else
-  throw std::runtime_error("letkf (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+  throw std::runtime_error(std::string("letkf (gpu): ") + hip::detail::kNoGpuBackend);
 #endif
 }
 
@@ -61,7 +61,7 @@ void LetkfAnalysisHip::analyse_columns(std::span<const double> prior_cols,
                                        filters::LetkfColumnStats* stats) const {
   filters::letkf_check_columns(prior_cols.size(), hx.size(), members, space, col_begin, col_end,
                                posterior_cols.size());
-#if RTDA_HAVE_HIP
+#if RTDA_HAVE_GPU
   require_device("letkf (hip)");
   detail::DeviceArray<double> cols(prior_cols.size(), "the LETKF columns");
   cols.upload(prior_cols.data());
@@ -72,7 +72,7 @@ void LetkfAnalysisHip::analyse_columns(std::span<const double> prior_cols,
   detail::copy_to_host(posterior_cols.data(), cols.get(), posterior_cols.size() * sizeof(double));
 #else
   (void)stats;
-  throw std::runtime_error("letkf (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+  throw std::runtime_error(std::string("letkf (gpu): ") + hip::detail::kNoGpuBackend);
 #endif
 }
 
@@ -86,7 +86,7 @@ void LetkfAnalysisHip::analyse_columns_device(const double* prior_cols_device,
   const std::size_t k = static_cast<std::size_t>(members > 0 ? members : 0);
   const std::size_t nc = col_end > col_begin ? col_end - col_begin : 0;
   filters::letkf_check_columns(2 * nc * k, p * k, members, space, col_begin, col_end, 2 * nc * k);
-#if RTDA_HAVE_HIP
+#if RTDA_HAVE_GPU
   using detail::DeviceArray;
   require_device("letkf (hip)");
   const int n = device::sqg_plane_n(space.grid(), "letkf (hip)");
@@ -183,14 +183,14 @@ void LetkfAnalysisHip::analyse_columns_device(const double* prior_cols_device,
   (void)hx_device;
   (void)posterior_cols_device;
   (void)stats;
-  throw std::runtime_error("letkf (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+  throw std::runtime_error(std::string("letkf (gpu): ") + hip::detail::kNoGpuBackend);
 #endif
 }
 
 AnalysisDiagnostics LetkfAnalysisHip::analyse_device(int members, const double* prior_device,
                                                      const obs::ObservationSpace& space,
                                                      double* posterior_device) const {
-#if RTDA_HAVE_HIP
+#if RTDA_HAVE_GPU
   using detail::DeviceArray;
   if (members < 2)
     throw std::invalid_argument("LETKF needs at least 2 members, got " + std::to_string(members));
@@ -216,7 +216,7 @@ AnalysisDiagnostics LetkfAnalysisHip::analyse_device(int members, const double* 
   (void)prior_device;
   (void)space;
   (void)posterior_device;
-  throw std::runtime_error("letkf (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+  throw std::runtime_error(std::string("letkf (gpu): ") + hip::detail::kNoGpuBackend);
 #endif
 }
 

@@ -1,9 +1,10 @@
-// HIP kernels of the LETKF (docs/science.md §3, eq. 7–10): the ensemble statistics in
-// observation space and the batched local analyses (h(x) itself is observe_hip.hip's). Thin loops
-// around the shared arithmetic of filters/letkf_math.hpp; tests/hip/letkf_replay.hpp replays this
-// kernel's sequence serially on the CPU (its oracle, held to LetkfAnalysis::analyse_columns).
+// GPU kernels (HIP or CUDA, gpu_runtime.hpp) of the LETKF (docs/science.md §3, eq. 7–10): the
+// ensemble statistics in observation space and the batched local analyses (h(x) itself is
+// observe_hip.hip's). Thin loops around the shared arithmetic of filters/letkf_math.hpp;
+// tests/hip/letkf_replay.hpp replays this kernel's sequence serially on the CPU (its oracle, held
+// to LetkfAnalysis::analyse_columns).
 //
-// Batching: one work-group of 64 threads (one gfx90a wavefront) per grid column at a time,
+// Batching: one work-group of 64 threads per grid column at a time,
 // a grid-stride loop over the columns of the batch. A column's work:
 //   1. its candidates: thread 0 lays out the (offset, level) segments of the candidate list
 //      (prefix sums), then all threads fill candidate slots t = 0 .. T − 1 (observation, level,
@@ -19,28 +20,28 @@
 // slice of a global workspace otherwise (k up to 128 and beyond); the candidate list always
 // lives in the global workspace. The code is the same through generic pointers.
 // Contraction is off for the whole file, so that a × b + c rounds twice, as on the CPU.
-#pragma clang fp contract(off)
-
-#include <hip/hip_runtime.h>
+#if defined(__HIP__)
+#pragma clang fp contract(off)  // nvcc: -fmad=false on its command line
+#endif
 
 #include <stdexcept>
 #include <string>
 
 #include "filters/letkf_math.hpp"
 #include "hip/ensf_hip_kernels.hpp"
+#include "hip/gpu_runtime.hpp"
 #include "hip/letkf_hip_kernels.hpp"
 
 namespace rtda::hip::detail {
 
 namespace {
 
-constexpr int kThreads = 256;       // element-wise kernels
-constexpr int kColumnThreads = 64;  // one wavefront per column
+constexpr int kThreads = 256;  // element-wise kernels
+// 64 threads per column: one wavefront on AMD, two warps on NVIDIA. Nothing relies on lanes
+// running in lockstep: every exchange through shared memory has its barrier.
+constexpr int kColumnThreads = 64;
 
-void check(hipError_t err, const char* call) {
-  if (err != hipSuccess)
-    throw std::runtime_error(std::string("HIP: ") + call + " failed: " + hipGetErrorString(err));
-}
+using gpu::check;
 
 unsigned grid_for(std::size_t work) {
   const std::size_t blocks = (work + kThreads - 1) / kThreads;
@@ -319,9 +320,9 @@ __global__ __launch_bounds__(kColumnThreads) void columns_kernel(LetkfDeviceColu
 void letkf_observation_rows(const double* hx, std::size_t p, int k, const double* value,
                             const double* error_sd, double* dev, double* innov, double* inv_sd) {
   if (p == 0) return;
-  hipLaunchKernelGGL(observation_rows_kernel, dim3(grid_for(p)), dim3(kThreads), 0, 0, hx, p, k,
-                     value, error_sd, dev, innov, inv_sd);
-  check(hipGetLastError(), "observation_rows_kernel");
+  observation_rows_kernel<<<dim3(grid_for(p)), dim3(kThreads), 0, 0>>>(hx, p, k, value, error_sd,
+                                                                       dev, innov, inv_sd);
+  gpu::check_launch("observation_rows_kernel");
 }
 
 void letkf_columns(const LetkfDeviceColumns& batch) {
@@ -331,16 +332,18 @@ void letkf_columns(const LetkfDeviceColumns& batch) {
   // Enough work-groups to fill the device several times over; each loops over columns.
   const std::size_t resident = static_cast<std::size_t>(multiprocessors()) * 16;
   const std::size_t groups = columns < resident ? columns : resident;
-  if (layout.lds_bytes > 64 * 1024)
-    throw std::runtime_error("LETKF (hip): " + std::to_string(batch.k) +
-                             " members need more than 64 KiB of LDS per work-group");
+  const std::size_t most = gpu::opt_in_dynamic_shared(columns_kernel, layout.lds_bytes);
+  if (layout.lds_bytes > most)
+    throw std::runtime_error("LETKF (gpu): " + std::to_string(batch.k) + " members need " +
+                             std::to_string(layout.lds_bytes) +
+                             " bytes of shared memory per block; the device allows " +
+                             std::to_string(most));
   char* workspace =
       static_cast<char*>(device_malloc(groups * layout.workspace_stride, "the LETKF workspace"));
-  hipLaunchKernelGGL(columns_kernel, dim3(static_cast<unsigned>(groups)), dim3(kColumnThreads),
-                     layout.lds_bytes, 0, batch, workspace, layout.workspace_stride,
-                     layout.matrices_in_lds);
-  const hipError_t launch = hipGetLastError();
-  const hipError_t done = launch == hipSuccess ? hipDeviceSynchronize() : launch;
+  columns_kernel<<<dim3(static_cast<unsigned>(groups)), dim3(kColumnThreads), layout.lds_bytes,
+                   0>>>(batch, workspace, layout.workspace_stride, layout.matrices_in_lds);
+  const gpu::Error launch = gpu::last_error();
+  const gpu::Error done = launch == gpu::kSuccess ? gpu::synchronize_device() : launch;
   device_free(workspace);
   check(done, "columns_kernel");
 }

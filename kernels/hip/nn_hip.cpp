@@ -5,18 +5,18 @@
 #include <stdexcept>
 #include <string>
 
+#include "hip/device_memory.hpp"
 #include "hip/nn_hip.hpp"
 
-#if RTDA_HAVE_HIP
-#error "nn_hip.cpp is the no-HIP stand-in; with the HIP backend nn_hip.hip defines these"
+#if RTDA_HAVE_GPU
+#error "nn_hip.cpp is the no-GPU stand-in; with a GPU backend nn_hip.hip defines these"
 #endif
 
 namespace rtda::hip::nn {
 
 namespace {
 [[noreturn]] void no_backend(const char* function) {
-  throw std::runtime_error(std::string(function) +
-                           ": this build has no HIP backend (RTDA_HIP=OFF or hipcc not found)");
+  throw std::runtime_error(std::string(function) + ": " + detail::kNoGpuBackend);
 }
 }  // namespace
 

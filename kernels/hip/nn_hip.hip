@@ -1,17 +1,16 @@
-// HIP kernels of the ViT surrogate's forward pass (see nn_hip.hpp). The kernels are thin: they
-// decide which thread handles which element and how rows are reduced across a block; the
-// element arithmetic is surrogate/nn_math.hpp, compiled here for the device and tested on the
-// CPU (tests/hip/nn_math_test.cpp).
+// GPU kernels (HIP or CUDA, gpu_runtime.hpp) of the ViT surrogate's forward pass (see nn_hip.hpp).
+// The kernels are thin: they decide which thread handles which element and how rows are reduced
+// across a block; the element arithmetic is surrogate/nn_math.hpp, compiled here for the device and
+// tested on the CPU (tests/hip/nn_math_test.cpp).
 //
-// Targets gfx90a (64-lane wavefronts) but assumes no wavefront size: the row reductions go
+// Assumes no wavefront or warp size (64 lanes on gfx90a, 32 on NVIDIA): the row reductions go
 // through shared memory with __syncthreads, and every block size is a multiple of 64.
-#include <hip/hip_runtime.h>
-
 #include <cstdio>
 #include <stdexcept>
 #include <string>
 
 #include "hip/ensf_hip_kernels.hpp"
+#include "hip/gpu_runtime.hpp"
 #include "hip/nn_hip.hpp"
 #include "surrogate/nn_math.hpp"
 
@@ -21,23 +20,15 @@ namespace math = rtda::surrogate::nn;
 
 namespace {
 
-void check(hipError_t err, const char* call) {
-  if (err != hipSuccess) {
-    throw std::runtime_error(std::string("HIP: ") + call + " failed: " + hipGetErrorString(err));
-  }
-}
-
-// A kernel launch queues work and reports a bad configuration through hipGetLastError.
-void check_launch(const char* kernel) {
-  check(hipGetLastError(), kernel);
-}
+using gpu::check;
+using gpu::check_launch;
 
 void require(bool ok, const char* function, const std::string& what) {
   if (!ok) throw std::invalid_argument(std::string(function) + ": " + what);
 }
 
-hipStream_t as_hip(Stream stream) {
-  return static_cast<hipStream_t>(stream);
+gpu::StreamHandle as_runtime(Stream stream) {
+  return static_cast<gpu::StreamHandle>(stream);
 }
 
 // Grid limits: x may be up to 2^31 - 1 blocks; y and z are kept below 65536.
@@ -217,7 +208,7 @@ constexpr int kMicro = kTile / kSide;
 constexpr int kGemmThreads = kSide * kSide;
 constexpr int kPad = 4;
 static_assert(kTile * kTileK % kGemmThreads == 0, "slab loads must divide evenly");
-static_assert(kGemmThreads % 64 == 0, "whole wavefronts");
+static_assert(kGemmThreads % 64 == 0, "whole wavefronts (64) and whole warps (32)");
 
 struct GemmKernelArgs {
   int m, n, k;
@@ -340,39 +331,41 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_kernel(GemmKernelArgs g) {
 float* device_alloc(std::size_t count) {
   if (count == 0) return nullptr;
   void* p = nullptr;
-  check(hipMalloc(&p, count * sizeof(float)),
-        ("hipMalloc(" + std::to_string(count * sizeof(float)) + " bytes)").c_str());
+  check(gpu::allocate(&p, count * sizeof(float)),
+        ("allocating " + std::to_string(count * sizeof(float)) + " bytes").c_str());
   return static_cast<float*>(p);
 }
 
 void device_free(float* device_ptr) noexcept {
   if (device_ptr == nullptr) return;
-  const hipError_t err = hipFree(device_ptr);
-  if (err != hipSuccess) std::fprintf(stderr, "HIP: hipFree failed: %s\n", hipGetErrorString(err));
+  const gpu::Error err = gpu::release(device_ptr);
+  if (err != gpu::kSuccess)
+    std::fprintf(stderr, "%s: freeing device memory failed: %s\n", gpu::kToolchain,
+                 gpu::error_string(err));
 }
 
 void copy_to_device(float* device_dst, const float* host_src, std::size_t count) {
   if (count == 0) return;
-  check(hipMemcpy(device_dst, host_src, count * sizeof(float), hipMemcpyHostToDevice),
-        "hipMemcpy(host to device)");
+  check(gpu::copy(device_dst, host_src, count * sizeof(float), gpu::Direction::kHostToDevice),
+        "copy host to device");
   detail::count_host_device_bytes(count * sizeof(float));
 }
 
 void copy_to_host(float* host_dst, const float* device_src, std::size_t count) {
   if (count == 0) return;
-  check(hipMemcpy(host_dst, device_src, count * sizeof(float), hipMemcpyDeviceToHost),
-        "hipMemcpy(device to host)");
+  check(gpu::copy(host_dst, device_src, count * sizeof(float), gpu::Direction::kDeviceToHost),
+        "copy device to host");
   detail::count_host_device_bytes(count * sizeof(float));
 }
 
 void copy_on_device(float* device_dst, const float* device_src, std::size_t count) {
   if (count == 0) return;
-  check(hipMemcpy(device_dst, device_src, count * sizeof(float), hipMemcpyDeviceToDevice),
-        "hipMemcpy(device to device)");
+  check(gpu::copy(device_dst, device_src, count * sizeof(float), gpu::Direction::kDeviceToDevice),
+        "copy device to device");
 }
 
 void synchronize(Stream stream) {
-  check(hipStreamSynchronize(as_hip(stream)), "hipStreamSynchronize");
+  check(gpu::synchronize_stream(as_runtime(stream)), "stream synchronisation");
 }
 
 DeviceArray::DeviceArray(std::size_t count) : data_(device_alloc(count)), size_(count) {}
@@ -466,10 +459,10 @@ void gemm(const GemmArgs& args, Stream stream) {
     const dim3 grid(static_cast<unsigned>(row_tiles), static_cast<unsigned>(col_tiles),
                     static_cast<unsigned>(chunk));
     if (args.transpose_b) {
-      gemm_kernel<true><<<grid, dim3(kGemmThreads), 0, as_hip(stream)>>>(g);
+      gemm_kernel<true><<<grid, dim3(kGemmThreads), 0, as_runtime(stream)>>>(g);
       check_launch("gemm_kernel<transpose_b> launch");
     } else {
-      gemm_kernel<false><<<grid, dim3(kGemmThreads), 0, as_hip(stream)>>>(g);
+      gemm_kernel<false><<<grid, dim3(kGemmThreads), 0, as_runtime(stream)>>>(g);
       check_launch("gemm_kernel launch");
     }
   }
@@ -502,24 +495,24 @@ void layer_norm(const float* x, float* y, const float* gamma, const float* beta,
   require(rows <= kMaxGridX, kFn, std::to_string(rows) + " rows exceed the grid");
   require(x != nullptr && y != nullptr && gamma != nullptr && beta != nullptr, kFn,
           "x, y, gamma and beta must be device pointers, got nullptr");
-  layer_norm_kernel<<<dim3(static_cast<unsigned>(rows)), dim3(kRowThreads), 0, as_hip(stream)>>>(
-      x, y, gamma, beta, cols, eps);
+  layer_norm_kernel<<<dim3(static_cast<unsigned>(rows)), dim3(kRowThreads), 0,
+                      as_runtime(stream)>>>(x, y, gamma, beta, cols, eps);
   check_launch("layer_norm_kernel launch");
 }
 
 void gelu(const float* x, float* y, std::int64_t count, Stream stream) {
   require(count >= 0, "rtda::hip::nn::gelu", "negative count " + std::to_string(count));
   if (count == 0) return;
-  gelu_kernel<<<dim3(elementwise_blocks(count)), dim3(kElementThreads), 0, as_hip(stream)>>>(x, y,
-                                                                                             count);
+  gelu_kernel<<<dim3(elementwise_blocks(count)), dim3(kElementThreads), 0, as_runtime(stream)>>>(
+      x, y, count);
   check_launch("gelu_kernel launch");
 }
 
 void add_in_place(float* y, const float* x, std::int64_t count, Stream stream) {
   require(count >= 0, "rtda::hip::nn::add_in_place", "negative count " + std::to_string(count));
   if (count == 0) return;
-  add_kernel<<<dim3(elementwise_blocks(count)), dim3(kElementThreads), 0, as_hip(stream)>>>(y, x,
-                                                                                            count);
+  add_kernel<<<dim3(elementwise_blocks(count)), dim3(kElementThreads), 0, as_runtime(stream)>>>(
+      y, x, count);
   check_launch("add_kernel launch");
 }
 
@@ -529,7 +522,7 @@ void softmax_rows(float* scores, std::int64_t rows, int cols, float scale, Strea
           "shape must be positive, got " + std::to_string(rows) + " x " + std::to_string(cols));
   require(rows <= kMaxGridX, kFn, std::to_string(rows) + " rows exceed the grid");
   require(scale > 0.0f, kFn, "scale must be positive, got " + std::to_string(scale));
-  softmax_kernel<<<dim3(static_cast<unsigned>(rows)), dim3(kRowThreads), 0, as_hip(stream)>>>(
+  softmax_kernel<<<dim3(static_cast<unsigned>(rows)), dim3(kRowThreads), 0, as_runtime(stream)>>>(
       scores, cols, scale);
   check_launch("softmax_kernel launch");
 }
@@ -601,8 +594,8 @@ void patchify(const float* states, float* patches, int batch, int grid_n, int pa
   const int tokens = (grid_n / patch) * (grid_n / patch);
   const int features = 2 * patch * patch;
   const std::int64_t count = static_cast<std::int64_t>(batch) * tokens * features;
-  patchify_kernel<<<dim3(elementwise_blocks(count)), dim3(kElementThreads), 0, as_hip(stream)>>>(
-      states, patches, count, tokens, features, grid_n, patch);
+  patchify_kernel<<<dim3(elementwise_blocks(count)), dim3(kElementThreads), 0,
+                    as_runtime(stream)>>>(states, patches, count, tokens, features, grid_n, patch);
   check_launch("patchify_kernel launch");
 }
 
@@ -615,8 +608,9 @@ void unpatchify(const float* patches, const float* residual, float* states, int 
   const int tokens = (grid_n / patch) * (grid_n / patch);
   const int features = 2 * patch * patch;
   const std::int64_t count = static_cast<std::int64_t>(batch) * tokens * features;
-  unpatchify_kernel<<<dim3(elementwise_blocks(count)), dim3(kElementThreads), 0, as_hip(stream)>>>(
-      patches, residual, states, count, tokens, features, grid_n, patch);
+  unpatchify_kernel<<<dim3(elementwise_blocks(count)), dim3(kElementThreads), 0,
+                      as_runtime(stream)>>>(patches, residual, states, count, tokens, features,
+                                            grid_n, patch);
   check_launch("unpatchify_kernel launch");
 }
 

@@ -13,7 +13,7 @@ void observe_on_device(const obs::ObservationSpace& space, const double* states_
                        std::size_t state_size, int members, double* hx_device) {
   const std::size_t p = space.size();
   if (p == 0 || members == 0) return;
-#if RTDA_HAVE_HIP
+#if RTDA_HAVE_GPU
   using detail::DeviceArray;
   std::vector<std::uint32_t> index(4 * p, 0);
   std::vector<double> weight(4 * p, 0.0);
@@ -38,7 +38,7 @@ void observe_on_device(const obs::ObservationSpace& space, const double* states_
   (void)states_device;
   (void)state_size;
   (void)hx_device;
-  throw std::runtime_error("h(x) (hip): this build has no HIP backend (RTDA_HIP=OFF or no hipcc)");
+  throw std::runtime_error(std::string("h(x) (gpu): ") + hip::detail::kNoGpuBackend);
 #endif
 }
 

@@ -1,13 +1,14 @@
 // h(x) on the device: one thread per (member, observation), the stencil and operator
 // arithmetic of obs/observation_math.hpp (the CPU's ObservationSpace::apply runs the same).
 // Contraction is off, so that a × b + c rounds twice, as on the CPU.
-#pragma clang fp contract(off)
-
-#include <hip/hip_runtime.h>
+#if defined(__HIP__)
+#pragma clang fp contract(off)  // nvcc: -fmad=false on its command line
+#endif
 
 #include <stdexcept>
 #include <string>
 
+#include "hip/gpu_runtime.hpp"
 #include "hip/observe_hip.hpp"
 #include "obs/observation_math.hpp"
 
@@ -17,10 +18,7 @@ namespace {
 
 constexpr int kThreads = 256;
 
-void check(hipError_t err, const char* call) {
-  if (err != hipSuccess)
-    throw std::runtime_error(std::string("HIP: ") + call + " failed: " + hipGetErrorString(err));
-}
+using gpu::check;
 
 unsigned grid_for(std::size_t work) {
   const std::size_t blocks = (work + kThreads - 1) / kThreads;
@@ -50,10 +48,9 @@ void apply_operators(const double* states, std::size_t state, int k, std::size_t
                      const std::int32_t* stencil_count, const std::int8_t* kind, double s_k,
                      double* hx) {
   if (p == 0) return;
-  hipLaunchKernelGGL(apply_operators_kernel, dim3(grid_for(static_cast<std::size_t>(k) * p)),
-                     dim3(kThreads), 0, 0, states, state, k, p, stencil_index, stencil_weight,
-                     stencil_count, kind, s_k, hx);
-  check(hipGetLastError(), "apply_operators_kernel");
+  apply_operators_kernel<<<dim3(grid_for(static_cast<std::size_t>(k) * p)), dim3(kThreads), 0, 0>>>(
+      states, state, k, p, stencil_index, stencil_weight, stencil_count, kind, s_k, hx);
+  gpu::check_launch("apply_operators_kernel");
 }
 
 }  // namespace rtda::hip::detail

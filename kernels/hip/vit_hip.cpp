@@ -227,7 +227,7 @@ VitForwardHip::VitForwardHip(Vit& vit) : impl_(std::make_unique<Impl>()) {
                                 "model on the CPU (--device cpu)");
   }
   std::string why;
-  if (device::hip_device_count(&why) == 0) {
+  if (device::gpu_device_count(&why) == 0) {
     throw std::runtime_error("VitForwardHip: no usable HIP device (" + why + ")");
   }
   Impl& m = *impl_;

@@ -44,7 +44,7 @@ generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   cmake -S "$source_dir" -B "$build_dir" "${generator[@]}" \
-    -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" -DRTDA_FUZZ=ON -DRTDA_HIP=OFF \
+    -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" -DRTDA_FUZZ=ON -DRTDA_GPU=OFF \
     -DRTDA_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Release \
     "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -g" "-DCMAKE_C_FLAGS_RELEASE=-O1 -g" \
     -DRTDA_FUZZ_SECONDS="$seconds" >"$build_dir.configure.log" 2>&1 ||

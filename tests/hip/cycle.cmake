@@ -1,6 +1,6 @@
 # Tests of the device-resident cycle (label hip). cycle_math_test runs on any machine (the
 # shared normalisation arithmetic and the device transposes' index map, on the CPU);
-# cycle_hip_test runs CycleEngine with Backend::kCpu and Backend::kHip on the same cycles under
+# cycle_hip_test runs CycleEngine with Backend::kCpu and Backend::kGpu on the same cycles under
 # mpiexec (1 rank, and 2 ranks for the host-staged transposes) and skips, saying what it
 # skips, when no HIP device is present.
 rtda_add_gtest(hip_cycle_math_test SOURCES cycle_math_test.cpp LABEL hip

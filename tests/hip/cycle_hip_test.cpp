@@ -1,5 +1,5 @@
 // The device-resident cycle (worker/device_ensemble.hpp; docs/hip.md, "Residency"):
-// CycleEngine with Backend::kHip against Backend::kCpu, its oracle, over the same cycles —
+// CycleEngine with Backend::kGpu against Backend::kCpu, its oracle, over the same cycles —
 // the same nature run, initial ensemble, observations and seeds — for the ViT surrogate with
 // EnSF and the SQG physics with LETKF; and the bytes a ViT + EnSF cycle moves between host
 // and device on one rank. Runs under mpiexec (1 rank; 2 ranks for the parity tests, which then
@@ -137,7 +137,7 @@ DistributedEnsemble loaded(const test_support::FilterProblem& p) {
 // columns, and back. 5 members over 2 ranks make uneven member blocks (3 + 2).
 TEST(CycleHip, DeviceTransposesAreTheHostOnes) {
   std::string why;
-  if (device::hip_device_count(&why) == 0)
+  if (device::gpu_device_count(&why) == 0)
     GTEST_SKIP() << "no HIP device present: device member <-> column transposes not checked ("
                  << why << ")";
   const auto p = test_support::make_filter_problem(12, 5, test_support::ObsLayout::kEveryPoint, 0,
@@ -178,7 +178,7 @@ TEST(CycleHip, DeviceTransposesAreTheHostOnes) {
 // through the device's atan, a few ulps.
 TEST(CycleHip, DeviceObservationsAreTheHostOnes) {
   std::string why;
-  if (device::hip_device_count(&why) == 0)
+  if (device::gpu_device_count(&why) == 0)
     GTEST_SKIP() << "no HIP device present: device h(x) not checked (" << why << ")";
   for (const auto op : {obs::ObsOperator::kLinearK, obs::ObsOperator::kArctan}) {
     const auto p = test_support::make_filter_problem(16, 5, test_support::ObsLayout::kBetweenPoints,
@@ -203,14 +203,14 @@ TEST(CycleHip, DeviceObservationsAreTheHostOnes) {
 // of the largest |mean|; the expected difference is ~1e-5 (the forward's measured error).
 TEST(CycleHip, VitEnsfMatchesTheCpuCycle) {
   std::string why;
-  if (device::hip_device_count(&why) == 0)
+  if (device::gpu_device_count(&why) == 0)
     GTEST_SKIP() << "no HIP device present: ViT + EnSF cycles on the device vs the CPU not run ("
                  << why << ")";
   const config::Config cfg = make_config(
       {"model.kind=vit", "surrogate.weights=" RTDA_TEST_VIT_WEIGHTS, "ensemble.members=12"});
   const io::NatureRun nature = make_nature(cfg);
   const Cycles cpu = run_cycles(cfg, nature, "ensf", device::Backend::kCpu, 3);
-  const Cycles hip = run_cycles(cfg, nature, "ensf", device::Backend::kHip, 3);
+  const Cycles hip = run_cycles(cfg, nature, "ensf", device::Backend::kGpu, 3);
   expect_same_analyses(hip, cpu, 2e-3);
 }
 
@@ -220,13 +220,13 @@ TEST(CycleHip, VitEnsfMatchesTheCpuCycle) {
 // 100 at this range; we require 1e-8 of the largest |mean|.
 TEST(CycleHip, SqgLetkfMatchesTheCpuCycle) {
   std::string why;
-  if (device::hip_device_count(&why) == 0)
+  if (device::gpu_device_count(&why) == 0)
     GTEST_SKIP() << "no HIP device present: SQG + LETKF cycles on the device vs the CPU not run ("
                  << why << ")";
   const config::Config cfg = make_config({"model.preset=N32", "ensemble.members=16"});
   const io::NatureRun nature = make_nature(cfg);
   const Cycles cpu = run_cycles(cfg, nature, "letkf", device::Backend::kCpu, 3);
-  const Cycles hip = run_cycles(cfg, nature, "letkf", device::Backend::kHip, 3);
+  const Cycles hip = run_cycles(cfg, nature, "letkf", device::Backend::kGpu, 3);
   expect_same_analyses(hip, cpu, 1e-8);
 }
 
@@ -235,13 +235,13 @@ TEST(CycleHip, SqgLetkfMatchesTheCpuCycle) {
 // every cycle).
 TEST(CycleHip, InflatedSqgLetkfMatchesTheCpuCycle) {
   std::string why;
-  if (device::hip_device_count(&why) == 0)
+  if (device::gpu_device_count(&why) == 0)
     GTEST_SKIP() << "no HIP device present: inflated SQG + LETKF cycles not run (" << why << ")";
   const config::Config cfg = make_config(
       {"model.preset=N32", "ensemble.members=16", "inflation.mode=fixed", "inflation.factor=1.2"});
   const io::NatureRun nature = make_nature(cfg);
   const Cycles cpu = run_cycles(cfg, nature, "letkf", device::Backend::kCpu, 3);
-  const Cycles hip = run_cycles(cfg, nature, "letkf", device::Backend::kHip, 3);
+  const Cycles hip = run_cycles(cfg, nature, "letkf", device::Backend::kGpu, 3);
   expect_same_analyses(hip, cpu, 1e-8);
   if (mpi_rank() == 0) {
     for (const auto& d : hip.diagnostics)
@@ -261,7 +261,7 @@ TEST(CycleHip, InflatedSqgLetkfMatchesTheCpuCycle) {
 // element the budget is under 3/4 of one copy, so a single round trip of the ensemble would fail).
 TEST(CycleHip, VitEnsfCycleKeepsTheEnsembleOnTheDevice) {
   std::string why;
-  if (device::hip_device_count(&why) == 0)
+  if (device::gpu_device_count(&why) == 0)
     GTEST_SKIP() << "no HIP device present: host <-> device bytes per cycle not measured (" << why
                  << ")";
   const int k = 32;
@@ -269,7 +269,7 @@ TEST(CycleHip, VitEnsfCycleKeepsTheEnsembleOnTheDevice) {
       make_config({"model.kind=vit", "surrogate.weights=" RTDA_TEST_VIT_WEIGHTS,
                    "ensemble.members=" + std::to_string(k)});
   const io::NatureRun nature = make_nature(cfg);
-  const Cycles hip = run_cycles(cfg, nature, "ensf", device::Backend::kHip, 4);
+  const Cycles hip = run_cycles(cfg, nature, "ensf", device::Backend::kGpu, 4);
   if (mpi_rank() != 0) return;
   const double dim = 2.0 * cfg.model.sqg.N * cfg.model.sqg.N;
   const double ensemble_bytes = 8.0 * k * dim;

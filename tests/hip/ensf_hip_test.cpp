@@ -52,7 +52,7 @@ void expect_parity(const EnsfSettings& cfg, const ts::FilterProblem& p, double t
 }
 
 TEST(EnsfHip, PaperModeLinearMatchesCpu) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: EnSF paper-mode (linear obs) parity not run";
   expect_parity(EnsfSettings::paper(),
                 ts::make_filter_problem(32, 20, ts::ObsLayout::kEveryPoint, 0,
@@ -61,7 +61,7 @@ TEST(EnsfHip, PaperModeLinearMatchesCpu) {
 }
 
 TEST(EnsfHip, PaperModeArctanMatchesCpu) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: EnSF paper-mode (arctan obs) parity not run";
   expect_parity(EnsfSettings::paper(),
                 ts::make_filter_problem(32, 20, ts::ObsLayout::kRandomPoints, 600,
@@ -70,7 +70,7 @@ TEST(EnsfHip, PaperModeArctanMatchesCpu) {
 }
 
 TEST(EnsfHip, StandardModeMatchesCpu) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: EnSF standard-mode parity not run";
   auto cfg = EnsfSettings::standard();
   cfg.steps = 200;
@@ -82,7 +82,7 @@ TEST(EnsfHip, StandardModeMatchesCpu) {
 }
 
 TEST(EnsfHip, SlabsWithAReducerMatchTheWholeDomain) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: EnSF slab analysis on the device not run";
   // Two slabs of whole grid rows analysed one after the other with a reducer that sees both
   // contributions: only possible serially if the reducer is trivial, so use one slab = the
@@ -101,7 +101,7 @@ TEST(EnsfHip, SlabsWithAReducerMatchTheWholeDomain) {
 }
 
 TEST(EnsfHip, DeviceResidentEnsembleGivesTheHostResult) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: EnSF device-pointer entry point not run";
   const auto p = ts::make_filter_problem(16, 12, ts::ObsLayout::kEveryPoint, 0,
                                          obs::ObsOperator::kLinearK, 1.0, 205);
@@ -113,7 +113,7 @@ TEST(EnsfHip, DeviceResidentEnsembleGivesTheHostResult) {
 }
 
 TEST(EnsfHip, WithoutADeviceTheAnalysisSaysSo) {
-  if (rtda::device::hip_device_count() > 0) GTEST_SKIP() << "a HIP device is present";
+  if (rtda::device::gpu_device_count() > 0) GTEST_SKIP() << "a HIP device is present";
   const auto p = ts::make_filter_problem(8, 4, ts::ObsLayout::kEveryPoint, 0,
                                          obs::ObsOperator::kLinearK, 1.0, 206);
   EnsfAnalysisHip gpu(EnsfSettings::paper());

@@ -55,7 +55,7 @@ void expect_parity(const filters::LetkfSettings& s, const ts::FilterProblem& p, 
 }
 
 TEST(LetkfHip, LocalizedLinearAnalysisMatchesCpu) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: LETKF (localized, linear obs) parity not run";
   filters::LetkfSettings s;
   s.localization_radius_km = 2200;
@@ -67,7 +67,7 @@ TEST(LetkfHip, LocalizedLinearAnalysisMatchesCpu) {
 }
 
 TEST(LetkfHip, ArctanObservationsAndOddMembersMatchCpu) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: LETKF (arctan obs, odd k) parity not run";
   filters::LetkfSettings s;
   s.localization_radius_km = 2800;
@@ -79,7 +79,7 @@ TEST(LetkfHip, ArctanObservationsAndOddMembersMatchCpu) {
 }
 
 TEST(LetkfHip, LargeEnsembleUsesTheGlobalWorkspaceAndMatchesCpu) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: LETKF with 64 members (matrices off LDS) not run";
   filters::LetkfSettings s;
   s.localization_radius_km = 3000;
@@ -90,7 +90,7 @@ TEST(LetkfHip, LargeEnsembleUsesTheGlobalWorkspaceAndMatchesCpu) {
 }
 
 TEST(LetkfHip, WholeDomainOnDeviceMatchesCpuAnalyse) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: LETKF whole-domain device analysis not run";
   filters::LetkfSettings s;
   s.localization_radius_km = 2200;
@@ -110,7 +110,7 @@ TEST(LetkfHip, WholeDomainOnDeviceMatchesCpuAnalyse) {
 }
 
 TEST(LetkfHip, WithoutADeviceTheAnalysisSaysSo) {
-  if (rtda::device::hip_device_count() > 0) GTEST_SKIP() << "a HIP device is present";
+  if (rtda::device::gpu_device_count() > 0) GTEST_SKIP() << "a HIP device is present";
   const auto p = ts::make_filter_problem(8, 4, ts::ObsLayout::kEveryPoint, 0,
                                          obs::ObsOperator::kLinearK, 1.0, 305);
   LetkfAnalysisHip gpu;

@@ -68,7 +68,7 @@ Mat product_scale(const Mat& x, const Mat& w, const Mat& bias) {
 }
 
 TEST(HipKernels, GemmMatchesTheCpuLinearLayerOnSizesThatAreNotTileMultiples) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: GEMM parity with surrogate::Linear not checked";
   std::mt19937_64 rng(kSeed);
   SCOPED_TRACE("seed " + std::to_string(kSeed));
@@ -95,7 +95,7 @@ TEST(HipKernels, GemmMatchesTheCpuLinearLayerOnSizesThatAreNotTileMultiples) {
 }
 
 TEST(HipKernels, GemmFusedGeluAndInPlaceResidualMatchTheCpuMlpPath) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: GEMM GELU and residual epilogues not checked";
   std::mt19937_64 rng(kSeed + 1);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 1));
@@ -123,7 +123,7 @@ TEST(HipKernels, GemmFusedGeluAndInPlaceResidualMatchTheCpuMlpPath) {
 }
 
 TEST(HipKernels, BatchedStridedTransposedGemmMatchesEigenPerMatrix) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: batched, strided, transposed GEMM not checked";
   std::mt19937_64 rng(kSeed + 2);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 2));
@@ -170,7 +170,7 @@ TEST(HipKernels, BatchedStridedTransposedGemmMatchesEigenPerMatrix) {
 }
 
 TEST(HipKernels, GemmRejectsInconsistentArguments) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: GEMM argument checks not exercised";
   DeviceArray buffer(16);
   GemmArgs g;
@@ -190,7 +190,7 @@ TEST(HipKernels, GemmRejectsInconsistentArguments) {
 }
 
 TEST(HipKernels, LayerNormMatchesTheCpuLayerNorm) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: layer-norm kernel parity not checked";
   std::mt19937_64 rng(kSeed + 3);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 3));
@@ -223,7 +223,7 @@ TEST(HipKernels, LayerNormMatchesTheCpuLayerNorm) {
 }
 
 TEST(HipKernels, GeluKernelMatchesTheCpuGelu) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: GELU kernel parity not checked";
   std::mt19937_64 rng(kSeed + 4);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 4));
@@ -243,7 +243,7 @@ TEST(HipKernels, GeluKernelMatchesTheCpuGelu) {
 }
 
 TEST(HipKernels, AddInPlaceIsExact) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: residual-add kernel not checked";
   std::mt19937_64 rng(kSeed + 5);
   const Mat a = random_normal(3, 1001, rng);
@@ -256,7 +256,7 @@ TEST(HipKernels, AddInPlaceIsExact) {
 }
 
 TEST(HipKernels, SoftmaxRowsMatchTheSharedRowSoftmax) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: softmax kernel parity not checked";
   std::mt19937_64 rng(kSeed + 6);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 6));
@@ -281,7 +281,7 @@ TEST(HipKernels, SoftmaxRowsMatchTheSharedRowSoftmax) {
 }
 
 TEST(HipKernels, AttentionMatchesTheCpuMultiHeadSelfAttention) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: attention parity with "
                     "surrogate::MultiHeadSelfAttention not checked";
   std::mt19937_64 rng(kSeed + 7);
@@ -322,7 +322,7 @@ TEST(HipKernels, AttentionMatchesTheCpuMultiHeadSelfAttention) {
 }
 
 TEST(HipKernels, PatchifyFollowsTheIndexMapAndUnpatchifyInvertsIt) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: patchify / unpatchify kernels not checked";
   std::mt19937_64 rng(kSeed + 8);
   const int batch = 3, n = 16, p = 4;

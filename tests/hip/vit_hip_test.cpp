@@ -67,7 +67,7 @@ Mat forward_on_device(VitForwardHip& gpu, const Mat& x) {
 }
 
 TEST(HipVitForward, SmallModelMatchesTheCpuForward) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP()
         << "no HIP device present: VitForwardHip vs Vit::forward (small model) not checked";
   std::mt19937_64 rng(kSeed);
@@ -81,7 +81,7 @@ TEST(HipVitForward, SmallModelMatchesTheCpuForward) {
 }
 
 TEST(HipVitForward, DefaultModelMatchesTheCpuForwardForABatchOfThree) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: VitForwardHip vs Vit::forward (default model) not "
                     "checked";
   std::mt19937_64 rng(kSeed + 1);
@@ -102,7 +102,7 @@ TEST(HipVitForward, DefaultModelMatchesTheCpuForwardForABatchOfThree) {
 }
 
 TEST(HipVitForward, AbsoluteStateModelMatchesTheCpuForward) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: VitForwardHip without predict_increment not checked";
   std::mt19937_64 rng(kSeed + 2);
   VitConfig c = small_config();
@@ -119,7 +119,7 @@ TEST(HipVitForward, AbsoluteStateModelMatchesTheCpuForward) {
 }
 
 TEST(HipVitForward, DeviceEntryPointMatchesTheHostOneAndWorksInPlace) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: VitForwardHip::forward_device not checked";
   std::mt19937_64 rng(kSeed + 3);
   Vit vit(small_config());
@@ -142,7 +142,7 @@ TEST(HipVitForward, DeviceEntryPointMatchesTheHostOneAndWorksInPlace) {
 }
 
 TEST(HipVitForward, UsesNewHostWeightsOnlyAfterTheReupload) {
-  if (rtda::device::hip_device_count() == 0)
+  if (rtda::device::gpu_device_count() == 0)
     GTEST_SKIP() << "no HIP device present: VitForwardHip::upload_weights not checked";
   std::mt19937_64 rng(kSeed + 4);
   Vit vit(small_config());
@@ -165,7 +165,7 @@ TEST(HipVitForward, UsesNewHostWeightsOnlyAfterTheReupload) {
 
 TEST(HipVitForward, RefusesToConstructWithoutADevice) {
   std::string why;
-  if (rtda::device::hip_device_count(&why) > 0) GTEST_SKIP() << "a HIP device is present";
+  if (rtda::device::gpu_device_count(&why) > 0) GTEST_SKIP() << "a HIP device is present";
   Vit vit(small_config());
   try {
     VitForwardHip gpu(vit);
