@@ -6,7 +6,8 @@
 #   bash deploy/quickstart.sh test [ctest options...]
 #
 # Environment: BUILD_DIR (default build), JOBS (default: all cores), RTDA_CMAKE_ARGS (extra
-# configure arguments, e.g. -DRTDA_SANITIZE=ON).
+# configure arguments, e.g. -DRTDA_SANITIZE=ON), RTDA_WITH_CUDA=1 (install-deps --cuda: the
+# NVIDIA toolchain as well), RTDA_NO_HIP=1 (install-deps --no-hip).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
