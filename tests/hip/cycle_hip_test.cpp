@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -27,10 +28,22 @@
 namespace rtda::worker {
 namespace {
 
+// The worker group of this test: MPI_COMM_WORLD under mpiexec, else one process without MPI
+// (as `rtda experiment` runs outside mpiexec), so the check of a GPU machine without an MPI
+// launcher (bench/gpu_check.sh) runs the one-rank cases too.
+Comm group() {
+  return launched_by_mpi() ? Comm(MPI_COMM_WORLD) : Comm::single();
+}
+
+// The ViT weights: RTDA_TEST_VIT_WEIGHTS from the environment (a copied tree, as on a GPU
+// machine), else the file of this source tree.
+std::string vit_weights() {
+  const char* env = std::getenv("RTDA_TEST_VIT_WEIGHTS");
+  return "surrogate.weights=" + std::string(env && *env ? env : RTDA_TEST_VIT_WEIGHTS);
+}
+
 int mpi_rank() {
-  int r = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &r);
-  return r;
+  return group().rank();
 }
 
 // A short nature run in memory (every rank makes the same one: the model is deterministic).
@@ -61,7 +74,7 @@ struct Cycles {
 // The offline experiment's loop (worker/experiment.cpp) for `cycles` cycles.
 Cycles run_cycles(const config::Config& cfg, const io::NatureRun& nature, const std::string& filter,
                   device::Backend backend, int cycles) {
-  CycleEngine engine(MPI_COMM_WORLD, cfg, backend);
+  CycleEngine engine(group(), cfg, backend);
   engine.start_from_nature(nature);
   const obs::Experiment experiment = obs::experiment_from_string(cfg.experiment.observations);
   obs::ObserveSettings observe = cfg.observe;
@@ -124,7 +137,7 @@ void expect_same_analyses(const Cycles& hip, const Cycles& cpu, double rel) {
 
 // A DistributedEnsemble holding (this rank's members of) a test problem's prior.
 DistributedEnsemble loaded(const test_support::FilterProblem& p) {
-  DistributedEnsemble ens(MPI_COMM_WORLD, p.members, p.grid.grid());
+  DistributedEnsemble ens(group(), p.members, p.grid.grid());
   const std::size_t n = ens.state_size();
   std::copy(
       p.prior.begin() + static_cast<std::ptrdiff_t>(ens.first_member() * n),
@@ -145,7 +158,7 @@ TEST(CycleHip, DeviceTransposesAreTheHostOnes) {
   DistributedEnsemble ens = loaded(p);
   std::vector<double> want;
   ens.to_columns(want);
-  DeviceEnsemble dev(MPI_COMM_WORLD, ens);
+  DeviceEnsemble dev(group(), ens);
   dev.to_device();
   double* cols = dev.to_columns();
   std::vector<double> got(want.size());
@@ -185,7 +198,7 @@ TEST(CycleHip, DeviceObservationsAreTheHostOnes) {
                                                      300, op, 1.0, 8);
     DistributedEnsemble ens = loaded(p);
     const std::vector<double> want = ens.observe_all(p.obs);
-    DeviceEnsemble dev(MPI_COMM_WORLD, ens);
+    DeviceEnsemble dev(group(), ens);
     dev.to_device();
     const std::vector<double> got = dev.observe_all(p.obs).download();
     ASSERT_EQ(got.size(), want.size());
@@ -206,8 +219,7 @@ TEST(CycleHip, VitEnsfMatchesTheCpuCycle) {
   if (device::gpu_device_count(&why) == 0)
     GTEST_SKIP() << "no HIP device present: ViT + EnSF cycles on the device vs the CPU not run ("
                  << why << ")";
-  const config::Config cfg = make_config(
-      {"model.kind=vit", "surrogate.weights=" RTDA_TEST_VIT_WEIGHTS, "ensemble.members=12"});
+  const config::Config cfg = make_config({"model.kind=vit", vit_weights(), "ensemble.members=12"});
   const io::NatureRun nature = make_nature(cfg);
   const Cycles cpu = run_cycles(cfg, nature, "ensf", device::Backend::kCpu, 3);
   const Cycles hip = run_cycles(cfg, nature, "ensf", device::Backend::kGpu, 3);
@@ -266,8 +278,7 @@ TEST(CycleHip, VitEnsfCycleKeepsTheEnsembleOnTheDevice) {
                  << ")";
   const int k = 32;
   const config::Config cfg =
-      make_config({"model.kind=vit", "surrogate.weights=" RTDA_TEST_VIT_WEIGHTS,
-                   "ensemble.members=" + std::to_string(k)});
+      make_config({"model.kind=vit", vit_weights(), "ensemble.members=" + std::to_string(k)});
   const io::NatureRun nature = make_nature(cfg);
   const Cycles hip = run_cycles(cfg, nature, "ensf", device::Backend::kGpu, 4);
   if (mpi_rank() != 0) return;
@@ -288,3 +299,23 @@ TEST(CycleHip, VitEnsfCycleKeepsTheEnsembleOnTheDevice) {
 
 }  // namespace
 }  // namespace rtda::worker
+
+// Under mpiexec every rank runs every test, only rank 0 prints the report, and the exit code
+// is non-zero when any rank failed; outside mpiexec MPI is never initialised.
+int main(int argc, char** argv) {
+  const bool mpi = rtda::worker::launched_by_mpi();
+  if (mpi) MPI_Init(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  int rank = 0;
+  if (mpi) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  int any = RUN_ALL_TESTS();
+  if (mpi) {
+    MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+  }
+  return any;
+}
