@@ -136,7 +136,7 @@ CycleEngine::CycleEngine(Comm comm, const config::Config& cfg, device::Backend b
       backend_(backend),
       threads_(resolve_threads(comm, cfg_.model.threads)),
       ensemble_(comm, cfg_.ensemble.members, cfg_.model.grid()),
-      // With Backend::kGpu the ensemble lives on the device between the stages (docs/hip.md).
+      // With Backend::kGpu the ensemble lives on the device between the stages (docs/gpu.md).
       buffer_(make_ensemble_buffer(comm, ensemble_, backend)) {
   // The filters' OpenMP loops (and Eigen's, for the surrogate) take the same share of the
   // node as the ensemble steps; thread counts do not change any result.
@@ -477,7 +477,7 @@ CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::Observatio
   for (const auto& r : out.refused)
     ++out.refused_by_reason[r.kind];
   rec.observations_refused_qc = static_cast<double>(out.refused.size());
-  // Residency (docs/hip.md): bytes copied between host and device since the previous
+  // Residency (docs/gpu.md): bytes copied between host and device since the previous
   // analysis (this cycle's forecast and analysis), summed over the ranks that use a device.
   unsigned long long moved[2] = {0, 0};
   if (ens.memory() == filters::MemorySpace::kDevice) {
@@ -543,7 +543,7 @@ CycleOutcome CycleEngine::analyse(filters::FilterKind kind, const io::Observatio
   if (moved[1] > 0) {
     diag["device_host_bytes"] = {static_cast<double>(moved[0]), "byte",
                                  "bytes copied between host and device since the previous "
-                                 "analysis, summed over the ranks (docs/hip.md, residency)"};
+                                 "analysis, summed over the ranks (docs/gpu.md, residency)"};
   }
   if (cfg_.inflation.mode != filters::InflationMode::kNone) {
     diag["inflation_factor"] = {inflation.factor, "1",

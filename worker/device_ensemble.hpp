@@ -1,4 +1,4 @@
-// The device mirror of a worker rank's ensemble (--device hip; docs/hip.md, "Residency"):
+// The device mirror of a worker rank's ensemble (--device hip; docs/gpu.md, "Residency"):
 // this rank's forecast members ([member][level][y][x], as DistributedEnsemble::local_states)
 // in HIP device memory, so that a cycle's stages — the ViT forecast, h(x), the filter and the
 // ensemble statistics — run on the device without the ensemble crossing to the host.

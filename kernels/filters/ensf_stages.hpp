@@ -5,7 +5,7 @@
 // the stopping rule and fills the diagnostics; a backend only computes. Every stage's
 // per-element arithmetic is filters/ensf_math.hpp's, summed in the same order on both
 // backends, so a backend decides speed, never the result (up to the device's library
-// functions, docs/hip.md).
+// functions, docs/gpu.md).
 //
 // Not part of the filter's interface: EnsfAnalysis::analyse_slab and
 // hip::EnsfAnalysisHip::analyse_slab_device are the entry points.

@@ -44,7 +44,7 @@ void synchronize(const char* what);
 int multiprocessors();  // compute units of the current device
 // Bytes this process has copied between host and device so far, both directions: every
 // copy_to_device / copy_to_host above and nn::copy_to_device / nn::copy_to_host (nn_hip.hpp)
-// adds to it. The device-resident cycle reports the difference per cycle (docs/hip.md,
+// adds to it. The device-resident cycle reports the difference per cycle (docs/gpu.md,
 // "Residency"). 0 in a build without the HIP backend.
 std::uint64_t host_device_bytes();
 void count_host_device_bytes(std::size_t bytes);

@@ -1,4 +1,4 @@
-// The device-resident cycle (worker/device_ensemble.hpp; docs/hip.md, "Residency"):
+// The device-resident cycle (worker/device_ensemble.hpp; docs/gpu.md, "Residency"):
 // CycleEngine with Backend::kGpu against Backend::kCpu, its oracle, over the same cycles —
 // the same nature run, initial ensemble, observations and seeds — for the ViT surrogate with
 // EnSF and the SQG physics with LETKF; and the bytes a ViT + EnSF cycle moves between host
