@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -76,59 +77,67 @@ std::size_t round_up4(std::size_t n) {
 // ---------------------------------------------------------------- observations (eq. 7–9)
 
 // Per observation the row s_o = Y_b row / σ_o (k members, zero-padded to kp = k rounded up
-// to 4) followed by (y − ȳ_b) / σ_o and three zeros.
+// to 4) followed by (y − ȳ_b) / σ_o and three zeros; row i is observation order[i] (the
+// localized path passes the observations in cell order, so that a run of cells is one
+// contiguous block of rows), or observation i without an order.
 struct ObservationRows {
   int k = 0;
   std::size_t kp = 0;
   std::vector<double> rows;  // p × (kp + 4)
 
-  ObservationRows(std::span<const double> hx, int members, const obs::ObservationSpace& space)
+  ObservationRows(std::span<const double> hx, int members, const obs::ObservationSpace& space,
+                  std::span<const std::uint32_t> order = {})
       : k(members), kp(round_up4(static_cast<std::size_t>(members))) {
     const std::size_t p = space.size();
-    rows.assign(p * (kp + 4), 0.0);
+    const std::size_t n = order.empty() ? p : order.size();
+    rows.assign(n * (kp + 4), 0.0);
     std::vector<double> dev(static_cast<std::size_t>(k));
-    for (std::size_t o = 0; o < p; ++o) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t o = order.empty() ? i : order[i];
       double innov, inv_sd;
       letkf_observation_row(hx.data(), p, k, o, space.value()[o], space.error_sd()[o], dev.data(),
                             innov, inv_sd);
-      double* r = rows.data() + o * (kp + 4);
+      double* r = rows.data() + i * (kp + 4);
       for (int m = 0; m < k; ++m)
         r[m] = dev[m] * inv_sd;
       r[kp] = innov * inv_sd;
     }
   }
-  const double* row(std::size_t o) const { return rows.data() + o * (kp + 4); }
+  const double* row(std::size_t i) const { return rows.data() + i * (kp + 4); }
 };
 
-// One group of candidates, packed for the sums: per observation u_o = ρ s_o (kp), s_o (kp),
-// then its scaled innovation (and three zeros).
+// One group of candidates in candidate order: per observation its row s_o (ObservationRows)
+// and its weight ρ_o.
 struct Group {
   std::size_t count = 0;
-  std::vector<double> packed;  // count × (2 kp + 4)
+  std::vector<const double*> rows;
+  std::vector<double> rho;
   void clear() { count = 0; }
-  void add(const double* s, double rho, std::size_t kp) {
-    const std::size_t size = 2 * kp + 4;
-    if (packed.size() < (count + 1) * size) packed.resize(2 * (count + 1) * size);
-    double* e = packed.data() + count * size;
-    const v4d r = splat4(rho);
-    for (std::size_t c = 0; c < kp; c += 4) {
-      const v4d v = load4(s + c);
-      store4(e + c, r * v);
-      store4(e + kp + c, v);
+  // Room for n entries (rows and rho may be written up to index n − 1).
+  void reserve(std::size_t n) {
+    if (rows.size() < n) {
+      rows.resize(2 * n);
+      rho.resize(2 * n);
     }
-    store4(e + 2 * kp, load4(s + kp));
+  }
+  void add(const double* s, double w) {
+    reserve(count + 1);
+    rows[count] = s;
+    rho[count] = w;
     ++count;
   }
 };
 
-// c[r][j] += Σ_o u_or s_oj over the group's entries [o0, o1), in order, for two pieces of the
+// c[r][j] += Σ_o u_or s_oj over the n entries of a chunk, in order, for two pieces of the
 // triangle at once: rows ra .. ra + 3 with column vectors cva .. cva + NA − 1, and rows rb ..
-// rb + 3 with cvb .. cvb + NB − 1 (NB = 0: none). 4 (NA + NB) ≤ 12 accumulators stay in
-// registers and keep both vector adders busy.
+// rb + 3 with cvb .. cvb + NB − 1 (NB = 0: none). u holds u_o = ρ_o s_o (kp per entry), s the
+// entries' rows. 4 (NA + NB) ≤ 12 accumulators stay in registers and keep both vector adders
+// busy.
 template <int NA, int NB>
-[[gnu::always_inline]] inline void group_tile(const Group& g, std::size_t kp, std::size_t o0,
-                                              std::size_t o1, std::size_t ra, std::size_t cva,
-                                              std::size_t rb, std::size_t cvb, double* c) {
+[[gnu::always_inline]] inline void group_tile(const double* u, const double* const* s,
+                                              std::size_t n, std::size_t kp, std::size_t ra,
+                                              std::size_t cva, std::size_t rb, std::size_t cvb,
+                                              double* c) {
   constexpr int kA = NA > 0 ? NA : 1, kB = NB > 0 ? NB : 1;
   v4d acc_a[4][kA], acc_b[4][kB];
   for (int r = 0; r < 4; ++r) {
@@ -137,24 +146,24 @@ template <int NA, int NB>
     for (int j = 0; j < NB; ++j)
       acc_b[r][j] = load4(c + (rb + r) * kp + 4 * (cvb + j));
   }
-  const std::size_t size = 2 * kp + 4;
-  const double* e = g.packed.data() + o0 * size;
-  for (std::size_t o = o0; o < o1; ++o, e += size) {
+  const double* e = u;
+  for (std::size_t o = 0; o < n; ++o, e += kp) {
+    const double* so = s[o];
     v4d sa[kA], sb[kB];
     for (int j = 0; j < NA; ++j)
-      sa[j] = load4(e + kp + 4 * (cva + j));
+      sa[j] = load4(so + 4 * (cva + j));
     for (int j = 0; j < NB; ++j)
-      sb[j] = load4(e + kp + 4 * (cvb + j));
+      sb[j] = load4(so + 4 * (cvb + j));
     for (int r = 0; r < 4; ++r) {
-      const v4d u = splat4(e[ra + r]);
+      const v4d ur = splat4(e[ra + r]);
       for (int j = 0; j < NA; ++j)
-        acc_a[r][j] += u * sa[j];
+        acc_a[r][j] += ur * sa[j];
     }
     for (int r = 0; r < 4; ++r) {
       if (NB == 0) break;
-      const v4d u = splat4(e[rb + r]);
+      const v4d ur = splat4(e[rb + r]);
       for (int j = 0; j < NB; ++j)
-        acc_b[r][j] += u * sb[j];
+        acc_b[r][j] += ur * sb[j];
     }
   }
   for (int r = 0; r < 4; ++r) {
@@ -165,17 +174,17 @@ template <int NA, int NB>
   }
 }
 
-// b[4 rv0 .. 4 (rv0 + NB)) += Σ_o u_o (scaled innovation)_o over the entries [o0, o1).
+// b[4 rv0 .. 4 (rv0 + NB)) += Σ_o u_o (scaled innovation)_o over the n entries of a chunk.
 template <int NB>
-[[gnu::always_inline]] inline void group_b_tile(const Group& g, std::size_t kp, std::size_t o0,
-                                                std::size_t o1, std::size_t rv0, double* b) {
+[[gnu::always_inline]] inline void group_b_tile(const double* u, const double* const* s,
+                                                std::size_t n, std::size_t kp, std::size_t rv0,
+                                                double* b) {
   v4d acc[NB];
   for (int j = 0; j < NB; ++j)
     acc[j] = load4(b + 4 * (rv0 + j));
-  const std::size_t size = 2 * kp + 4;
-  const double* e = g.packed.data() + o0 * size;
-  for (std::size_t o = o0; o < o1; ++o, e += size) {
-    const v4d d = splat4(e[2 * kp]);
+  const double* e = u;
+  for (std::size_t o = 0; o < n; ++o, e += kp) {
+    const v4d d = splat4(s[o][kp]);
     for (int j = 0; j < NB; ++j)
       acc[j] += load4(e + 4 * (rv0 + j)) * d;
   }
@@ -215,64 +224,74 @@ std::vector<Tile> triangle_tiles(std::size_t kp) {
 
 // Σ_o u_o s_oᵀ over a group into the lower triangle of c (kp × kp, row-major; the diagonal
 // blocks whole) and Σ_o u_o (scaled innovation)_o into b (kp): that group's part of C and of
-// b. The observations go in chunks that stay in L1 while every tile passes over them (each
+// b. The observations go in chunks: u_o = ρ_o s_o of a chunk is formed in the scratch u
+// (kChunk × kp) and stays in L1, with the chunk's rows, while every tile passes over it (each
 // entry is still one sum in observation order).
+constexpr std::size_t kChunk = 32;  // 32 entries of u and s: 10 KiB at k = 20
+
 RTDA_LETKF_CLONES
 void group_sums(const Group& g, std::size_t kp, const Tile* tiles, std::size_t n_tiles, double* c,
-                double* b) {
-  constexpr std::size_t kChunk = 32;  // 32 entries of 44 doubles: 11 KiB at k = 20
+                double* b, double* u) {
   std::fill(c, c + kp * kp, 0.0);
   std::fill(b, b + kp, 0.0);
   for (std::size_t o0 = 0; o0 < g.count; o0 += kChunk) {
-    const std::size_t o1 = std::min(g.count, o0 + kChunk);
+    const std::size_t n = std::min(g.count - o0, kChunk);
+    const double* const* s = g.rows.data() + o0;
+    for (std::size_t o = 0; o < n; ++o) {
+      const v4d r = splat4(g.rho[o0 + o]);
+      const double* so = s[o];
+      double* uo = u + o * kp;
+      for (std::size_t cv = 0; cv < kp; cv += 4)
+        store4(uo + cv, r * load4(so + cv));
+    }
     for (std::size_t t = 0; t < n_tiles; ++t) {
       const Tile& tl = tiles[t];
       const int shape = 4 * tl.na + tl.nb;
       switch (shape) {
         case 12:
-          group_tile<3, 0>(g, kp, o0, o1, tl.ra, tl.cva, tl.rb, tl.cvb, c);
+          group_tile<3, 0>(u, s, n, kp, tl.ra, tl.cva, tl.rb, tl.cvb, c);
           break;
         case 9:
-          group_tile<2, 1>(g, kp, o0, o1, tl.ra, tl.cva, tl.rb, tl.cvb, c);
+          group_tile<2, 1>(u, s, n, kp, tl.ra, tl.cva, tl.rb, tl.cvb, c);
           break;
         case 8:
-          group_tile<2, 0>(g, kp, o0, o1, tl.ra, tl.cva, tl.rb, tl.cvb, c);
+          group_tile<2, 0>(u, s, n, kp, tl.ra, tl.cva, tl.rb, tl.cvb, c);
           break;
         case 6:
-          group_tile<1, 2>(g, kp, o0, o1, tl.ra, tl.cva, tl.rb, tl.cvb, c);
+          group_tile<1, 2>(u, s, n, kp, tl.ra, tl.cva, tl.rb, tl.cvb, c);
           break;
         case 5:
-          group_tile<1, 1>(g, kp, o0, o1, tl.ra, tl.cva, tl.rb, tl.cvb, c);
+          group_tile<1, 1>(u, s, n, kp, tl.ra, tl.cva, tl.rb, tl.cvb, c);
           break;
         default:
-          group_tile<1, 0>(g, kp, o0, o1, tl.ra, tl.cva, tl.rb, tl.cvb, c);
+          group_tile<1, 0>(u, s, n, kp, tl.ra, tl.cva, tl.rb, tl.cvb, c);
           break;
       }
     }
     std::size_t rv = 0;
     for (; rv + 8 <= kp / 4; rv += 8)
-      group_b_tile<8>(g, kp, o0, o1, rv, b);
+      group_b_tile<8>(u, s, n, kp, rv, b);
     switch (kp / 4 - rv) {  // the rest in one pass
       case 7:
-        group_b_tile<7>(g, kp, o0, o1, rv, b);
+        group_b_tile<7>(u, s, n, kp, rv, b);
         break;
       case 6:
-        group_b_tile<6>(g, kp, o0, o1, rv, b);
+        group_b_tile<6>(u, s, n, kp, rv, b);
         break;
       case 5:
-        group_b_tile<5>(g, kp, o0, o1, rv, b);
+        group_b_tile<5>(u, s, n, kp, rv, b);
         break;
       case 4:
-        group_b_tile<4>(g, kp, o0, o1, rv, b);
+        group_b_tile<4>(u, s, n, kp, rv, b);
         break;
       case 3:
-        group_b_tile<3>(g, kp, o0, o1, rv, b);
+        group_b_tile<3>(u, s, n, kp, rv, b);
         break;
       case 2:
-        group_b_tile<2>(g, kp, o0, o1, rv, b);
+        group_b_tile<2>(u, s, n, kp, rv, b);
         break;
       case 1:
-        group_b_tile<1>(g, kp, o0, o1, rv, b);
+        group_b_tile<1>(u, s, n, kp, rv, b);
         break;
       default:
         break;
@@ -364,6 +383,7 @@ class TridiagonalQr {
   }
 
   // t ← V t = Q Z t.
+  RTDA_LETKF_CLONES
   void expand(double* t) const {
     for (std::size_t i = rotations_.size(); i-- > 0;) {
       const Rotation& r = rotations_[i];
@@ -477,7 +497,7 @@ class TridiagonalQr {
   }
 
   // H_i v with H_i = I − h u uᵀ, u = (0..0, 1, reflector i) starting at row i + 1.
-  void reflect(int i, double* v) const {
+  [[gnu::always_inline]] inline void reflect(int i, double* v) const {
     const int len = k_ - i - 2;
     const double* u = a_.data() + kLanes * (static_cast<std::size_t>(i) * k_ + i + 2);
     vl dot = loadL(v + kLanes * (i + 1));
@@ -488,14 +508,16 @@ class TridiagonalQr {
     for (int r = 0; r < len; ++r)
       storeL(v + kLanes * (i + 2 + r), loadL(v + kLanes * (i + 2 + r)) - f * loadL(u + kLanes * r));
   }
+  RTDA_LETKF_CLONES
   void apply_qt(double* v) const {
     for (int i = 0; i + 1 < k_; ++i)
       reflect(i, v);
   }
 
   // The deflation search of Eigen 3.4's computeFromTridiagonal_impl and the Wilkinson shift
-  // of its tridiagonal_qr_step, for one lane: opens its next sweep or ends it.
-  void open_sweep(int l, Lane& s) {
+  // of its tridiagonal_qr_step, for one lane: opens its next sweep or ends it. scanned: the
+  // first deflation test over [start, end) is done (pass does it for all lanes at once).
+  void open_sweep(int l, Lane& s, bool scanned) {
     double* diag = d_.data() + l;
     double* sub = e_.data() + l;
     const auto dg = [diag](int i) -> double& { return diag[kLanes * i]; };
@@ -504,7 +526,7 @@ class TridiagonalQr {
     for (;;) {
       const double considered_zero = std::numeric_limits<double>::min();
       const double precision_inv = 1.0 / std::numeric_limits<double>::epsilon();
-      for (int i = s.start; i < s.end; ++i) {
+      for (int i = scanned ? s.end : s.start; i < s.end; ++i) {
         if (std::abs(sb(i)) < considered_zero) {
           sb(i) = 0;
         } else {
@@ -513,6 +535,7 @@ class TridiagonalQr {
           if (scaled * scaled <= std::abs(dg(i)) + std::abs(dg(i + 1))) sb(i) = 0;
         }
       }
+      scanned = false;
       while (s.end > 0 && sb(s.end - 1) == 0)
         --s.end;
       if (s.end <= 0) return;
@@ -554,7 +577,7 @@ class TridiagonalQr {
     std::array<Lane, kLanes> lanes;
     for (int l = 0; l < kLanes; ++l) {
       lanes[l].end = k_ - 1;
-      open_sweep(l, lanes[l]);
+      open_sweep(l, lanes[l], false);
     }
     for (;;) {
       int lo = k_, hi = 0;
@@ -571,7 +594,7 @@ class TridiagonalQr {
       if (lo >= hi) break;
       pass(lo, hi, first_start, end, mu, x, w);
       for (int l = 0; l < kLanes; ++l)
-        if (lanes[l].open) open_sweep(l, lanes[l]);
+        if (lanes[l].open) open_sweep(l, lanes[l], true);
     }
     for (int l = 0; l < kLanes; ++l)
       converged[l] = !lanes[l].failed;
@@ -651,6 +674,22 @@ class TridiagonalQr {
       storeL(rec.c, active ? c : one);
       storeL(rec.s, active ? s : zero);
       rotations_.push_back(rec);
+    }
+    // The first deflation test of each lane's next search (open_sweep) over its sweep
+    // [start, end), lane by lane the same comparisons: e_i ← 0 where |e_i| is below the
+    // smallest normal or |e_i| ≤ eps √(|d_i| + |d_i+1|).
+    const vl considered_zero = splatL(std::numeric_limits<double>::min());
+    const vl precision_inv = splatL(1.0 / std::numeric_limits<double>::epsilon());
+    for (int i = lo; i < hi; ++i) {
+      vli iv;
+      for (int l = 0; l < kLanes; ++l)
+        iv[l] = i;
+      const vl ei = loadL(e + kLanes * i);
+      const vl scaled = precision_inv * ei;
+      const vli small =
+          (absL(ei) < considered_zero) |
+          (scaled * scaled <= absL(loadL(d + kLanes * i)) + absL(loadL(d + kLanes * i + kLanes)));
+      storeL(e + kLanes * i, ((start <= iv) & (iv < end) & small) ? zero : ei);
     }
   }
 
@@ -734,6 +773,7 @@ class ColumnSolver {
       : pr_(pr),
         kp_(pr.rows.kp),
         sums_(4 * (kp_ * kp_ + kp_)),
+        u_(kChunk * kp_),
         eigen_(pr.k),
         xb_(kLanes * static_cast<std::size_t>(pr.k)),
         xa_(kLanes * static_cast<std::size_t>(pr.k)),
@@ -821,11 +861,22 @@ class ColumnSolver {
     const double xc = i * pr_.dx, yc = j * pr_.dx;
     for (int ol = 0; ol < 2; ++ol) {
       const std::vector<std::uint32_t>& start = cells.start[ol];
-      cand_.clear();
+      const double* ox = runs.x[ol].data();
+      const double* oy = runs.y[ol].data();
+      std::size_t count = 0;
       const auto take = [&](std::size_t row, int c0, int c1) {  // cells [c0, c1) of a row
         const std::uint32_t s0 = start[row * n + c0], s1 = start[row * n + c1];
-        for (std::uint32_t s = s0; s < s1; ++s)
-          cand_.push_back(s);
+        const std::size_t len = s1 - s0;
+        if (cand_.size() < count + len) {
+          cand_.resize(2 * (count + len));
+          cx_.resize(2 * (count + len));
+          cy_.resize(2 * (count + len));
+        }
+        for (std::size_t t = 0; t < len; ++t)
+          cand_[count + t] = s0 + static_cast<std::uint32_t>(t);
+        std::copy(ox + s0, ox + s1, cx_.data() + count);
+        std::copy(oy + s0, oy + s1, cy_.data() + count);
+        count += len;
       };
       for (const CellRuns::Run& r : runs.runs) {
         const std::size_t row = static_cast<std::size_t>((j + r.b) % pr_.ny);
@@ -837,31 +888,33 @@ class ColumnSolver {
           take(row, 0, c1 - n);
         }
       }
-      const std::size_t count = cand_.size();
-      if (cx_.size() < count) {
-        cx_.resize(2 * count);
-        cy_.resize(2 * count);
-        rho_.resize(2 * count);
-      }
-      for (std::size_t t = 0; t < count; ++t) {
-        cx_[t] = runs.x[ol][cand_[t]];
-        cy_[t] = runs.y[ol][cand_[t]];
-      }
+      if (rho_.size() < count) rho_.resize(2 * count);
       candidate_rho(cx_.data(), cy_.data(), count, xc, yc, pr_.lx_m, pr_.ly_m, pr_.radius_m,
                     rho_.data());
+      // Both groups written at every candidate, each count advanced where it belongs (no
+      // branch on the weights).
       Group& both = groups_[ol][0];
       Group& own = groups_[ol][1];
-      both.clear();
-      own.clear();
+      both.reserve(count);
+      own.reserve(count);
+      const double* rho = rho_.data();
+      const double v = pr_.v, cut = pr_.cut;
+      const std::size_t level_row0 = ol == 0 ? 0 : cells.obs[0].size();  // rows in cell order
+      std::size_t nb = 0, no = 0;
       for (std::size_t t = 0; t < count; ++t) {
-        const double rho = rho_[t];
-        const std::uint32_t o = cells.obs[ol][cand_[t]];
-        if (rho * pr_.v > pr_.cut) {
-          both.add(pr_.rows.row(o), rho, kp_);
-        } else if (rho > pr_.cut) {
-          own.add(pr_.rows.row(o), rho, kp_);
-        }
+        const double w = rho[t];
+        const double* row = pr_.rows.row(level_row0 + cand_[t]);
+        both.rows[nb] = row;
+        both.rho[nb] = w;
+        own.rows[no] = row;
+        own.rho[no] = w;
+        const bool in_both = w * v > cut;
+        const bool in_own = !in_both && w > cut;
+        nb += in_both;
+        no += in_own;
       }
+      both.count = nb;
+      own.count = no;
     }
   }
 
@@ -870,7 +923,8 @@ class ColumnSolver {
     for (int ol = 0; ol < 2; ++ol)
       for (int g = 0; g < 2; ++g) {
         double* c = sums_.data() + (2 * ol + g) * (kp_ * kp_ + kp_);
-        group_sums(groups_[ol][g], kp_, pr_.tiles.data(), pr_.tiles.size(), c, c + kp_ * kp_);
+        group_sums(groups_[ol][g], kp_, pr_.tiles.data(), pr_.tiles.size(), c, c + kp_ * kp_,
+                   u_.data());
       }
   }
 
@@ -907,6 +961,7 @@ class ColumnSolver {
   std::vector<std::uint32_t> cand_;             // one level's candidates (cell order)
   std::vector<double> cx_, cy_, rho_;
   std::vector<double> sums_;  // per group: C part, then b part
+  std::vector<double> u_;     // group_sums' scratch: kChunk × kp
   TridiagonalQr eigen_;
   std::vector<double> xb_, xa_;  // per slot: k members
   std::vector<double> z_, zb_;   // lanes: [i][slot]
@@ -924,15 +979,18 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
                       posterior_cols.size());
   const int k = members;
   const std::size_t nc = col_end - col_begin;
-  const ObservationRows rows(hx, k, space);
   const bool localize = settings_.localize;
   const double radius_m = settings_.localization_radius_km * 1e3;
   std::optional<LetkfObservationCells> cells;
   std::optional<CellRuns> runs;
+  std::vector<std::uint32_t> cell_order;  // level 0's observations by cell, then level 1's
   if (localize) {
     cells.emplace(space, radius_m);
     runs.emplace(*cells, space);
+    cell_order = cells->obs[0];
+    cell_order.insert(cell_order.end(), cells->obs[1].begin(), cells->obs[1].end());
   }
+  const ObservationRows rows(hx, k, space, cell_order);
 
   const std::vector<Tile> tiles = triangle_tiles(rows.kp);
   // One global domain: every element shares C and b (all weights 1).
@@ -940,10 +998,12 @@ void LetkfAnalysis::analyse_columns(std::span<const double> prior_cols, std::spa
   if (!localize) {
     Group all;
     for (std::size_t o = 0; o < space.size(); ++o)
-      all.add(rows.row(o), 1.0, rows.kp);
+      all.add(rows.row(o), 1.0);
     global_c.resize(rows.kp * rows.kp);
     global_b.resize(rows.kp);
-    group_sums(all, rows.kp, tiles.data(), tiles.size(), global_c.data(), global_b.data());
+    std::vector<double> u(kChunk * rows.kp);
+    group_sums(all, rows.kp, tiles.data(), tiles.size(), global_c.data(), global_b.data(),
+               u.data());
   }
   const ColumnProblem problem{rows,
                               space,
