@@ -6,7 +6,8 @@
 // except the counters and the queries, so code that names them (the parity tests) still links.
 //
 // Every function throws std::runtime_error naming the toolchain, the failed call and the
-// runtime's reason. Copies go through the default stream and synchronise with it.
+// runtime's reason. Copies between host and device go through the default stream and
+// synchronise with it; a copy on the device is queued like a kernel (synchronize() waits).
 #pragma once
 
 #include <cstddef>
