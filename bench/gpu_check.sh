@@ -143,7 +143,7 @@ if command -v nvcc >/dev/null && [ -f "$kernels_txt" ]; then
     # shellcheck disable=SC2086
     nvcc $flags -Xcompiler=-fPIC -gencode "arch=compute_$arch,code=[sm_$arch,compute_$arch]" \
       -I"$root/kernels" ${include:+-I"$include"} -c "$root/$src" -o "$work/kernels/$name.o" \
-      >>"$log" 2>&1 &
+      </dev/null >>"$log" 2>&1 &
     pids+=($!)
   done < <(sed -n 's/^source //p' "$kernels_txt")
   ok=1
@@ -171,6 +171,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 echo "kernels,program,ranks,tests,passed,failed,skipped,seconds,note" >"$out/parity.csv"
 parity() {  # kernels label, library path in front of the bundle's
   local label=$1 front=$2 prog args ranks xml t0 rc
+  # The programs get /dev/null as input: mpiexec would otherwise read the rest of the list.
   while IFS=$'\t' read -r prog args ranks; do
     xml=$work/$label-$prog-$ranks.xml
     rm -f "$xml"
@@ -182,10 +183,10 @@ parity() {  # kernels label, library path in front of the bundle's
       fi
       # shellcheck disable=SC2086
       LD_LIBRARY_PATH="$front${front:+:}$lib" timeout 300 mpiexec -n "$ranks" --oversubscribe \
-        "$bin/$prog" $args --gtest_output="xml:$xml" >>"$log" 2>&1
+        "$bin/$prog" $args --gtest_output="xml:$xml" </dev/null >>"$log" 2>&1
     else
       LD_LIBRARY_PATH="$front${front:+:}$lib" timeout 300 "$bin/$prog" \
-        --gtest_output="xml:$xml" >>"$log" 2>&1
+        --gtest_output="xml:$xml" </dev/null >>"$log" 2>&1
     fi
     rc=$?
     $helper junit "$xml" "$label" "$prog" "$ranks" "$((SECONDS - t0))" >>"$out/parity.csv"

@@ -50,12 +50,12 @@ struct MpiSession {
 };
 
 // --device auto|cpu|gpu of the offline tools: the worker's choice (kernels/hip/device.hpp),
-// reported on stderr by rank 0.
-device::Backend choose_backend(const std::string& request, int rank) {
-  const device::Choice c =
+// reported on stderr by rank 0 and recorded in the file written (worker::device_provenance).
+device::Choice choose_device(const std::string& request, int rank) {
+  device::Choice c =
       device::choose(device::parse_request(request), device::local_rank_from_environment(rank));
   if (rank == 0) std::fprintf(stderr, "%s\n", c.reason.c_str());
-  return c.backend;
+  return c;
 }
 
 void add_device_option(CLI::App& cmd, std::string& request) {
@@ -154,7 +154,7 @@ Runner add_analyze_command(CLI::App& app) {
     if (relaunch_under_mpiexec(*ranks, g_raw_args) >= 0) return 0;
     const filters::FilterKind kind = filters::filter_kind_from_string(*filter, "--filter");
     MpiSession mpi;
-    const device::Backend backend = choose_backend(*device_request, mpi.rank);
+    const device::Choice dev = choose_device(*device_request, mpi.rank);
     // A prior or observations made by another tool may leave the model attributes out: the
     // configuration's (--config/--set) stand in for them.
     const config::Config given = opts->load();
@@ -200,7 +200,7 @@ Runner add_analyze_command(CLI::App& app) {
     }
     // The service's cycle code: validation, quality control, the filter's usable
     // observations, inflation, the filter (worker/cycle_engine.hpp).
-    worker::CycleEngine engine(mpi.comm, cfg, backend, /*prepare_forecasts=*/false);
+    worker::CycleEngine engine(mpi.comm, cfg, dev.backend, /*prepare_forecasts=*/false);
     engine.start_from_members(mpi.rank == 0 ? std::span<const double>(prior.q)
                                             : std::span<const double>());
     const auto t0 = std::chrono::steady_clock::now();
@@ -221,12 +221,13 @@ Runner add_analyze_command(CLI::App& app) {
                      "t = %g s; the posterior equals the prior\n",
                      half / 3600, half / 3600, prior.time_seconds);
       }
+      io::Provenance provenance{{"created_by", "rtda analyze"},
+                                {"filter", *filter},
+                                {"analysis_cycle", std::to_string(cycle)},
+                                {"rtda_config", config::to_toml(cfg)}};
+      provenance.merge(worker::device_provenance(dev));
       io::write_ensemble(*out, cfg.model.with_epoch(prior.params), prior.time_seconds,
-                         prior.members, result.members,
-                         {{"created_by", "rtda analyze"},
-                          {"filter", *filter},
-                          {"analysis_cycle", std::to_string(cycle)},
-                          {"rtda_config", config::to_toml(cfg)}});
+                         prior.members, result.members, provenance);
       std::printf(
           "%s analysis (cycle %llu) of %d members with %.0f observations (%.0f rejected, %.0f "
           "refused by quality control) in %.3f s on %d rank%s",
@@ -264,7 +265,7 @@ Runner add_experiment_command(CLI::App& app) {
     const config::Config cfg = opts->load();
     if (relaunch_under_mpiexec(*ranks, g_raw_args) >= 0) return 0;
     MpiSession mpi;
-    const device::Backend backend = choose_backend(*device_request, mpi.rank);
+    const device::Choice dev = choose_device(*device_request, mpi.rank);
     const int stats_from = cfg.experiment.statistics_from_cycle;
     if (mpi.rank == 0) {
       const std::string grid = cfg.model.field_model().describe_grid();
@@ -287,7 +288,7 @@ Runner add_experiment_command(CLI::App& app) {
                       r.seconds_forecast, r.seconds_analysis, r.shock_sd > 0 ? "  shock" : "");
           std::fflush(stdout);
         },
-        backend);
+        dev);
     if (mpi.rank == 0) {
       std::printf("\nsummary over cycles %d..%d (%s, %s):\n", stats_from, cfg.experiment.cycles - 1,
                   cfg.experiment.observations.c_str(), filter->c_str());

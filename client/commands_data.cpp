@@ -241,7 +241,10 @@ Runner add_forecast_command(CLI::App& app) {
       }
     }
     const double t = f.time_seconds + *steps * cfg.model.sqg.dt_s;
-    const auto prov = provenance("rtda forecast", cfg);
+    // The SQG physics always runs on the CPU (docs/architecture.md §6); the file says so, as
+    // the analysis tools' files say where they ran.
+    auto prov = provenance("rtda forecast", cfg);
+    prov.merge(worker::device_provenance(device::choose(device::Request::kCpu, 0)));
     if (f.members == 0) {
       io::write_state(*out, cfg.model.with_epoch(cfg.model.sqg), t, f.q, prov);
     } else {

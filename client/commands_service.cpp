@@ -38,6 +38,10 @@ void print_status(const wire::Status& s) {
         "reconnects %u\n",
         w.ranks(), w.host().c_str(), w.stage().c_str(), static_cast<long long>(w.cycle_in_flight()),
         w.last_heartbeat_age_seconds(), w.reconnects());
+    if (!w.device().empty()) {
+      std::printf("device     %s on %s (%s)\n", w.device().c_str(), w.device_name().c_str(),
+                  w.toolchain().c_str());
+    }
   } else {
     std::printf("workers    none connected (reconnects %u)\n", w.reconnects());
   }

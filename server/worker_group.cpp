@@ -155,6 +155,9 @@ void WorkerGroup::on_hello(const std::string& identity, const wire::WorkerHello&
   worker_->last_seen = now;
   worker_->ranks = h.ranks();
   worker_->host = bounded(h.host(), 128);
+  worker_->device = bounded(h.device(), 16);
+  worker_->device_name = bounded(h.device_name(), 128);
+  worker_->toolchain = bounded(h.toolchain(), 128);
   auto* w = out.mutable_welcome();
   w->set_config_toml(config_toml_);
   w->set_config_hash(config_hash_);
@@ -194,8 +197,10 @@ void WorkerGroup::on_hello(const std::string& identity, const wire::WorkerHello&
     return;
   }
   spdlog::log(same_group ? spdlog::level::debug : spdlog::level::info,
-              "worker group joined: {} ranks on {} (pid {}), start {} from cycle {}", h.ranks(),
-              worker_->host, h.pid(), wire::StartMode_Name(w->start()), w->start_cycle());
+              "worker group joined: {} ranks on {} (pid {}), device {} ({}; {}), start {} from "
+              "cycle {}",
+              h.ranks(), worker_->host, h.pid(), worker_->device, worker_->device_name,
+              worker_->toolchain, wire::StartMode_Name(w->start()), w->start_cycle());
   worker_->welcomed = true;
   worker_->idle_since = now;
   counters_.add("worker_joins");
@@ -349,6 +354,9 @@ void WorkerGroup::on_result(const wire::CycleResult& r, double now) {
   lin->set_seed(cfg_.experiment.seed);
   lin->set_worker_ranks(worker_->ranks);
   lin->set_model(bounded(lin->model(), 128));
+  lin->set_device(bounded(lin->device(), 16));
+  lin->set_device_name(bounded(lin->device_name(), 128));
+  lin->set_toolchain(bounded(lin->toolchain(), 128));
   count_refused_by_source(r, k);
   publisher_.publish(a, now, last_in);
   {
@@ -454,6 +462,9 @@ void WorkerGroup::describe(wire::WorkerGroupStatus& w, double now) const {
   if (worker_) {
     w.set_ranks(worker_->ranks);
     w.set_host(worker_->host);
+    w.set_device(worker_->device);
+    w.set_device_name(worker_->device_name);
+    w.set_toolchain(worker_->toolchain);
     w.set_last_heartbeat_age_seconds(now - worker_->last_seen);
     w.set_cycle_in_flight(worker_->in_flight);
     w.set_stage(worker_->stage);

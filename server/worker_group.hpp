@@ -66,6 +66,9 @@ class WorkerGroup {
     double last_seen = 0;
     std::uint32_t ranks = 0;
     std::string host;
+    std::string device;  // from the hello: rank 0's backend, device and toolchain
+    std::string device_name;
+    std::string toolchain;
     std::string stage = "idle";
     std::int64_t in_flight = -1;
     double dispatched_wall = 0;

@@ -40,10 +40,16 @@ io::NatureRun lorenz96_nature(const config::Config& cfg) {
   return nature;
 }
 
+io::Provenance device_provenance(const device::Choice& choice) {
+  return {{"device", std::string(device::name(choice.backend))},
+          {"device_name", choice.device_name},
+          {"device_toolchain", choice.toolchain}};
+}
+
 ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
                                 const std::string& filter, const std::string& out_path,
                                 const std::function<void(const CycleRecord&)>& on_cycle,
-                                device::Backend backend) {
+                                const device::Choice& choice) {
   const int rank = comm.rank();
   const sqg::SqgParams& p = cfg.model.sqg;
   const auto& ex = cfg.experiment;
@@ -89,25 +95,25 @@ ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
                               nature_path + " holds only " + std::to_string(nature.size()) +
                               " states");
   }
-  CycleEngine engine(comm, cfg, backend);
+  CycleEngine engine(comm, cfg, choice.backend);
   engine.start_from_nature(nature);
   const int k = engine.members();
   const std::size_t n = engine.state_size();
 
   std::optional<io::ArchiveWriter> archive;
   if (rank == 0) {
-    archive.emplace(
-        out_path, cfg.model.field_model(), ex.store_members ? k : 0,
-        io::Provenance{
-            {"created_by", "rtda experiment"},
-            {"filter", filter},
-            {"observations", ex.observations_file.empty()
-                                 ? ex.observations
-                                 : std::filesystem::absolute(ex.observations_file).string()},
-            {"nature_file", nature_path.empty() ? std::string("(in memory)")
-                                                : std::filesystem::absolute(nature_path).string()},
-            {"model", engine.model_identity()},
-            {"rtda_config", config::to_toml(cfg)}});
+    io::Provenance provenance{
+        {"created_by", "rtda experiment"},
+        {"filter", filter},
+        {"observations", ex.observations_file.empty()
+                             ? ex.observations
+                             : std::filesystem::absolute(ex.observations_file).string()},
+        {"nature_file", nature_path.empty() ? std::string("(in memory)")
+                                            : std::filesystem::absolute(nature_path).string()},
+        {"model", engine.model_identity()},
+        {"rtda_config", config::to_toml(cfg)}};
+    provenance.merge(device_provenance(choice));
+    archive.emplace(out_path, cfg.model.field_model(), ex.store_members ? k : 0, provenance);
   }
 
   obs::ObserveSettings observe = cfg.observe;

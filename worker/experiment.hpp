@@ -11,6 +11,8 @@
 
 #include "config/config.hpp"
 #include "cycle_engine.hpp"
+#include "hip/device.hpp"
+#include "io/conventions.hpp"
 
 namespace rtda::worker {
 
@@ -25,11 +27,16 @@ struct ExperimentResult {
 // experiment.cycles states experiment.cycle_hours apart, the first at t = 0.
 io::NatureRun lorenz96_nature(const config::Config& cfg);
 
+// What computed a file's numbers, for its provenance (docs/file-formats.md): `device` ("cpu"
+// or "gpu"), `device_name` and `device_toolchain` of `choice`.
+io::Provenance device_provenance(const device::Choice& choice);
+
 // Collective over `comm`. `on_cycle` (rank 0) is called after each cycle.
-// `backend`: where this rank computes (device::choose).
+// `choice`: where this rank computes (device::choose); rank 0's goes into the archive.
 ExperimentResult run_experiment(const Comm& comm, const config::Config& cfg,
                                 const std::string& filter, const std::string& out_path,
                                 const std::function<void(const CycleRecord&)>& on_cycle = {},
-                                device::Backend backend = device::Backend::kCpu);
+                                const device::Choice& choice = device::choose(device::Request::kCpu,
+                                                                              0));
 
 }  // namespace rtda::worker

@@ -68,6 +68,8 @@ void WorkerLink::hello(std::int64_t analysed_cycle) {
   h->set_host(host_);
   h->set_pid(static_cast<std::uint32_t>(getpid()));
   h->set_device(hello_info_.device);
+  h->set_device_name(hello_info_.device_name);
+  h->set_toolchain(hello_info_.toolchain);
   h->set_config_hash(hello_info_.config_hash);
   h->set_analysed_cycle(analysed_cycle);
   send(m);

@@ -25,7 +25,9 @@ double unix_seconds();
 // What a hello tells the server about the group besides its host and process.
 struct HelloInfo {
   std::uint32_t ranks = 1;
-  std::string device;       // device::name of the ranks' backend
+  std::string device;       // device::name of rank 0's backend
+  std::string device_name;  // rank 0's device::Choice: the device and its toolchain
+  std::string toolchain;
   std::string config_hash;  // science_hash of the group's own --config; "" without one
 };
 

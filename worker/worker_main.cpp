@@ -80,12 +80,13 @@ int main(int argc, char** argv) {
     rtda::worker::HelloInfo hello;
     hello.ranks = static_cast<std::uint32_t>(size);
     hello.device = std::string(rtda::device::name(dev.backend));
+    hello.device_name = dev.device_name;
+    hello.toolchain = dev.toolchain;
     if (!config_path.empty())
       hello.config_hash = rtda::config::science_hash(rtda::config::load(config_path));
     if (rank == 0)
       link = std::make_unique<rtda::worker::WorkerLink>(server, server_key, client_key, hello);
-    session =
-        std::make_unique<rtda::worker::WorkerSession>(comm, overrides, dev.backend, link.get());
+    session = std::make_unique<rtda::worker::WorkerSession>(comm, overrides, dev, link.get());
     rc = session->run();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

@@ -98,8 +98,8 @@ obs::ObservationSet to_observation_set(const wire::CycleTask& t) {
 }  // namespace
 
 WorkerSession::WorkerSession(MPI_Comm comm, std::vector<std::string> overrides,
-                             device::Backend backend, WorkerLink* link)
-    : comm_(comm), overrides_(std::move(overrides)), backend_(backend), link_(link) {
+                             device::Choice choice, WorkerLink* link)
+    : comm_(comm), overrides_(std::move(overrides)), device_(std::move(choice)), link_(link) {
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &ranks_);
   if (rank_ == 0 && !link_) throw std::invalid_argument("WorkerSession: rank 0 needs the link");
@@ -141,7 +141,7 @@ void WorkerSession::start(const wire::Welcome& w) {
   if (rank_ == 0) link_->set_heartbeat(w.heartbeat_seconds());
   checkpoint_dir_ = w.checkpoint_dir();
   if (!engine_ || engine_hash_ != w.config_hash()) {
-    engine_ = std::make_unique<CycleEngine>(comm_, cfg, backend_);
+    engine_ = std::make_unique<CycleEngine>(comm_, cfg, device_.backend);
     engine_hash_ = w.config_hash();
     have_state_ = false;
   }
@@ -275,6 +275,9 @@ wire::WorkerToServer WorkerSession::result_message(const wire::CycleTask& task,
   lin->set_model(engine_->model_identity());
   lin->set_restarted_from_cycle(restarted_from_);
   lin->set_surrogate_version(engine_->surrogate_version());
+  lin->set_device(std::string(device::name(device_.backend)));
+  lin->set_device_name(device_.device_name);
+  lin->set_toolchain(device_.toolchain);
   // Quality control before the filter: at most 100 listed, all counted.
   lin->set_observations_refused(static_cast<std::uint64_t>(out.refused.size()));
   for (std::size_t i = 0; i < out.refused.size() && i < 100; ++i) {

@@ -23,8 +23,9 @@ namespace rtda::worker {
 class WorkerSession {
  public:
   // `link`: rank 0's link to the server (nullptr on the other ranks). `overrides`: --set keys
-  // applied on top of the configuration each welcome carries.
-  WorkerSession(MPI_Comm comm, std::vector<std::string> overrides, device::Backend backend,
+  // applied on top of the configuration each welcome carries. `choice`: this rank's
+  // device::choose, where it computes; rank 0's names the device in every result's lineage.
+  WorkerSession(MPI_Comm comm, std::vector<std::string> overrides, device::Choice choice,
                 WorkerLink* link);
   ~WorkerSession();
 
@@ -48,7 +49,7 @@ class WorkerSession {
   int rank_ = 0;
   int ranks_ = 1;
   std::vector<std::string> overrides_;
-  device::Backend backend_;
+  device::Choice device_;
   WorkerLink* link_;
 
   std::unique_ptr<CycleEngine> engine_;

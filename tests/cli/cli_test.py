@@ -12,6 +12,7 @@ patterns, so even -0.0 against 0.0 counts as a difference.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -549,20 +550,66 @@ def experiment_with_the_trained_surrogate_as_forecast_model(rtda):
 
 
 @case
-def device_choice_is_logged_and_hip_without_a_device_is_refused(rtda):
-    """--device auto picks the CPU here and says why; --device hip without a usable device is
-    an error naming the reason, not a silent CPU run (docs/architecture.md §6)."""
+def device_choice_is_logged_and_gpu_without_a_device_is_refused(rtda):
+    """--device auto picks the CPU here and says why; --device gpu without a usable GPU is an
+    error giving the runtime's reason, not a silent CPU run; hip and cuda are gpu of one
+    toolchain, and the other one is refused naming this build's (docs/architecture.md §6)."""
     small = [*SHORT_NATURE, "--set", "experiment.cycles=1", "--set", "ensemble.members=4"]
     p = rtda.ok("experiment", "--filter", "letkf", "--out", "auto.h5", *small)
-    check("device auto -> cpu" in p.stderr, f"no device choice on stderr: {p.stderr}")
-    p = rtda.run("experiment", "--filter", "letkf", "--out", "hip.h5", "--device", "hip", *small)
-    if "device hip:" in p.stderr:
-        return  # a machine with a HIP device: the run went to it
-    check(p.returncode != 0 and "hip was requested" in p.stderr,
-          f"exit {p.returncode}: {p.stderr}")
-    p = rtda.run("analyze", "--prior", "auto.h5", "--obs", "auto.h5", "--filter", "letkf",
-                 "--out", "z.h5", "--device", "gpu")
-    check(p.returncode != 0 and "--device: gpu" in p.stderr, f"exit {p.returncode}: {p.stderr}")
+    m = re.search(r"device auto -> (?:cpu \((.+)\)|gpu: )", p.stderr)
+    check(m is not None, f"no device choice on stderr: {p.stderr}")
+    if m.group(1) is None:
+        return  # a machine with a GPU: auto took it
+    why = m.group(1)
+    no_gpu = f"gpu was requested but no GPU is usable: {why}"
+    rtda.fails("experiment", "--filter", "letkf", "--out", "gpu.h5", "--device", "gpu", *small,
+               naming=[no_gpu], out="gpu.h5")
+    refused = []
+    for name in ("hip", "cuda"):
+        p = rtda.fails("experiment", "--filter", "letkf", "--out", f"{name}.h5", "--device",
+                       name, *small, naming=[], out=f"{name}.h5")
+        if f"'{name}' asks for a {name.upper()} GPU, but this build's GPU backend is" in p.stderr:
+            refused.append(name)
+        else:  # this build's toolchain: gpu, and there is none
+            check(no_gpu in p.stderr, f"--device {name}: {p.stderr}")
+    check(refused, "hip or cuda (or both, in a build without a GPU backend) is not this "
+          "build's toolchain and is refused as such")
+    rtda.fails("analyze", "--prior", "auto.h5", "--obs", "auto.h5", "--filter", "letkf",
+               "--out", "z.h5", "--device", "tpu", naming=["--device", "tpu"], out="z.h5")
+
+
+def device_attributes(path):
+    """The root attributes of a file that say what computed it (text, as h5py reads it)."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        return {k: v.decode() if isinstance(v, bytes) else str(v)
+                for k, v in f.attrs.items() if k.startswith("device")}
+
+
+@case
+def files_say_which_device_computed_them(rtda):
+    """rtda experiment, analyze and forecast write device ("cpu"/"gpu"), device_name and
+    device_toolchain into their files' root attributes (docs/file-formats.md); on the CPU the
+    toolchain is the host compiler."""
+    small = [*SHORT_NATURE, "--set", "ensemble.members=4"]
+    rtda.ok("experiment", "--filter", "ensf", "--out", "run.h5", "--device", "cpu", *small,
+            "--set", "experiment.cycles=2")
+    rtda.ok("ensemble", "--nature", "run-nature.h5", "--index", "0", "--out", "prior.h5", *small)
+    rtda.ok("observe", "--nature", "run-nature.h5", "--experiment", "linear", "--out", "obs.h5",
+            *small)
+    rtda.ok("analyze", "--prior", "prior.h5", "--obs", "obs.h5", "--filter", "letkf", "--out",
+            "post.h5", "--device", "cpu", *small)
+    rtda.ok("forecast", "--in", "post.h5", "--steps", "1", "--out", "fc.h5")
+    got = {name: device_attributes(rtda.path(name)) for name in ("run.h5", "post.h5", "fc.h5")}
+    first = got["run.h5"]
+    check(set(first) == {"device", "device_name", "device_toolchain"},
+          f"the archive's device attributes: {first}")
+    check(first["device"] == "cpu" and first["device_name"].strip(),
+          f"device cpu and the processor's name: {first}")
+    check(first["device_toolchain"].startswith(("GCC ", "clang ")),
+          f"on the CPU the toolchain is the host compiler: {first['device_toolchain']!r}")
+    for name, attrs in got.items():
+        check(attrs == first, f"{name}: {attrs}, the archive's: {first}")
 
 
 def analyze_case(rtda, filter_name):

@@ -156,7 +156,7 @@ class GpuWorkerJobTest(ScriptCase):
                          self.bin / "rtda-worker")
         args = self.worker_args(argv)
         self.assertEqual(args[args.index("--server") + 1], f"tcp://127.0.0.1:{server.port}")
-        self.assertEqual(args[args.index("--device") + 1], "hip")
+        self.assertEqual(args[args.index("--device") + 1], "gpu")
         self.assertEqual(args[args.index("--set") + 1], "model.threads=7")
         self.assertEqual(args[args.index("--server-key") + 1], str(self.keys / "server.key"))
         self.assertEqual(args[args.index("--key") + 1], str(self.keys / "worker.key_secret"))
@@ -194,7 +194,7 @@ class GpuWorkerJobTest(ScriptCase):
         worker = next(i for i, a in enumerate(argv) if a.endswith("rtda-worker"))
         self.assertEqual(Path(argv[worker - 1]).name, "select-gpu.sh")
         self.assertEqual(self.worker_args(argv)[self.worker_args(argv).index("--device") + 1],
-                         "hip")
+                         "gpu")
 
     def test_refuses_more_or_fewer_ranks_than_gpus(self):
         self.fails(GPU, "one rank per GPU", RTDA_SERVER_ENDPOINT="tcp://127.0.0.1:1",

@@ -274,6 +274,8 @@ wire::WorkerToServer Service::hello(std::int64_t analysed_cycle) const {
   h->set_host("fuzz");
   h->set_pid(static_cast<std::uint32_t>(::getpid()));
   h->set_device("cpu");
+  h->set_device_name("fuzz processor");
+  h->set_toolchain("fuzz compiler");
   h->set_analysed_cycle(analysed_cycle);
   return m;
 }

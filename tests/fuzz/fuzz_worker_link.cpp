@@ -90,6 +90,11 @@ void fill_result(FuzzedDataProvider& p, Service& s, wire::WorkerToServer& m) {
   if (p.ConsumeBool()) a->set_filter(pick_text(p, 40));
   auto* lin = a->mutable_lineage();
   if (p.ConsumeBool()) lin->set_model(pick_text(p, 200));
+  if (p.ConsumeIntegralInRange<int>(0, 3) == 0) {
+    lin->set_device(pick_text(p, 40));
+    lin->set_device_name(pick_text(p, 300));
+    lin->set_toolchain(pick_text(p, 300));
+  }
   const int refused =
       p.ConsumeIntegralInRange<int>(0, 3) == 0 ? p.ConsumeIntegralInRange<int>(0, 200) : 0;
   for (int i = 0; i < refused; ++i) {
@@ -123,6 +128,8 @@ std::string build(FuzzedDataProvider& p, Service& s, int what) {
       if (p.ConsumeBool()) h->set_host(pick_text(p, 300));
       if (p.ConsumeBool()) h->set_device(pick_text(p, 40));
       if (p.ConsumeIntegralInRange<int>(0, 3) == 0) h->set_config_hash(pick_text(p, 64));
+      if (p.ConsumeBool()) h->set_device_name(pick_text(p, 300));
+      if (p.ConsumeBool()) h->set_toolchain(pick_text(p, 300));
       break;
     }
     case 2: {

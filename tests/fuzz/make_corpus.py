@@ -144,7 +144,8 @@ def main():
     analysis.spread.extend([0.5] * (2 * N * N))
     raw = {
         "hello": w2s(hello=pb.WorkerHello(ranks=2, host="node1", pid=1, device="cpu",
-                                          analysed_cycle=-1)),
+                                          analysed_cycle=-1, device_name="AMD EPYC 7B13",
+                                          toolchain="GCC 12.2.0")),
         "hello-continue": w2s(hello=pb.WorkerHello(ranks=1, host="n", analysed_cycle=0)),
         "hello-config-mismatch": w2s(hello=pb.WorkerHello(ranks=1, config_hash="deadbeef")),
         "heartbeat": w2s(heartbeat=pb.Heartbeat(unix_seconds=1.7e9, cycle=1, stage="forecast")),

@@ -3,7 +3,7 @@
 // the same nature run, initial ensemble, observations and seeds — for the ViT surrogate with
 // EnSF and the SQG physics with LETKF; and the bytes a ViT + EnSF cycle moves between host
 // and device on one rank. Runs under mpiexec (1 rank; 2 ranks for the parity tests, which then
-// exercise the host-staged transposes). Skips, saying what it skips, when no HIP device is
+// exercise the host-staged transposes). Skips, saying what it skips, when no GPU is
 // present.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -19,6 +19,7 @@
 #include "cycle_engine.hpp"
 #include "device_ensemble.hpp"
 #include "filter_problems.hpp"
+#include "gpu_skip.hpp"
 #include "hip/device.hpp"
 #include "io/fields.hpp"
 #include "obs/experiments.hpp"
@@ -149,10 +150,7 @@ DistributedEnsemble loaded(const test_support::FilterProblem& p) {
 // The device transposes are permutations in DistributedEnsemble's order: bit for bit its
 // columns, and back. 5 members over 2 ranks make uneven member blocks (3 + 2).
 TEST(CycleHip, DeviceTransposesAreTheHostOnes) {
-  std::string why;
-  if (device::gpu_device_count(&why) == 0)
-    GTEST_SKIP() << "no HIP device present: device member <-> column transposes not checked ("
-                 << why << ")";
+  RTDA_SKIP_WITHOUT_GPU("device member <-> column transposes not checked");
   const auto p = test_support::make_filter_problem(12, 5, test_support::ObsLayout::kEveryPoint, 0,
                                                    obs::ObsOperator::kLinearK, 1.0, 7);
   DistributedEnsemble ens = loaded(p);
@@ -190,9 +188,7 @@ TEST(CycleHip, DeviceTransposesAreTheHostOnes) {
 // correctly rounded + and x: equal to 1e-15 relative (exact expected); arctan observations go
 // through the device's atan, a few ulps.
 TEST(CycleHip, DeviceObservationsAreTheHostOnes) {
-  std::string why;
-  if (device::gpu_device_count(&why) == 0)
-    GTEST_SKIP() << "no HIP device present: device h(x) not checked (" << why << ")";
+  RTDA_SKIP_WITHOUT_GPU("device h(x) not checked");
   for (const auto op : {obs::ObsOperator::kLinearK, obs::ObsOperator::kArctan}) {
     const auto p = test_support::make_filter_problem(16, 5, test_support::ObsLayout::kBetweenPoints,
                                                      300, op, 1.0, 8);
@@ -215,10 +211,7 @@ TEST(CycleHip, DeviceObservationsAreTheHostOnes) {
 // by at most ~1e-3 of the state per forecast, i.e. 2e-3 after two forecasts. We require 2e-3
 // of the largest |mean|; the expected difference is ~1e-5 (the forward's measured error).
 TEST(CycleHip, VitEnsfMatchesTheCpuCycle) {
-  std::string why;
-  if (device::gpu_device_count(&why) == 0)
-    GTEST_SKIP() << "no HIP device present: ViT + EnSF cycles on the device vs the CPU not run ("
-                 << why << ")";
+  RTDA_SKIP_WITHOUT_GPU("ViT + EnSF cycles on the device vs the CPU not run");
   const config::Config cfg = make_config({"model.kind=vit", vit_weights(), "ensemble.members=12"});
   const io::NatureRun nature = make_nature(cfg);
   const Cycles cpu = run_cycles(cfg, nature, "ensf", device::Backend::kCpu, 3);
@@ -231,10 +224,7 @@ TEST(CycleHip, VitEnsfMatchesTheCpuCycle) {
 // eigensolvers, errors ~eps |C|), and two 12-hour forecasts grow a difference by well under
 // 100 at this range; we require 1e-8 of the largest |mean|.
 TEST(CycleHip, SqgLetkfMatchesTheCpuCycle) {
-  std::string why;
-  if (device::gpu_device_count(&why) == 0)
-    GTEST_SKIP() << "no HIP device present: SQG + LETKF cycles on the device vs the CPU not run ("
-                 << why << ")";
+  RTDA_SKIP_WITHOUT_GPU("SQG + LETKF cycles on the device vs the CPU not run");
   const config::Config cfg = make_config({"model.preset=N32", "ensemble.members=16"});
   const io::NatureRun nature = make_nature(cfg);
   const Cycles cpu = run_cycles(cfg, nature, "letkf", device::Backend::kCpu, 3);
@@ -246,9 +236,7 @@ TEST(CycleHip, SqgLetkfMatchesTheCpuCycle) {
 // shared per-element function on the device (SQG + LETKF as above, "fixed" so that it acts
 // every cycle).
 TEST(CycleHip, InflatedSqgLetkfMatchesTheCpuCycle) {
-  std::string why;
-  if (device::gpu_device_count(&why) == 0)
-    GTEST_SKIP() << "no HIP device present: inflated SQG + LETKF cycles not run (" << why << ")";
+  RTDA_SKIP_WITHOUT_GPU("inflated SQG + LETKF cycles not run");
   const config::Config cfg = make_config(
       {"model.preset=N32", "ensemble.members=16", "inflation.mode=fixed", "inflation.factor=1.2"});
   const io::NatureRun nature = make_nature(cfg);
@@ -272,10 +260,7 @@ TEST(CycleHip, InflatedSqgLetkfMatchesTheCpuCycle) {
 // and never an ensemble (members x dim doubles; with 32 members and an observation per state
 // element the budget is under 3/4 of one copy, so a single round trip of the ensemble would fail).
 TEST(CycleHip, VitEnsfCycleKeepsTheEnsembleOnTheDevice) {
-  std::string why;
-  if (device::gpu_device_count(&why) == 0)
-    GTEST_SKIP() << "no HIP device present: host <-> device bytes per cycle not measured (" << why
-                 << ")";
+  RTDA_SKIP_WITHOUT_GPU("host <-> device bytes per cycle not measured");
   const int k = 32;
   const config::Config cfg =
       make_config({"model.kind=vit", vit_weights(), "ensemble.members=" + std::to_string(k)});

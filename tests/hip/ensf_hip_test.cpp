@@ -1,5 +1,5 @@
 // Parity of the HIP EnSF (hip/ensf_hip.hpp) with the CPU filter, its oracle. Skips, saying
-// what it skips, when no HIP device is present; ensf_math_test.cpp replays the kernels'
+// what it skips, when no GPU is present; ensf_math_test.cpp replays the kernels'
 // sequence on the CPU and holds it to the CPU filter bit for bit.
 //
 // Tolerances. Both backends draw identical normals (core/philox_hd.hpp) and sum in the same
@@ -17,6 +17,7 @@
 
 #include "filter_problems.hpp"
 #include "filters/ensf.hpp"
+#include "gpu_skip.hpp"
 #include "hip/device.hpp"
 #include "hip/ensf_hip_kernels.hpp"
 
@@ -52,8 +53,7 @@ void expect_parity(const EnsfSettings& cfg, const ts::FilterProblem& p, double t
 }
 
 TEST(EnsfHip, PaperModeLinearMatchesCpu) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: EnSF paper-mode (linear obs) parity not run";
+  RTDA_SKIP_WITHOUT_GPU("EnSF paper-mode (linear obs) parity not run");
   expect_parity(EnsfSettings::paper(),
                 ts::make_filter_problem(32, 20, ts::ObsLayout::kEveryPoint, 0,
                                         obs::ObsOperator::kLinearK, 1.0, 201),
@@ -61,8 +61,7 @@ TEST(EnsfHip, PaperModeLinearMatchesCpu) {
 }
 
 TEST(EnsfHip, PaperModeArctanMatchesCpu) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: EnSF paper-mode (arctan obs) parity not run";
+  RTDA_SKIP_WITHOUT_GPU("EnSF paper-mode (arctan obs) parity not run");
   expect_parity(EnsfSettings::paper(),
                 ts::make_filter_problem(32, 20, ts::ObsLayout::kRandomPoints, 600,
                                         obs::ObsOperator::kArctan, 0.01, 202),
@@ -70,8 +69,7 @@ TEST(EnsfHip, PaperModeArctanMatchesCpu) {
 }
 
 TEST(EnsfHip, StandardModeMatchesCpu) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: EnSF standard-mode parity not run";
+  RTDA_SKIP_WITHOUT_GPU("EnSF standard-mode parity not run");
   auto cfg = EnsfSettings::standard();
   cfg.steps = 200;
   cfg.rtps = 0.3;
@@ -82,8 +80,7 @@ TEST(EnsfHip, StandardModeMatchesCpu) {
 }
 
 TEST(EnsfHip, SlabsWithAReducerMatchTheWholeDomain) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: EnSF slab analysis on the device not run";
+  RTDA_SKIP_WITHOUT_GPU("EnSF slab analysis on the device not run");
   // Two slabs of whole grid rows analysed one after the other with a reducer that sees both
   // contributions: only possible serially if the reducer is trivial, so use one slab = the
   // whole domain through analyse_slab with an identity reducer (the collective path).
@@ -101,8 +98,7 @@ TEST(EnsfHip, SlabsWithAReducerMatchTheWholeDomain) {
 }
 
 TEST(EnsfHip, DeviceResidentEnsembleGivesTheHostResult) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: EnSF device-pointer entry point not run";
+  RTDA_SKIP_WITHOUT_GPU("EnSF device-pointer entry point not run");
   const auto p = ts::make_filter_problem(16, 12, ts::ObsLayout::kEveryPoint, 0,
                                          obs::ObsOperator::kLinearK, 1.0, 205);
   EnsfAnalysisHip host_path(EnsfSettings::paper()), device_path(EnsfSettings::paper());
@@ -113,7 +109,7 @@ TEST(EnsfHip, DeviceResidentEnsembleGivesTheHostResult) {
 }
 
 TEST(EnsfHip, WithoutADeviceTheAnalysisSaysSo) {
-  if (rtda::device::gpu_device_count() > 0) GTEST_SKIP() << "a HIP device is present";
+  if (rtda::device::gpu_device_count() > 0) GTEST_SKIP() << "a GPU is present";
   const auto p = ts::make_filter_problem(8, 4, ts::ObsLayout::kEveryPoint, 0,
                                          obs::ObsOperator::kLinearK, 1.0, 206);
   EnsfAnalysisHip gpu(EnsfSettings::paper());

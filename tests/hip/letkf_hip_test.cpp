@@ -1,7 +1,7 @@
 // Parity of the HIP LETKF (hip/letkf_hip.hpp) with the CPU: against the kernel's sequence
 // replayed on the CPU (letkf_replay.hpp: the kernel's header functions in the kernel's order;
 // letkf_math_test.cpp holds it to the CPU column path), and against the CPU column path
-// LetkfAnalysis::analyse_columns itself. Skips, saying what it skips, when no HIP device is
+// LetkfAnalysis::analyse_columns itself. Skips, saying what it skips, when no GPU is
 // present.
 //
 // Tolerances (relative to the value, floor 1 m/s). Kernel vs replay: the same operations
@@ -21,6 +21,7 @@
 
 #include "filter_problems.hpp"
 #include "filters/letkf.hpp"
+#include "gpu_skip.hpp"
 #include "hip/device.hpp"
 #include "hip/ensf_hip_kernels.hpp"
 #include "letkf_replay.hpp"
@@ -55,8 +56,7 @@ void expect_parity(const filters::LetkfSettings& s, const ts::FilterProblem& p, 
 }
 
 TEST(LetkfHip, LocalizedLinearAnalysisMatchesCpu) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: LETKF (localized, linear obs) parity not run";
+  RTDA_SKIP_WITHOUT_GPU("LETKF (localized, linear obs) parity not run");
   filters::LetkfSettings s;
   s.localization_radius_km = 2200;
   s.rtps = 0.3;
@@ -67,8 +67,7 @@ TEST(LetkfHip, LocalizedLinearAnalysisMatchesCpu) {
 }
 
 TEST(LetkfHip, ArctanObservationsAndOddMembersMatchCpu) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: LETKF (arctan obs, odd k) parity not run";
+  RTDA_SKIP_WITHOUT_GPU("LETKF (arctan obs, odd k) parity not run");
   filters::LetkfSettings s;
   s.localization_radius_km = 2800;
   s.rtps = 0.8;
@@ -79,8 +78,7 @@ TEST(LetkfHip, ArctanObservationsAndOddMembersMatchCpu) {
 }
 
 TEST(LetkfHip, LargeEnsembleUsesTheGlobalWorkspaceAndMatchesCpu) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: LETKF with 64 members (matrices off LDS) not run";
+  RTDA_SKIP_WITHOUT_GPU("LETKF with 64 members (matrices off LDS) not run");
   filters::LetkfSettings s;
   s.localization_radius_km = 3000;
   expect_parity(s,
@@ -90,8 +88,7 @@ TEST(LetkfHip, LargeEnsembleUsesTheGlobalWorkspaceAndMatchesCpu) {
 }
 
 TEST(LetkfHip, WholeDomainOnDeviceMatchesCpuAnalyse) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: LETKF whole-domain device analysis not run";
+  RTDA_SKIP_WITHOUT_GPU("LETKF whole-domain device analysis not run");
   filters::LetkfSettings s;
   s.localization_radius_km = 2200;
   const auto p = ts::make_filter_problem(32, 20, ts::ObsLayout::kBetweenPoints, 400,
@@ -110,7 +107,7 @@ TEST(LetkfHip, WholeDomainOnDeviceMatchesCpuAnalyse) {
 }
 
 TEST(LetkfHip, WithoutADeviceTheAnalysisSaysSo) {
-  if (rtda::device::gpu_device_count() > 0) GTEST_SKIP() << "a HIP device is present";
+  if (rtda::device::gpu_device_count() > 0) GTEST_SKIP() << "a GPU is present";
   const auto p = ts::make_filter_problem(8, 4, ts::ObsLayout::kEveryPoint, 0,
                                          obs::ObsOperator::kLinearK, 1.0, 305);
   LetkfAnalysisHip gpu;

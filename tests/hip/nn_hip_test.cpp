@@ -3,7 +3,7 @@
 // GPU evaluates the same element functions (nn_math.hpp), so the tolerances only cover
 // float32 summation order (the GEMM's k loop and the row reductions run in another order than
 // Eigen and nn_math's four-way partial sums) and FMA contraction on the device; each states
-// its bound. Every test skips, saying what it skips, when no HIP device is present.
+// its bound. Every test skips, saying what it skips, when no GPU is present.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../surrogate/surrogate_test_support.hpp"
+#include "gpu_skip.hpp"
 #include "hip/device.hpp"
 #include "hip/nn_hip.hpp"
 #include "surrogate/layers.hpp"
@@ -68,8 +69,7 @@ Mat product_scale(const Mat& x, const Mat& w, const Mat& bias) {
 }
 
 TEST(HipKernels, GemmMatchesTheCpuLinearLayerOnSizesThatAreNotTileMultiples) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: GEMM parity with surrogate::Linear not checked";
+  RTDA_SKIP_WITHOUT_GPU("GEMM parity with surrogate::Linear not checked");
   std::mt19937_64 rng(kSeed);
   SCOPED_TRACE("seed " + std::to_string(kSeed));
   struct Shape {
@@ -95,8 +95,7 @@ TEST(HipKernels, GemmMatchesTheCpuLinearLayerOnSizesThatAreNotTileMultiples) {
 }
 
 TEST(HipKernels, GemmFusedGeluAndInPlaceResidualMatchTheCpuMlpPath) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: GEMM GELU and residual epilogues not checked";
+  RTDA_SKIP_WITHOUT_GPU("GEMM GELU and residual epilogues not checked");
   std::mt19937_64 rng(kSeed + 1);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 1));
   const int rows = 77, in = 48, out = 100;
@@ -123,8 +122,7 @@ TEST(HipKernels, GemmFusedGeluAndInPlaceResidualMatchTheCpuMlpPath) {
 }
 
 TEST(HipKernels, BatchedStridedTransposedGemmMatchesEigenPerMatrix) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: batched, strided, transposed GEMM not checked";
+  RTDA_SKIP_WITHOUT_GPU("batched, strided, transposed GEMM not checked");
   std::mt19937_64 rng(kSeed + 2);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 2));
   // A 2 x 3 batch of column slices, as attention uses: A_oi and B_oi are the i-th 9-column
@@ -170,8 +168,7 @@ TEST(HipKernels, BatchedStridedTransposedGemmMatchesEigenPerMatrix) {
 }
 
 TEST(HipKernels, GemmRejectsInconsistentArguments) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: GEMM argument checks not exercised";
+  RTDA_SKIP_WITHOUT_GPU("GEMM argument checks not exercised");
   DeviceArray buffer(16);
   GemmArgs g;
   g.m = 2;
@@ -190,8 +187,7 @@ TEST(HipKernels, GemmRejectsInconsistentArguments) {
 }
 
 TEST(HipKernels, LayerNormMatchesTheCpuLayerNorm) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: layer-norm kernel parity not checked";
+  RTDA_SKIP_WITHOUT_GPU("layer-norm kernel parity not checked");
   std::mt19937_64 rng(kSeed + 3);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 3));
   // cols 128 (one element per thread), 300 (several, uneven), 5 (most threads idle).
@@ -223,8 +219,7 @@ TEST(HipKernels, LayerNormMatchesTheCpuLayerNorm) {
 }
 
 TEST(HipKernels, GeluKernelMatchesTheCpuGelu) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: GELU kernel parity not checked";
+  RTDA_SKIP_WITHOUT_GPU("GELU kernel parity not checked");
   std::mt19937_64 rng(kSeed + 4);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 4));
   const Mat x = random_normal(1, 100003, rng, 4.0);  // more elements than one grid stride
@@ -243,8 +238,7 @@ TEST(HipKernels, GeluKernelMatchesTheCpuGelu) {
 }
 
 TEST(HipKernels, AddInPlaceIsExact) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: residual-add kernel not checked";
+  RTDA_SKIP_WITHOUT_GPU("residual-add kernel not checked");
   std::mt19937_64 rng(kSeed + 5);
   const Mat a = random_normal(3, 1001, rng);
   const Mat b = random_normal(3, 1001, rng);
@@ -256,8 +250,7 @@ TEST(HipKernels, AddInPlaceIsExact) {
 }
 
 TEST(HipKernels, SoftmaxRowsMatchTheSharedRowSoftmax) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: softmax kernel parity not checked";
+  RTDA_SKIP_WITHOUT_GPU("softmax kernel parity not checked");
   std::mt19937_64 rng(kSeed + 6);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 6));
   for (int cols : {256, 37, 300, 1}) {
@@ -281,9 +274,7 @@ TEST(HipKernels, SoftmaxRowsMatchTheSharedRowSoftmax) {
 }
 
 TEST(HipKernels, AttentionMatchesTheCpuMultiHeadSelfAttention) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: attention parity with "
-                    "surrogate::MultiHeadSelfAttention not checked";
+  RTDA_SKIP_WITHOUT_GPU("attention parity with surrogate::MultiHeadSelfAttention not checked");
   std::mt19937_64 rng(kSeed + 7);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 7));
   // T = 37 and 256 (the default model's tokens); dh = 16 and 32.
@@ -322,8 +313,7 @@ TEST(HipKernels, AttentionMatchesTheCpuMultiHeadSelfAttention) {
 }
 
 TEST(HipKernels, PatchifyFollowsTheIndexMapAndUnpatchifyInvertsIt) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: patchify / unpatchify kernels not checked";
+  RTDA_SKIP_WITHOUT_GPU("patchify / unpatchify kernels not checked");
   std::mt19937_64 rng(kSeed + 8);
   const int batch = 3, n = 16, p = 4;
   const int tokens = (n / p) * (n / p), features = 2 * p * p, state = 2 * n * n;

@@ -2,7 +2,7 @@
 // (surrogate::Vit::forward): a small model, the default model (docs/science.md §5's CPU probe)
 // with a batch of 3, the device-pointer entry point, the weight re-upload that online
 // training needs, and buffer reuse across batch sizes. The parity tests skip, saying what they
-// skip, when no HIP device is present.
+// skip, when no GPU is present.
 //
 // Weights: the initialised model has a zero head (the increment model starts as persistence),
 // which would make any comparison of outputs trivially exact, so every test perturbs all
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../surrogate/surrogate_test_support.hpp"
+#include "gpu_skip.hpp"
 #include "hip/device.hpp"
 #include "hip/nn_hip.hpp"
 #include "hip/vit_hip.hpp"
@@ -67,9 +68,7 @@ Mat forward_on_device(VitForwardHip& gpu, const Mat& x) {
 }
 
 TEST(HipVitForward, SmallModelMatchesTheCpuForward) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP()
-        << "no HIP device present: VitForwardHip vs Vit::forward (small model) not checked";
+  RTDA_SKIP_WITHOUT_GPU("VitForwardHip vs Vit::forward (small model) not checked");
   std::mt19937_64 rng(kSeed);
   SCOPED_TRACE("seed " + std::to_string(kSeed));
   Vit vit(small_config());
@@ -81,9 +80,7 @@ TEST(HipVitForward, SmallModelMatchesTheCpuForward) {
 }
 
 TEST(HipVitForward, DefaultModelMatchesTheCpuForwardForABatchOfThree) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: VitForwardHip vs Vit::forward (default model) not "
-                    "checked";
+  RTDA_SKIP_WITHOUT_GPU("VitForwardHip vs Vit::forward (default model) not checked");
   std::mt19937_64 rng(kSeed + 1);
   SCOPED_TRACE("seed " + std::to_string(kSeed + 1));
   Vit vit(VitConfig{});  // N = 64, patch 4, width 128, depth 4, 4 heads: T = 256, dh = 32
@@ -102,8 +99,7 @@ TEST(HipVitForward, DefaultModelMatchesTheCpuForwardForABatchOfThree) {
 }
 
 TEST(HipVitForward, AbsoluteStateModelMatchesTheCpuForward) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: VitForwardHip without predict_increment not checked";
+  RTDA_SKIP_WITHOUT_GPU("VitForwardHip without predict_increment not checked");
   std::mt19937_64 rng(kSeed + 2);
   VitConfig c = small_config();
   c.predict_increment = false;
@@ -119,8 +115,7 @@ TEST(HipVitForward, AbsoluteStateModelMatchesTheCpuForward) {
 }
 
 TEST(HipVitForward, DeviceEntryPointMatchesTheHostOneAndWorksInPlace) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: VitForwardHip::forward_device not checked";
+  RTDA_SKIP_WITHOUT_GPU("VitForwardHip::forward_device not checked");
   std::mt19937_64 rng(kSeed + 3);
   Vit vit(small_config());
   perturb(vit, rng);
@@ -142,8 +137,7 @@ TEST(HipVitForward, DeviceEntryPointMatchesTheHostOneAndWorksInPlace) {
 }
 
 TEST(HipVitForward, UsesNewHostWeightsOnlyAfterTheReupload) {
-  if (rtda::device::gpu_device_count() == 0)
-    GTEST_SKIP() << "no HIP device present: VitForwardHip::upload_weights not checked";
+  RTDA_SKIP_WITHOUT_GPU("VitForwardHip::upload_weights not checked");
   std::mt19937_64 rng(kSeed + 4);
   Vit vit(small_config());
   perturb(vit, rng);
@@ -165,7 +159,7 @@ TEST(HipVitForward, UsesNewHostWeightsOnlyAfterTheReupload) {
 
 TEST(HipVitForward, RefusesToConstructWithoutADevice) {
   std::string why;
-  if (rtda::device::gpu_device_count(&why) > 0) GTEST_SKIP() << "a HIP device is present";
+  if (rtda::device::gpu_device_count(&why) > 0) GTEST_SKIP() << "a GPU is present";
   Vit vit(small_config());
   try {
     VitForwardHip gpu(vit);

@@ -21,7 +21,10 @@ a 24-state nature run and its "linear" observations made with the rtda CLI, ipc:
   curve                 with security.curve, an allowed feeder gets answers, a client with other
                         keys or without CURVE gets none (allowed keys as list files);
   curve_cert_file       the same with security.feeder_keys = the feeder's NAME.key certificate
-                        itself.
+                        itself;
+  device_lineage        a group with --device cpu: its device and toolchain in the server's
+                        log, Status.workers and the analysis lineage, as rtda experiment
+                        archives them.
 
 Every process is killed in any case; every receive has a timeout; the whole run is bounded by
 --time-limit (default 150 s).
@@ -92,7 +95,7 @@ CASES = ["bitwise_experiment", "server_kill9_restart", "worker_kill9_restart", "
          "curve", "curve_cert_file", "cli_control", "metrics", "off_grid_ensf",
          "online_surrogate_restart", "hostile_ingest", "least_privilege", "exactly_once",
          "compaction_restart", "backlog", "damaged_log", "quality_control", "lorenz96",
-         "feed_columns_only"]
+         "feed_columns_only", "device_lineage"]
 
 
 sys.path.insert(0, str(HERE))
@@ -279,10 +282,10 @@ class Case:
                 continue
         raise Failure("rtda-server did not answer status within 20 s")
 
-    def start_worker(self):
+    def start_worker(self, args=()):
         self.worker = subprocess.Popen(
             [self.t.mpiexec, "-n", "1", "--oversubscribe", self.t.worker_bin, "--server",
-             self.ep["workers"]], env=self.t.env, stdout=open(self.worker_log, "a"),
+             self.ep["workers"], *args], env=self.t.env, stdout=open(self.worker_log, "a"),
             stderr=subprocess.STDOUT, start_new_session=True, cwd=self.tmp)
         self.worker_groups.append(self.worker)
         return self.wait_connected()
@@ -668,6 +671,49 @@ def case_online_surrogate_restart(t):
                   f"{ckpts[-1].name} holds the adapter (group surrogate_online)")
         print_joins(k)
         compare_bitwise(t, "rtda experiment", got, ref, range(CYCLES))
+        k.shutdown()
+        k.ok = True
+    finally:
+        k.cleanup()
+
+
+def case_device_lineage(t):
+    """The worker group started with --device cpu names its device and toolchain in its
+    hello: the server logs them, Status.workers shows them, and the published analysis'
+    lineage carries them (device "cpu", the processor, the host compiler) to the Python
+    client too, the same three that `rtda experiment --device cpu` writes into its archive."""
+    k = Case(t, "device-lineage")
+    try:
+        k.make_data()
+        k.start_server()
+        w = k.start_worker(["--device", "cpu"]).workers
+        sub = k.subscriber()
+        k.feed(k.window_batches(0))
+        an = k.collect(sub, [0])[0]
+        sub.close()
+        lin = an.lineage
+        check(lin.device == "cpu" and lin.device_name.strip() != "",
+              f"lineage: device {lin.device!r} on {lin.device_name!r}")
+        check(lin.toolchain.startswith(("GCC ", "clang ")),
+              f"lineage toolchain {lin.toolchain!r} names the host compiler")
+        check((w.device, w.device_name, w.toolchain) ==
+              (lin.device, lin.device_name, lin.toolchain),
+              f"Status.workers: {w.device!r}, {w.device_name!r}, {w.toolchain!r}")
+        log = Path(k.server_log).read_text(errors="replace")
+        check(f"device cpu ({lin.device_name}; {lin.toolchain})" in log,
+              "the server logs the group's device when it joins")
+        ds = t.rc.analysis_dataset(an)
+        check((ds.attrs["lineage_device"], ds.attrs["lineage_device_name"],
+               ds.attrs["lineage_toolchain"]) == (lin.device, lin.device_name, lin.toolchain),
+              "the Python client's dataset attributes carry the lineage's device")
+        archive = k.tmp / "experiment.h5"
+        k.run_cli(["experiment", "--config", str(k.cfg), "--filter", "letkf", "--device", "cpu",
+                   "--set", "experiment.cycles=1", "--out", str(archive)], timeout=90)
+        with t.h5py.File(archive, "r") as f:
+            got = tuple(f.attrs[n].decode() if isinstance(f.attrs[n], bytes) else f.attrs[n]
+                        for n in ("device", "device_name", "device_toolchain"))
+        check(got == (lin.device, lin.device_name, lin.toolchain),
+              f"rtda experiment --device cpu archives {got}")
         k.shutdown()
         k.ok = True
     finally:

@@ -78,6 +78,10 @@ def status_text(st) -> str:
         f"workers: {'connected' if w.connected else 'not connected'}, {w.ranks} ranks on "
         f"{w.host or '-'}, stage {w.stage or '-'}, cycle in flight {w.cycle_in_flight}, "
         f"heartbeat age {w.last_heartbeat_age_seconds:.1f} s, reconnects {w.reconnects}",
+    ]
+    if w.device:
+        lines.append(f"device: {w.device} on {w.device_name} ({w.toolchain})")
+    lines += [
         f"latency p50 {st.latency_p50_seconds * 1000:.1f} ms, p99 "
         f"{st.latency_p99_seconds * 1000:.1f} ms; newest checkpoint cycle "
         f"{st.newest_checkpoint_cycle}",

@@ -94,7 +94,8 @@ def analysis_dataset(a, length_m: Optional[float] = None):
              "degraded_reason": a.degraded_reason}
     for f in ("observations_used", "observations_rejected", "first_observation_id",
               "last_observation_id", "config_hash", "model", "seed", "worker_ranks",
-              "restarted_from_cycle", "surrogate_version", "observations_refused"):
+              "restarted_from_cycle", "surrogate_version", "observations_refused", "device",
+              "device_name", "toolchain"):
         v = getattr(lin, f)
         attrs[f"lineage_{f}"] = v if isinstance(v, str) else int(v)
     for reason, n in sorted(lin.refused_by_reason.items()):
