@@ -15,7 +15,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define RTDA_ENSF_NOISE_AVX2 1
+#define RTDA_ENSF_NOISE_SIMD 1
 #endif
 
 namespace rtda::filters {
@@ -36,248 +36,222 @@ void fill_scalar(std::uint32_t key0, std::uint32_t key1, std::uint32_t cycle, st
   }
 }
 
-#if RTDA_ENSF_NOISE_AVX2
+#if RTDA_ENSF_NOISE_SIMD
 
-#define RTDA_AVX2 __attribute__((target("avx2")))
-#define RTDA_AVX2_INLINE __attribute__((target("avx2"), always_inline)) inline
+// One namespace per instruction set, each compiled for its set (GCC's target pragma, clang's
+// attribute region), with the operations ensf_noise_simd.inc is written in.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#endif
+namespace avx2 {
 
-RTDA_AVX2_INLINE __m256 c1(float v) {
+using vi = __m256i;
+using vf = __m256;
+constexpr int kBlocks = 4;
+
+[[gnu::always_inline]] inline vi set32(std::uint32_t v) {
+  return _mm256_set1_epi32(static_cast<int>(v));
+}
+[[gnu::always_inline]] inline vi set64(std::uint64_t v) {
+  return _mm256_set1_epi64x(static_cast<long long>(v));
+}
+// Blocks b, b + 1, … in the 64-bit lanes.
+[[gnu::always_inline]] inline vi block_lanes(std::uint32_t b) {
+  return _mm256_add_epi64(set64(b), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+// Per 64-bit lane: lower 32 bits × lower 32 bits, the 64-bit product.
+[[gnu::always_inline]] inline vi mul32(vi a, vi b) {
+  return _mm256_mul_epu32(a, b);
+}
+[[gnu::always_inline]] inline vi hi64(vi a) {  // upper word of each 64-bit lane, moved down
+  return _mm256_srli_epi64(a, 32);
+}
+[[gnu::always_inline]] inline vi lo_to_hi64(vi a) {
+  return _mm256_slli_epi64(a, 32);
+}
+[[gnu::always_inline]] inline vi odd_from(vi even, vi odd) {  // 32-bit lanes 1, 3, … from odd
+  return _mm256_blend_epi32(even, odd, 0xAA);
+}
+[[gnu::always_inline]] inline vi bxor(vi a, vi b) {
+  return _mm256_xor_si256(a, b);
+}
+[[gnu::always_inline]] inline vi band(vi a, vi b) {
+  return _mm256_and_si256(a, b);
+}
+[[gnu::always_inline]] inline vi bor(vi a, vi b) {
+  return _mm256_or_si256(a, b);
+}
+[[gnu::always_inline]] inline vi add32(vi a, vi b) {
+  return _mm256_add_epi32(a, b);
+}
+[[gnu::always_inline]] inline vi sub32(vi a, vi b) {
+  return _mm256_sub_epi32(a, b);
+}
+template <int n>
+[[gnu::always_inline]] inline vi srl32(vi a) {
+  return _mm256_srli_epi32(a, n);
+}
+[[gnu::always_inline]] inline vf setf(float v) {
   return _mm256_set1_ps(v);
 }
-RTDA_AVX2_INLINE __m256i ci(int v) {
-  return _mm256_set1_epi32(v);
+[[gnu::always_inline]] inline vf cvt(vi a) {
+  return _mm256_cvtepi32_ps(a);
+}
+[[gnu::always_inline]] inline vf as_f(vi a) {
+  return _mm256_castsi256_ps(a);
+}
+[[gnu::always_inline]] inline vi as_i(vf a) {
+  return _mm256_castps_si256(a);
+}
+[[gnu::always_inline]] inline vf add(vf a, vf b) {
+  return _mm256_add_ps(a, b);
+}
+[[gnu::always_inline]] inline vf sub(vf a, vf b) {
+  return _mm256_sub_ps(a, b);
+}
+[[gnu::always_inline]] inline vf mul(vf a, vf b) {
+  return _mm256_mul_ps(a, b);
+}
+[[gnu::always_inline]] inline vf div(vf a, vf b) {
+  return _mm256_div_ps(a, b);
+}
+// Lane by lane: bit 30 of word set ? if_set : if_clear.
+[[gnu::always_inline]] inline vf select_bit30(vi word, vf if_clear, vf if_set) {
+  return _mm256_blendv_ps(if_clear, if_set, _mm256_castsi256_ps(_mm256_slli_epi32(word, 1)));
+}
+// The pairs (re, im) of blocks 0 .. 3 as 16 doubles, block by block.
+[[gnu::always_inline]] inline void store_normals(vf re, vf im, double* o) {
+  const __m256 lo = _mm256_unpacklo_ps(re, im);  // pairs 0, 1 | 4, 5
+  const __m256 hi = _mm256_unpackhi_ps(re, im);  // pairs 2, 3 | 6, 7
+  _mm256_storeu_pd(o, _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
+  _mm256_storeu_pd(o + 4, _mm256_cvtps_pd(_mm256_castps256_ps128(hi)));
+  _mm256_storeu_pd(o + 8, _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
+  _mm256_storeu_pd(o + 12, _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)));
 }
 
-// philox_hd::box_muller on N × 8 (radius word, angle word) pairs, operation for operation;
-// writes 16 N normals (re, im of pair 0, re, im of pair 1, … of each set in turn) as doubles.
-// Every step is done for the N sets before the next, so that the N dependency chains (each
-// well over a hundred cycles long) lie side by side in the instruction stream and the CPU
-// overlaps them.
-template <int N>
-RTDA_AVX2_INLINE void box_muller(const __m256i* radius, const __m256i* angle, double* out) {
-  constexpr float kLn2Hi = 6.9313812256e-01f, kLn2Lo = 9.0580006145e-06f;
-  constexpr float kLg1 = 0.66666662693f, kLg2 = 0.40000972152f, kLg3 = 0.28498786688f,
-                  kLg4 = 0.24279078841f;
-  __m256 u1[N], f[N], s[N], z[N], w[N], r[N], hfsq[N], dk[N], lg[N];
-  __m256i ix[N], k[N], i[N];
-  // u1 = ((w + 2^31) + 1/2) 2^-32 from the radius word
-  for (int n = 0; n < N; ++n) {
-    const __m256 wv =
-        _mm256_cvtepi32_ps(_mm256_xor_si256(radius[n], ci(static_cast<int>(0x80000000u))));
-    u1[n] = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(wv, c1(2147483648.0f)), c1(0.5f)),
-                          c1(1.0f / 4294967296.0f));
-  }
-  // log_unit(u1)
-  for (int n = 0; n < N; ++n) {
-    ix[n] = _mm256_castps_si256(u1[n]);
-    k[n] = _mm256_sub_epi32(_mm256_srli_epi32(ix[n], 23), ci(127));
-    ix[n] = _mm256_and_si256(ix[n], ci(0x007FFFFF));
-    i[n] = _mm256_and_si256(_mm256_add_epi32(ix[n], ci(0x95F64 << 3)), ci(0x800000));
-    k[n] = _mm256_add_epi32(k[n], _mm256_srli_epi32(i[n], 23));
-    f[n] = _mm256_sub_ps(
-        _mm256_castsi256_ps(_mm256_or_si256(ix[n], _mm256_xor_si256(i[n], ci(0x3F800000)))),
-        c1(1.0f));
-    dk[n] = _mm256_cvtepi32_ps(k[n]);
-  }
-  for (int n = 0; n < N; ++n)
-    s[n] = _mm256_div_ps(f[n], _mm256_add_ps(c1(2.0f), f[n]));
-  for (int n = 0; n < N; ++n) {
-    z[n] = _mm256_mul_ps(s[n], s[n]);
-    w[n] = _mm256_mul_ps(z[n], z[n]);
-  }
-  for (int n = 0; n < N; ++n)
-    r[n] =
-        _mm256_add_ps(_mm256_mul_ps(z[n], _mm256_add_ps(c1(kLg1), _mm256_mul_ps(w[n], c1(kLg3)))),
-                      _mm256_mul_ps(w[n], _mm256_add_ps(c1(kLg2), _mm256_mul_ps(w[n], c1(kLg4)))));
-  for (int n = 0; n < N; ++n)
-    hfsq[n] = _mm256_mul_ps(_mm256_mul_ps(c1(0.5f), f[n]), f[n]);
-  for (int n = 0; n < N; ++n) {
-    const __m256 inner = _mm256_sub_ps(
-        _mm256_sub_ps(hfsq[n], _mm256_add_ps(_mm256_mul_ps(s[n], _mm256_add_ps(hfsq[n], r[n])),
-                                             _mm256_mul_ps(dk[n], c1(kLn2Lo)))),
-        f[n]);
-    lg[n] = _mm256_sub_ps(_mm256_mul_ps(dk[n], c1(kLn2Hi)), inner);
-  }
-  // r = sqrt_nonnegative(−2 log u1)
-  __m256 x[N], y[N], half_x[N];
-  for (int n = 0; n < N; ++n) {
-    x[n] = _mm256_mul_ps(c1(-2.0f), lg[n]);
-    y[n] = _mm256_castsi256_ps(
-        _mm256_sub_epi32(ci(0x5F375A86), _mm256_srli_epi32(_mm256_castps_si256(x[n]), 1)));
-    half_x[n] = _mm256_mul_ps(c1(0.5f), x[n]);
-  }
-  for (int step = 0; step < 2; ++step)
-    for (int n = 0; n < N; ++n)
-      y[n] = _mm256_mul_ps(
-          y[n], _mm256_sub_ps(c1(1.5f), _mm256_mul_ps(_mm256_mul_ps(half_x[n], y[n]), y[n])));
-  for (int n = 0; n < N; ++n)
-    r[n] = _mm256_mul_ps(x[n], y[n]);
-  // The angle: sincos_quarter((f − 1/2) π/2), f from the low 23 bits above bit 7.
-  __m256 phi[N], p2[N], sn[N], cs[N];
-  for (int n = 0; n < N; ++n) {
-    const __m256 fa = _mm256_mul_ps(
-        _mm256_add_ps(
-            _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(angle[n], 7), ci(0x7FFFFF))),
-            c1(0.5f)),
-        c1(1.0f / 8388608.0f));
-    phi[n] = _mm256_mul_ps(_mm256_sub_ps(fa, c1(0.5f)), c1(1.57079632679489661923f));
-    p2[n] = _mm256_mul_ps(phi[n], phi[n]);
-  }
-  for (int n = 0; n < N; ++n)
-    sn[n] = _mm256_mul_ps(
-        phi[n],
-        _mm256_add_ps(
-            c1(1.0f),
-            _mm256_mul_ps(
-                p2[n],
-                _mm256_add_ps(
-                    c1(-1.0f / 6),
-                    _mm256_mul_ps(
-                        p2[n], _mm256_add_ps(
-                                   c1(1.0f / 120),
-                                   _mm256_mul_ps(
-                                       p2[n], _mm256_add_ps(
-                                                  c1(-1.0f / 5040),
-                                                  _mm256_mul_ps(p2[n], c1(1.0f / 362880))))))))));
-  for (int n = 0; n < N; ++n)
-    cs[n] = _mm256_add_ps(
-        c1(1.0f),
-        _mm256_mul_ps(
-            p2[n],
-            _mm256_add_ps(
-                c1(-0.5f),
-                _mm256_mul_ps(
-                    p2[n],
-                    _mm256_add_ps(
-                        c1(1.0f / 24),
-                        _mm256_mul_ps(
-                            p2[n],
-                            _mm256_add_ps(
-                                c1(-1.0f / 720),
-                                _mm256_mul_ps(
-                                    p2[n], _mm256_add_ps(
-                                               c1(1.0f / 40320),
-                                               _mm256_mul_ps(p2[n], c1(-1.0f / 3628800)))))))))));
-  // Quadrant: bit 30 of the angle word swaps (c, s) -> (−s, c), bit 31 flips both signs.
-  for (int n = 0; n < N; ++n) {
-    const __m256 swap = _mm256_castsi256_ps(_mm256_slli_epi32(angle[n], 1));
-    const __m256 sign_bit =
-        _mm256_castsi256_ps(_mm256_and_si256(angle[n], ci(static_cast<int>(0x80000000u))));
-    const __m256 neg_s = _mm256_xor_ps(sn[n], c1(-0.0f));
-    const __m256 cr = _mm256_xor_ps(_mm256_blendv_ps(cs[n], neg_s, swap), sign_bit);
-    const __m256 sr = _mm256_xor_ps(_mm256_blendv_ps(sn[n], cs[n], swap), sign_bit);
-    const __m256 re = _mm256_mul_ps(r[n], cr);
-    const __m256 im = _mm256_mul_ps(r[n], sr);
-    const __m256 lo = _mm256_unpacklo_ps(re, im);  // pairs 0, 1 | 4, 5
-    const __m256 hi = _mm256_unpackhi_ps(re, im);  // pairs 2, 3 | 6, 7
-    double* o = out + 16 * n;
-    _mm256_storeu_pd(o, _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
-    _mm256_storeu_pd(o + 4, _mm256_cvtps_pd(_mm256_castps256_ps128(hi)));
-    _mm256_storeu_pd(o + 8, _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
-    _mm256_storeu_pd(o + 12, _mm256_cvtps_pd(_mm256_extractf128_ps(hi, 1)));
+#include "filters/ensf_noise_simd.inc"
+
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#endif
+namespace avx512 {
+
+using vi = __m512i;
+using vf = __m512;
+constexpr int kBlocks = 8;
+// Some operations are written as their zero-masking forms under an all-ones mask (the same
+// instruction): GCC 12's unmasked forms read an "undefined" register that -Wall reports as
+// maybe uninitialized.
+constexpr __mmask8 kAll8 = 0xFF;
+constexpr __mmask16 kAll16 = 0xFFFF;
+
+[[gnu::always_inline]] inline vi set32(std::uint32_t v) {
+  return _mm512_set1_epi32(static_cast<int>(v));
+}
+[[gnu::always_inline]] inline vi set64(std::uint64_t v) {
+  return _mm512_set1_epi64(static_cast<long long>(v));
+}
+[[gnu::always_inline]] inline vi block_lanes(std::uint32_t b) {
+  return _mm512_add_epi64(set64(b), _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+}
+[[gnu::always_inline]] inline vi mul32(vi a, vi b) {
+  return _mm512_maskz_mul_epu32(kAll8, a, b);
+}
+[[gnu::always_inline]] inline vi hi64(vi a) {
+  return _mm512_maskz_srli_epi64(kAll8, a, 32);
+}
+[[gnu::always_inline]] inline vi lo_to_hi64(vi a) {
+  return _mm512_maskz_slli_epi64(kAll8, a, 32);
+}
+[[gnu::always_inline]] inline vi odd_from(vi even, vi odd) {
+  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+}
+[[gnu::always_inline]] inline vi bxor(vi a, vi b) {
+  return _mm512_xor_si512(a, b);
+}
+[[gnu::always_inline]] inline vi band(vi a, vi b) {
+  return _mm512_and_si512(a, b);
+}
+[[gnu::always_inline]] inline vi bor(vi a, vi b) {
+  return _mm512_or_si512(a, b);
+}
+[[gnu::always_inline]] inline vi add32(vi a, vi b) {
+  return _mm512_add_epi32(a, b);
+}
+[[gnu::always_inline]] inline vi sub32(vi a, vi b) {
+  return _mm512_sub_epi32(a, b);
+}
+template <int n>
+[[gnu::always_inline]] inline vi srl32(vi a) {
+  return _mm512_maskz_srli_epi32(kAll16, a, n);
+}
+[[gnu::always_inline]] inline vf setf(float v) {
+  return _mm512_set1_ps(v);
+}
+[[gnu::always_inline]] inline vf cvt(vi a) {
+  return _mm512_maskz_cvtepi32_ps(kAll16, a);
+}
+[[gnu::always_inline]] inline vf as_f(vi a) {
+  return _mm512_castsi512_ps(a);
+}
+[[gnu::always_inline]] inline vi as_i(vf a) {
+  return _mm512_castps_si512(a);
+}
+[[gnu::always_inline]] inline vf add(vf a, vf b) {
+  return _mm512_add_ps(a, b);
+}
+[[gnu::always_inline]] inline vf sub(vf a, vf b) {
+  return _mm512_sub_ps(a, b);
+}
+[[gnu::always_inline]] inline vf mul(vf a, vf b) {
+  return _mm512_mul_ps(a, b);
+}
+[[gnu::always_inline]] inline vf div(vf a, vf b) {
+  return _mm512_div_ps(a, b);
+}
+[[gnu::always_inline]] inline vf select_bit30(vi word, vf if_clear, vf if_set) {
+  return _mm512_mask_blend_ps(_mm512_test_epi32_mask(word, set32(0x40000000u)), if_clear, if_set);
+}
+// The pairs (re, im) of blocks 0 .. 7 as 32 doubles, block by block: within each 128-bit
+// chunk c the unpacks give block 2c (lo) and block 2c + 1 (hi).
+[[gnu::always_inline]] inline void store_normals(vf re, vf im, double* o) {
+  const __m512 lo = _mm512_maskz_unpacklo_ps(kAll16, re, im);
+  const __m512 hi = _mm512_maskz_unpackhi_ps(kAll16, re, im);
+  const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i second =
+      _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  for (const __m512 blocks :
+       {_mm512_permutex2var_ps(lo, first, hi), _mm512_permutex2var_ps(lo, second, hi)}) {
+    const __m512d pd = _mm512_castps_pd(blocks);
+    const __m256 lower = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, pd, 0));
+    const __m256 upper = _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, pd, 1));
+    _mm512_storeu_pd(o, _mm512_maskz_cvtps_pd(kAll8, lower));
+    _mm512_storeu_pd(o + 8, _mm512_maskz_cvtps_pd(kAll8, upper));
+    o += 16;
   }
 }
 
-// The Philox4x32-10 constants of one call (one member, row and cycle), with rounds 1 and 2
-// folded: the counter is (block, row, member, cycle), so those rounds depend on the block only
-// through word 0.
-//   round 1: x0 = c0, x1 = c1 (constants), x2 = hi(M0 b) ^ cycle ^ k1[0], x3 = lo(M0 b)
-//   round 2: x0 = hi(M1 x2) ^ c1 ^ k0[1], x1 = lo(M1 x2), x2 = x3 ^ hi(M0 c0) ^ k1[1],
-//            x3 = lo(M0 c0)
-struct PhiloxCall {
-  __m256i m0, m1, r1_x2, r2_x0, r2_x2, r3_x2, rk0[10], rk1[10];
-};
+#include "filters/ensf_noise_simd.inc"
 
-RTDA_AVX2_INLINE PhiloxCall philox_call(std::uint32_t key0, std::uint32_t key1, std::uint32_t cycle,
-                                        std::uint32_t member, std::uint32_t row) {
-  // philox_hd::philox4x32_10's constants and key schedule.
-  constexpr std::uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr std::uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  std::uint32_t k0[10], k1[10];
-  for (int r = 0; r < 10; ++r) {
-    k0[r] = key0 + static_cast<std::uint32_t>(r) * kW0;
-    k1[r] = key1 + static_cast<std::uint32_t>(r) * kW1;
-  }
-  const auto hi = [](std::uint64_t p) { return static_cast<std::uint32_t>(p >> 32); };
-  const auto lo = [](std::uint64_t p) { return static_cast<std::uint32_t>(p); };
-  const std::uint64_t p_member = std::uint64_t{kM1} * member;
-  const std::uint32_t c0 = hi(p_member) ^ row ^ k0[0], c1v = lo(p_member);
-  const std::uint64_t p_c0 = std::uint64_t{kM0} * c0;
-  PhiloxCall pc;
-  pc.m0 = _mm256_set1_epi64x(kM0);
-  pc.m1 = _mm256_set1_epi64x(kM1);
-  pc.r1_x2 = _mm256_set1_epi64x(cycle ^ k1[0]);
-  pc.r2_x0 = _mm256_set1_epi64x(c1v ^ k0[1]);
-  pc.r2_x2 = _mm256_set1_epi64x(hi(p_c0) ^ k1[1]);
-  pc.r3_x2 = _mm256_set1_epi64x(lo(p_c0) ^ k1[2]);  // x3 after round 2, keyed
-  for (int r = 0; r < 10; ++r) {
-    pc.rk0[r] = _mm256_set1_epi64x(k0[r]);
-    pc.rk1[r] = _mm256_set1_epi64x(k1[r]);
-  }
-  return pc;
-}
-
-// 16 S normals: Philox blocks block0 .. block0 + 4 S − 1 as S sets of four blocks (one block
-// per 64-bit lane; a word's upper 32 bits are don't-care: vpmuludq reads the lower ones, and
-// xor never mixes halves), then Box–Muller. The sets advance together, step by step.
-template <int S>
-RTDA_AVX2_INLINE void philox_normals(const PhiloxCall& pc, std::uint32_t block0, double* out) {
-  const __m256i lanes = _mm256_setr_epi64x(0, 1, 2, 3);
-  __m256i x0[S], x1[S], x2[S], x3[S];
-  // Rounds 1 and 2.
-  for (int n = 0; n < S; ++n) {
-    const __m256i b =
-        _mm256_add_epi64(_mm256_set1_epi64x(block0 + static_cast<std::uint32_t>(4 * n)), lanes);
-    const __m256i p = _mm256_mul_epu32(b, pc.m0);
-    const __m256i q = _mm256_mul_epu32(_mm256_xor_si256(_mm256_srli_epi64(p, 32), pc.r1_x2), pc.m1);
-    x0[n] = _mm256_xor_si256(_mm256_srli_epi64(q, 32), pc.r2_x0);
-    x1[n] = q;
-    x2[n] = _mm256_xor_si256(p, pc.r2_x2);
-  }
-  // Round 3 (x3 is still the constant lo(M0 c0)).
-  for (int n = 0; n < S; ++n) {
-    const __m256i p0 = _mm256_mul_epu32(x0[n], pc.m0), p1 = _mm256_mul_epu32(x2[n], pc.m1);
-    x0[n] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1[n]), pc.rk0[2]);
-    x2[n] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), pc.r3_x2);
-    x1[n] = p1;
-    x3[n] = p0;
-  }
-  // Rounds 4 to 10.
-#pragma GCC unroll 7
-  for (int r = 3; r < 10; ++r)
-    for (int n = 0; n < S; ++n) {
-      const __m256i p0 = _mm256_mul_epu32(x0[n], pc.m0), p1 = _mm256_mul_epu32(x2[n], pc.m1);
-      x0[n] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1, 32), x1[n]), pc.rk0[r]);
-      x2[n] = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0, 32), x3[n]), pc.rk1[r]);
-      x1[n] = p1;
-      x3[n] = p0;
-    }
-  // Pair p = 2 (block) + h takes words (0, 1) for h = 0 and (2, 3) for h = 1.
-  __m256i rad[S], ang[S];
-  for (int n = 0; n < S; ++n) {
-    rad[n] = _mm256_blend_epi32(x0[n], _mm256_slli_epi64(x2[n], 32), 0xAA);
-    ang[n] = _mm256_blend_epi32(x1[n], _mm256_slli_epi64(x3[n], 32), 0xAA);
-  }
-  box_muller<S>(rad, ang, out);
-}
-
-// Columns 4 block0 .. 4 block0 + 16 sets − 1.
-RTDA_AVX2 void fill_avx2(std::uint32_t key0, std::uint32_t key1, std::uint32_t cycle,
-                         std::uint32_t member, std::uint32_t row, std::uint32_t block0,
-                         std::size_t sets, double* out) {
-  constexpr std::size_t kSets = 4;  // four chains in flight, 64 normals per step
-  const PhiloxCall pc = philox_call(key0, key1, cycle, member, row);
-  std::size_t set = 0;
-  for (; set + kSets <= sets; set += kSets)
-    philox_normals<kSets>(pc, block0 + static_cast<std::uint32_t>(4 * set), out + 16 * set);
-  for (; set < sets; ++set)
-    philox_normals<1>(pc, block0 + static_cast<std::uint32_t>(4 * set), out + 16 * set);
-}
-
-bool have_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 
 #endif
 
@@ -291,23 +265,36 @@ EnsfNoiseStream::EnsfNoiseStream(std::uint64_t seed, std::uint64_t cycle, std::u
   member_ = static_cast<std::uint32_t>(member);
 }
 
-void EnsfNoiseStream::fill(std::uint32_t row, std::uint64_t first, double* out,
-                           std::size_t count) const {
-#if RTDA_ENSF_NOISE_AVX2
-  if (have_avx2()) {
-    constexpr std::uint64_t kSet = 16;  // columns per set of four Philox blocks
-    const std::uint64_t end = first + count;
-    const std::uint64_t aligned = std::min(end, (first + 3) / 4 * 4);
-    fill_scalar(key_[0], key_[1], cycle_, member_, row, first, out, aligned - first);
-    const std::size_t sets = static_cast<std::size_t>((end - aligned) / kSet);
-    fill_avx2(key_[0], key_[1], cycle_, member_, row, static_cast<std::uint32_t>(aligned / 4), sets,
-              out + (aligned - first));
-    const std::uint64_t done = aligned + sets * kSet;
-    fill_scalar(key_[0], key_[1], cycle_, member_, row, done, out + (done - first), end - done);
-    return;
-  }
+EnsfNoiseStream::Isa EnsfNoiseStream::widest_isa() {
+#if RTDA_ENSF_NOISE_SIMD
+  static const Isa widest = __builtin_cpu_supports("avx512f") ? Isa::kAvx512
+                            : __builtin_cpu_supports("avx2")  ? Isa::kAvx2
+                                                              : Isa::kScalar;
+  return widest;
+#else
+  return Isa::kScalar;
 #endif
-  fill_scalar(key_[0], key_[1], cycle_, member_, row, first, out, count);
+}
+
+void EnsfNoiseStream::fill(std::uint32_t row, std::uint64_t first, double* out, std::size_t count,
+                           Isa isa) const {
+  if (isa > widest_isa()) isa = widest_isa();
+  const std::uint64_t end = first + count;
+  // The scalar functions up to a block boundary, then the widest vector sets that fit, the
+  // narrower ones for what is left, the scalar functions for the rest.
+  std::uint64_t at = std::min(end, (first + 3) / 4 * 4);
+  fill_scalar(key_[0], key_[1], cycle_, member_, row, first, out, at - first);
+#if RTDA_ENSF_NOISE_SIMD
+  const auto vector_sets = [&](std::size_t columns, auto fill_sets) {
+    const std::size_t sets = static_cast<std::size_t>((end - at) / columns);
+    fill_sets(key_[0], key_[1], cycle_, member_, row, static_cast<std::uint32_t>(at / 4), sets,
+              out + (at - first));
+    at += sets * columns;
+  };
+  if (isa >= Isa::kAvx512) vector_sets(avx512::kColumns, avx512::fill_sets);
+  if (isa >= Isa::kAvx2) vector_sets(avx2::kColumns, avx2::fill_sets);
+#endif
+  fill_scalar(key_[0], key_[1], cycle_, member_, row, at, out + (at - first), end - at);
 }
 
 }  // namespace rtda::filters

@@ -10,6 +10,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <thread>
 #include <vector>
 
@@ -563,11 +564,17 @@ TEST(NormalBatchStream, BlocksAreRandom123Philox4x32AndFillsAreRandomAccess) {
 
 // The EnSF draws its noise through EnsfNoiseStream (the vector form of the generator); it
 // must give NormalBatchStream's numbers bit for bit, at any start and length (the runs of a
-// slab start anywhere), for keys and counters across their ranges.
+// slab start anywhere), for keys and counters across their ranges, with every instruction
+// set this CPU has.
 TEST(EnsfNoiseStream, IsNormalBatchStreamBitForBitOnAnyRun) {
+  using Isa = EnsfNoiseStream::Isa;
+  const Isa widest = EnsfNoiseStream::widest_isa();
+  if (widest < Isa::kAvx512) std::cout << "[ note ] no AVX-512 here: its path is not compared\n";
+  if (widest < Isa::kAvx2) std::cout << "[ note ] no AVX2 here: its path is not compared\n";
   RandomStream pick(20240712, RandomPurpose::kTest, 21, 0);  // every draw derives from it
   std::size_t compared = 0;
   for (int draw = 0; draw < 400; ++draw) {
+    const auto isa = static_cast<Isa>(draw % (static_cast<int>(widest) + 1));
     const auto u = [&](int i) { return pick.uniform(8 * static_cast<std::uint64_t>(draw) + i); };
     const auto seed = static_cast<std::uint64_t>(u(0) * 1e18);
     const auto cycle = static_cast<std::uint64_t>(u(1) * 4294967295.0);
@@ -579,11 +586,11 @@ TEST(EnsfNoiseStream, IsNormalBatchStreamBitForBitOnAnyRun) {
     const EnsfNoiseStream noise(seed, cycle, member);
     std::vector<double> expected(count), got(count);
     reference.fill(row, first, expected);
-    noise.fill(row, first, got.data(), count);
+    noise.fill(row, first, got.data(), count, isa);
     for (std::size_t j = 0; j < count; ++j)
       ASSERT_EQ(std::memcmp(&got[j], &expected[j], sizeof(double)), 0)
-          << "seed " << seed << " cycle " << cycle << " member " << member << " row " << row
-          << " column " << first + j;
+          << "instruction set " << static_cast<int>(isa) << " seed " << seed << " cycle " << cycle
+          << " member " << member << " row " << row << " column " << first + j;
     compared += count;
   }
   EXPECT_GT(compared, 100000u);
