@@ -75,15 +75,6 @@ constexpr int kBlocks = 4;
 [[gnu::always_inline]] inline vi odd_from(vi even, vi odd) {  // 32-bit lanes 1, 3, … from odd
   return _mm256_blend_epi32(even, odd, 0xAA);
 }
-[[gnu::always_inline]] inline vi bxor(vi a, vi b) {
-  return _mm256_xor_si256(a, b);
-}
-[[gnu::always_inline]] inline vi band(vi a, vi b) {
-  return _mm256_and_si256(a, b);
-}
-[[gnu::always_inline]] inline vi bor(vi a, vi b) {
-  return _mm256_or_si256(a, b);
-}
 [[gnu::always_inline]] inline vi add32(vi a, vi b) {
   return _mm256_add_epi32(a, b);
 }
@@ -99,24 +90,6 @@ template <int n>
 }
 [[gnu::always_inline]] inline vf cvt(vi a) {
   return _mm256_cvtepi32_ps(a);
-}
-[[gnu::always_inline]] inline vf as_f(vi a) {
-  return _mm256_castsi256_ps(a);
-}
-[[gnu::always_inline]] inline vi as_i(vf a) {
-  return _mm256_castps_si256(a);
-}
-[[gnu::always_inline]] inline vf add(vf a, vf b) {
-  return _mm256_add_ps(a, b);
-}
-[[gnu::always_inline]] inline vf sub(vf a, vf b) {
-  return _mm256_sub_ps(a, b);
-}
-[[gnu::always_inline]] inline vf mul(vf a, vf b) {
-  return _mm256_mul_ps(a, b);
-}
-[[gnu::always_inline]] inline vf div(vf a, vf b) {
-  return _mm256_div_ps(a, b);
 }
 // Lane by lane: bit 30 of word set ? if_set : if_clear.
 [[gnu::always_inline]] inline vf select_bit30(vi word, vf if_clear, vf if_set) {
@@ -179,15 +152,6 @@ constexpr __mmask16 kAll16 = 0xFFFF;
 [[gnu::always_inline]] inline vi odd_from(vi even, vi odd) {
   return _mm512_mask_blend_epi32(0xAAAA, even, odd);
 }
-[[gnu::always_inline]] inline vi bxor(vi a, vi b) {
-  return _mm512_xor_si512(a, b);
-}
-[[gnu::always_inline]] inline vi band(vi a, vi b) {
-  return _mm512_and_si512(a, b);
-}
-[[gnu::always_inline]] inline vi bor(vi a, vi b) {
-  return _mm512_or_si512(a, b);
-}
 [[gnu::always_inline]] inline vi add32(vi a, vi b) {
   return _mm512_add_epi32(a, b);
 }
@@ -203,24 +167,6 @@ template <int n>
 }
 [[gnu::always_inline]] inline vf cvt(vi a) {
   return _mm512_maskz_cvtepi32_ps(kAll16, a);
-}
-[[gnu::always_inline]] inline vf as_f(vi a) {
-  return _mm512_castsi512_ps(a);
-}
-[[gnu::always_inline]] inline vi as_i(vf a) {
-  return _mm512_castps_si512(a);
-}
-[[gnu::always_inline]] inline vf add(vf a, vf b) {
-  return _mm512_add_ps(a, b);
-}
-[[gnu::always_inline]] inline vf sub(vf a, vf b) {
-  return _mm512_sub_ps(a, b);
-}
-[[gnu::always_inline]] inline vf mul(vf a, vf b) {
-  return _mm512_mul_ps(a, b);
-}
-[[gnu::always_inline]] inline vf div(vf a, vf b) {
-  return _mm512_div_ps(a, b);
 }
 [[gnu::always_inline]] inline vf select_bit30(vi word, vf if_clear, vf if_set) {
   return _mm512_mask_blend_ps(_mm512_test_epi32_mask(word, set32(0x40000000u)), if_clear, if_set);
