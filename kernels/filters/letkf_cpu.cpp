@@ -18,8 +18,9 @@
 // pairing of columns, the thread or the column range.
 //
 // The vector code uses GCC vector types in loops whose lanes are independent entries, each
-// summed in a fixed order, compiled for AVX2 and for baseline x86-64 (target_clones): every
-// clone gives the same bits (no contraction into FMA; +, −, ×, ÷, √ only).
+// summed in a fixed order, compiled for x86-64-v4 (AVX-512: 32 vector registers, mask
+// blends), AVX2 and baseline x86-64 (target_clones): every clone gives the same bits (no
+// contraction into FMA; +, −, ×, ÷, √ only).
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
@@ -49,7 +50,7 @@ namespace rtda::filters {
 namespace {
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define RTDA_LETKF_CLONES __attribute__((target_clones("avx2", "default")))
+#define RTDA_LETKF_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define RTDA_LETKF_CLONES
 #endif
