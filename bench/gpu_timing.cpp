@@ -600,13 +600,14 @@ void run_vit(Context& ctx) {
           r.note);
     }
     Work w = vit_work(v.config, b);
-    if (v.config.embedding != "joint") {
+    if (v.config.embedding != surrogate::PatchEmbedding::kJoint) {
       w.flops = static_cast<double>(b) * static_cast<double>(v.vit->flops_per_sample());
       w.model += " (per-level embedding: flops from Vit::flops_per_sample; bytes as joint)";
     }
     set_work(r, w);
-    append_note(r.note,
-                "batch " + std::to_string(b) + "; " + v.config.embedding + " embedding; float32");
+    append_note(r.note, "batch " + std::to_string(b) + "; " +
+                            std::string(surrogate::kPatchEmbeddingNames.name(v.config.embedding)) +
+                            " embedding; float32");
   });
 }
 

@@ -36,7 +36,7 @@ LogOptions Journal::log_options() const {
   LogOptions lo;
   lo.dir = data_dir_ / "log";
   lo.segment_bytes = static_cast<std::uint64_t>(cfg_.server.log_segment_mb) << 20;
-  lo.sync = sync_policy_from_string(cfg_.server.log_sync);
+  lo.sync = cfg_.server.log_sync;
   lo.sync_interval_seconds = cfg_.server.log_sync_interval_seconds;
   return lo;
 }

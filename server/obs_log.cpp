@@ -29,28 +29,6 @@ namespace rtda::server {
 
 using namespace log_io;
 
-// ---------------------------------------------------------------- sync policy
-
-SyncPolicy sync_policy_from_string(std::string_view s) {
-  if (s == "always") return SyncPolicy::kAlways;
-  if (s == "interval") return SyncPolicy::kInterval;
-  if (s == "never") return SyncPolicy::kNever;
-  throw std::invalid_argument(fmt::format(
-      "observation log sync policy \"{}\" is not one of \"always\", \"interval\", \"never\"", s));
-}
-
-std::string_view to_string(SyncPolicy policy) {
-  switch (policy) {
-    case SyncPolicy::kAlways:
-      return "always";
-    case SyncPolicy::kInterval:
-      return "interval";
-    case SyncPolicy::kNever:
-      return "never";
-  }
-  return "unknown";
-}
-
 // ---------------------------------------------------------------- ObservationLog
 
 ObservationLog::ObservationLog(LogOptions options) : options_(std::move(options)) {
@@ -105,7 +83,7 @@ ObservationLog::ObservationLog(LogOptions options) : options_(std::move(options)
     }
     spdlog::info("observation log {}: {} segment(s), records [{}, {}), {} bytes, sync {}",
                  options_.dir.string(), segments_.size(), first_index(), next_index(), bytes(),
-                 to_string(options_.sync));
+                 config::kLogSyncNames.name(options_.sync));
   } catch (...) {
     close_quietly(fd_);
     close_quietly(dir_fd_);  // also releases the lock

@@ -77,20 +77,13 @@
 #include <string_view>
 #include <vector>
 
+#include "config/log_sync.hpp"
 #include "server/crc32c.hpp"
 
 namespace rtda::server {
 
-enum class SyncPolicy {
-  kAlways,    // commit() returns only after fdatasync
-  kInterval,  // commit() write()s; fdatasync at most every sync_interval_seconds
-  kNever      // leave write-back to the OS (data survive a process crash, not a power loss)
-};
-
-// Parses the configuration strings "always" | "interval" | "never"; anything else throws
-// std::invalid_argument naming the value and the choices.
-SyncPolicy sync_policy_from_string(std::string_view s);
-std::string_view to_string(SyncPolicy policy);
+// When commit() makes the records durable (config/log_sync.hpp: the setting server.log_sync).
+using SyncPolicy = config::LogSync;
 
 struct LogOptions {
   std::filesystem::path dir;                  // created if missing

@@ -220,7 +220,7 @@ void WorkerGroup::dispatch() {
   // Windows waiting behind this one: with behind_policy = "degrade", the older ones of a
   // backlog are only forecast so the newest analysis comes out with bounded latency.
   const std::int64_t behind = scheduler_.closed_through() - k;
-  const bool degrade = cfg_.server.behind_policy == "degrade" &&
+  const bool degrade = cfg_.server.behind_policy == config::BehindPolicy::kDegrade &&
                        behind > cfg_.server.max_backlog_cycles &&
                        k <= scheduler_.closed_through() - cfg_.server.max_backlog_cycles;
   wire::ServerToWorker out;

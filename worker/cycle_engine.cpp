@@ -189,7 +189,8 @@ void CycleEngine::start_from_nature(const io::NatureRun& nature) {
         ": outside the nature run");
   }
   // Checked on every rank, before any collective, so a bad setting fails everywhere at once.
-  if (cfg_.ensemble.initial == "climatology" &&
+  const bool climatology = cfg_.ensemble.initial == config::InitialEnsemble::kClimatology;
+  if (climatology &&
       (cfg_.ensemble.climatology_stride < 1 ||
        static_cast<long>(clim) - static_cast<long>(k - 1) * cfg_.ensemble.climatology_stride < 0)) {
     throw config::ConfigError("ensemble.initial = \"climatology\": " + std::to_string(k) +
@@ -200,7 +201,7 @@ void CycleEngine::start_from_nature(const io::NatureRun& nature) {
   if (ensemble_.rank() == 0) {
     auto initial = obs::initial_ensemble(nature.state(clim), k, cfg_.ensemble.initial_noise_sd_ms,
                                          cfg_.experiment.seed);
-    if (cfg_.ensemble.initial == "climatology") {
+    if (climatology) {
       // Member m: nature state clim - m * stride instead of the shared state (same noise).
       const long stride = cfg_.ensemble.climatology_stride;
       const auto shared = nature.state(clim);

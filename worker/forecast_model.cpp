@@ -303,17 +303,17 @@ class VitForecastDevice final : public VitForecast {
 std::unique_ptr<ForecastModel> make_forecast_model(const config::Config& cfg,
                                                    device::Backend backend, int threads,
                                                    const Comm& comm) {
-  if (cfg.model.kind == "vit") {
-    if (backend == device::Backend::kGpu) return std::make_unique<VitForecastDevice>(cfg);
-    return std::make_unique<VitForecastHost>(cfg);
+  switch (cfg.model.kind) {
+    case config::ModelKind::kVit:
+      if (backend == device::Backend::kGpu) return std::make_unique<VitForecastDevice>(cfg);
+      return std::make_unique<VitForecastHost>(cfg);
+    case config::ModelKind::kSqg:
+      return std::make_unique<SqgForecast>(cfg, threads, comm);
+    case config::ModelKind::kLorenz96:
+      // The device path indexes the SQG plane only (DeviceEnsemble refuses other grids).
+      return std::make_unique<Lorenz96Forecast>(cfg);
   }
-  if (cfg.model.kind == "sqg") return std::make_unique<SqgForecast>(cfg, threads, comm);
-  if (cfg.model.lorenz96()) {
-    // The device path indexes the SQG plane only (DeviceEnsemble refuses other grids).
-    return std::make_unique<Lorenz96Forecast>(cfg);
-  }
-  throw config::ConfigError("model.kind = \"" + cfg.model.kind +
-                            "\": expected sqg, vit or lorenz96");
+  throw std::logic_error("make_forecast_model: a model.kind without a model");
 }
 
 }  // namespace rtda::worker

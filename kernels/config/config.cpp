@@ -272,8 +272,8 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
           fmt_double(c.limits.source_rate_observations_per_second), ">= 0 (0 = unlimited)");
   require(c.limits.source_burst_observations >= 1, "limits.source_burst_observations",
           fmt_double(c.limits.source_burst_observations), ">= 1");
-  require(c.model.kind != "vit" || !c.surrogate.weights.empty(), "surrogate.weights", "\"\"",
-          "a trained checkpoint (rtda train --out) when model.kind = \"vit\"");
+  require(c.model.kind != ModelKind::kVit || !c.surrogate.weights.empty(), "surrogate.weights",
+          "\"\"", "a trained checkpoint (rtda train --out) when model.kind = \"vit\"");
   require(c.surrogate.batch >= 1, "surrogate.batch", std::to_string(c.surrogate.batch), ">= 1");
   require(c.surrogate.steps >= 1, "surrogate.steps", std::to_string(c.surrogate.steps), ">= 1");
   require(c.surrogate.eval_every >= 1, "surrogate.eval_every",
@@ -293,7 +293,7 @@ Config load(const std::optional<std::string>& toml_path, const std::vector<std::
           fmt_double(on.tolerance), ">= 0");
   require(on.min_lr_scale > 0 && on.min_lr_scale <= 1, "surrogate.online_min_lr_scale",
           fmt_double(on.min_lr_scale), "in (0, 1]");
-  require(!on.enabled || c.model.kind == "vit", "surrogate.online", "true",
+  require(!on.enabled || c.model.kind == ModelKind::kVit, "surrogate.online", "true",
           "model.kind = \"vit\" (only the surrogate adapts)");
   require(!c.security.curve || !c.security.server_key.empty(), "security.server_key", "\"\"",
           "a key file when security.curve = true (make one with `rtda keys --out NAME`)");
@@ -333,7 +333,7 @@ std::string science_hash(const Config& c) {
   }
   // The surrogate's weights decide its forecasts: name them (file name) when it is in use.
   // Online adaptation changes them cycle by cycle, so its settings count too.
-  if (c.model.kind == "vit") {
+  if (c.model.kind == ModelKind::kVit) {
     text += "surrogate.weights=" + c.surrogate.weights + "\n";
     for (const auto& k : registry())
       if (k.name.rfind("surrogate.online", 0) == 0) text += k.name + "=" + k.show(c) + "\n";

@@ -10,12 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "config/log_sync.hpp"
 #include "core/names.hpp"
 #include "filters/settings.hpp"
 #include "io/field_model.hpp"
 #include "l96/lorenz96_params.hpp"
 #include "obs/experiment_settings.hpp"
 #include "sqg/sqg_params.hpp"
+#include "surrogate/embedding.hpp"
 #include "surrogate/online_settings.hpp"
 
 namespace rtda::config {
@@ -24,6 +26,35 @@ enum class Precision { kFloat64, kFloat32 };
 inline constexpr core::NameTable<Precision, 2> kPrecisionNames{{{
     {Precision::kFloat64, "float64"},
     {Precision::kFloat32, "float32"},
+}}};
+
+// The forecast model of the cycle (model.kind).
+enum class ModelKind { kSqg, kVit, kLorenz96 };
+inline constexpr core::NameTable<ModelKind, 3> kModelKindNames{{{
+    {ModelKind::kSqg, "sqg"},
+    {ModelKind::kVit, "vit"},
+    {ModelKind::kLorenz96, "lorenz96"},
+}}};
+
+// How the initial ensemble is drawn (ensemble.initial).
+enum class InitialEnsemble { kPerturbedState, kClimatology };
+inline constexpr core::NameTable<InitialEnsemble, 2> kInitialEnsembleNames{{{
+    {InitialEnsemble::kPerturbedState, "perturbed-state"},
+    {InitialEnsemble::kClimatology, "climatology"},
+}}};
+
+// What the coordinator does when closed windows pile up (server.behind_policy).
+enum class BehindPolicy { kDegrade, kQueue };
+inline constexpr core::NameTable<BehindPolicy, 2> kBehindPolicyNames{{{
+    {BehindPolicy::kDegrade, "degrade"},
+    {BehindPolicy::kQueue, "queue"},
+}}};
+
+// Where an observation for a closed window goes (window.late_policy).
+enum class LatePolicy { kNext, kReject };
+inline constexpr core::NameTable<LatePolicy, 2> kLatePolicyNames{{{
+    {LatePolicy::kNext, "next"},
+    {LatePolicy::kReject, "reject"},
 }}};
 
 struct ModelConfig {
@@ -41,12 +72,12 @@ struct ModelConfig {
   // The forecast model of the cycle: "sqg" (the physics), "vit" (the surrogate in
   // surrogate.weights, one 12-hour step per cycle) or "lorenz96" (the toy model on a ring,
   // keys model.l96_*; docs/science.md §7).
-  std::string kind = "sqg";
+  ModelKind kind = ModelKind::kSqg;
   l96::Lorenz96Params l96;  // keys model.l96_<field>, used when kind = "lorenz96"
   // The instant model time 0 stands for (ISO 8601, UTC); files give times as seconds since it.
   std::string epoch = std::string(core::kDefaultEpoch);
 
-  bool lorenz96() const { return kind == "lorenz96"; }
+  bool lorenz96() const { return kind == ModelKind::kLorenz96; }
   // The grid the state lives on: the SQG plane (sqg and vit) or the Lorenz-96 ring.
   core::Grid grid() const { return field_model().grid(); }
   // Observation operators' scale (ObsOperator) and the factor from state to the units of
@@ -77,7 +108,7 @@ struct EnsembleConfig {
   // "perturbed-state": every member is one climatological state plus noise (docs/science.md §2);
   // "climatology": member m is nature state (climatology_index - m * climatology_stride) plus
   // noise, i.e. a sample of the climate with realistic, flow-shaped differences.
-  std::string initial = "perturbed-state";
+  InitialEnsemble initial = InitialEnsemble::kPerturbedState;
   int climatology_stride = 7;  // states between members of a "climatology" ensemble
   int members = 20;
   double initial_noise_sd_ms = 1000.0;  // member = climatological state + N(0, sd^2)
@@ -105,7 +136,7 @@ struct ServerConfig {
   std::string metrics;  // "" = off; else tcp://HOST:PORT serving GET /metrics (Prometheus)
   std::string data_dir = "rtda-data";  // observation log, checkpoints, analyses, archive
   std::string filter = "ensf";         // "letkf" | "ensf" | "none"; `rtda set-filter` changes it
-  std::string log_sync = "always";     // "always" | "interval" | "never"
+  LogSync log_sync = LogSync::kAlways;
   double log_sync_interval_seconds = 0.05;
   int log_segment_mb = 64;
   double heartbeat_seconds = 1.0;       // worker link heartbeats, both ways
@@ -120,7 +151,7 @@ struct ServerConfig {
   int idempotency_window = 4096;  // recent (seq, content hash) records kept per source
   // Falling behind: when more than max_backlog_cycles closed windows wait, the older ones run
   // with filter "none" (forecast only, flagged degraded) until the group has caught up.
-  std::string behind_policy = "degrade";  // "degrade" | "queue" (wait, latency grows)
+  BehindPolicy behind_policy = BehindPolicy::kDegrade;  // kQueue: wait, latency grows
   int max_backlog_cycles = 2;
   // A non-loopback endpoint without CURVE is refused unless the deployment says it is
   // deliberately insecure (for example a private network with its own protection).
@@ -130,11 +161,11 @@ struct ServerConfig {
 // Assimilation windows (docs/architecture.md §3): cycle k analyses t0 + k * experiment.cycle_hours.
 struct WindowConfig {
   double t0_seconds = 0.0;
-  std::string late_policy = "next";  // "next" (assimilate in the next open window) | "reject"
-  double deadline_seconds = 10.0;    // close a window this long (wall clock) after its first
-                                     // observation; 0 = only by marker or later window
-  double grace_seconds = 2.0;        // close a window once a later window's data is this old
-  int max_windows_ahead = 64;        // refuse observations further ahead than this many windows
+  LatePolicy late_policy = LatePolicy::kNext;  // kNext: assimilate in the next open window
+  double deadline_seconds = 10.0;  // close a window this long (wall clock) after its first
+                                   // observation; 0 = only by marker or later window
+  double grace_seconds = 2.0;      // close a window once a later window's data is this old
+  int max_windows_ahead = 64;      // refuse observations further ahead than this many windows
 };
 
 // What one client may send (docs/architecture.md §2).
@@ -179,11 +210,10 @@ struct SurrogateConfig {
   int depth = 4;  // transformer blocks
   int heads = 4;
   int mlp_ratio = 4;
-  // Patch embedding: "joint" (one Linear on a patch's 2 p^2 values) or "per-level" (a Linear
-  // per level, the two tokens merged by cross-attention; docs/science.md §5).
-  std::string embedding = "joint";
-  bool predict_increment = true;  // the network predicts x(t + 12 h) - x(t)
-  std::uint64_t seed = 1;         // parameter initialisation, batch order, augmentation
+  surrogate::PatchEmbedding embedding =
+      surrogate::PatchEmbedding::kJoint;  // surrogate/embedding.hpp
+  bool predict_increment = true;          // the network predicts x(t + 12 h) - x(t)
+  std::uint64_t seed = 1;                 // parameter initialisation, batch order, augmentation
   int batch = 16;
   double lr = 1e-3;  // peak learning rate (AdamW)
   double weight_decay = 0.01;

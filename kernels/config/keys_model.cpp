@@ -100,9 +100,7 @@ void add_model_keys(std::vector<Key>& r) {
       "when set, else max(1, cores / ranks on this node) (rank 0 logs the choice). Thread "
       "counts never change a result."));
   m.push_back(choice_key(
-      "model.kind", [](Config& c) -> std::string& { return c.model.kind; },
-      std::vector<std::pair<std::string, std::string>>{
-          {"sqg", "sqg"}, {"vit", "vit"}, {"lorenz96", "lorenz96"}},
+      "model.kind", [](Config& c) -> ModelKind& { return c.model.kind; }, kModelKindNames,
       "Forecast model of the cycle: the SQG physics, the ViT surrogate of "
       "surrogate.weights (one step per cycle of experiment.cycle_hours), or the Lorenz-96 "
       "toy model on a ring (model.l96_*; one model time unit = 5 days, so dt = 0.05 is 6 "
@@ -168,9 +166,8 @@ void add_model_keys(std::vector<Key>& r) {
       "Cycles to observe; 0 = one per nature state."));
   // [ensemble]
   m.push_back(choice_key(
-      "ensemble.initial", [](Config& c) -> std::string& { return c.ensemble.initial; },
-      std::vector<std::pair<std::string, std::string>>{{"perturbed-state", "perturbed-state"},
-                                                       {"climatology", "climatology"}},
+      "ensemble.initial", [](Config& c) -> InitialEnsemble& { return c.ensemble.initial; },
+      kInitialEnsembleNames,
       "Initial ensemble: one climatological state plus noise per member (docs/science.md §2), or "
       "distinct nature states (climatology_index, then every climatology_stride-th state "
       "before it) plus noise."));

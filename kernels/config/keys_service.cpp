@@ -33,9 +33,7 @@ void add_service_keys(std::vector<Key>& r) {
       spellings(filters::kFilterNames),
       "Filter of the service's analyses (changeable at run time: rtda set-filter)."));
   m.push_back(choice_key(
-      "server.log_sync", [](Config& c) -> std::string& { return c.server.log_sync; },
-      std::vector<std::pair<std::string, std::string>>{
-          {"always", "always"}, {"interval", "interval"}, {"never", "never"}},
+      "server.log_sync", [](Config& c) -> LogSync& { return c.server.log_sync; }, kLogSyncNames,
       "Observation log durability before an ack: fdatasync every commit (\"always\"), at "
       "most every log_sync_interval_seconds, or never (the OS decides)."));
   m.push_back(real_key(
@@ -75,8 +73,8 @@ void add_service_keys(std::vector<Key>& r) {
       "Recent sequence numbers remembered per source (with a content hash, for duplicates "
       "and conflicts); an older seq than these is refused as stale."));
   m.push_back(choice_key(
-      "server.behind_policy", [](Config& c) -> std::string& { return c.server.behind_policy; },
-      std::vector<std::pair<std::string, std::string>>{{"degrade", "degrade"}, {"queue", "queue"}},
+      "server.behind_policy", [](Config& c) -> BehindPolicy& { return c.server.behind_policy; },
+      kBehindPolicyNames,
       "When more than server.max_backlog_cycles closed windows wait: run the older ones "
       "with filter \"none\" (forecast only, flagged degraded) until caught up (\"degrade\"), "
       "or let them queue (\"queue\": every window analysed, latency grows)."));
@@ -92,8 +90,8 @@ void add_service_keys(std::vector<Key>& r) {
       "window.t0_seconds", [](Config& c) -> double& { return c.window.t0_seconds; },
       "Analysis time of cycle 0; cycle k analyses t0 + k * experiment.cycle_hours, model s."));
   m.push_back(choice_key(
-      "window.late_policy", [](Config& c) -> std::string& { return c.window.late_policy; },
-      std::vector<std::pair<std::string, std::string>>{{"next", "next"}, {"reject", "reject"}},
+      "window.late_policy", [](Config& c) -> LatePolicy& { return c.window.late_policy; },
+      kLatePolicyNames,
       "An observation for a window already closed: assimilate it in the oldest open window "
       "(\"next\") or refuse it (\"reject\"). Both are counted."));
   m.push_back(real_key(

@@ -10,9 +10,9 @@ void add_surrogate_keys(std::vector<Key>& r) {
       "surrogate.patch", [](Config& c) -> int& { return c.surrogate.patch; },
       "ViT patch size p (p x p on both levels, one token); N % p == 0."));
   m.push_back(choice_key(
-      "surrogate.embedding", [](Config& c) -> std::string& { return c.surrogate.embedding; },
-      std::vector<std::pair<std::string, std::string>>{{"joint", "joint"},
-                                                       {"per-level", "per-level"}},
+      "surrogate.embedding",
+      [](Config& c) -> surrogate::PatchEmbedding& { return c.surrogate.embedding; },
+      surrogate::kPatchEmbeddingNames,
       "ViT patch embedding: one Linear on the 2p^2 values of both levels (joint), or one "
       "Linear per level merged into one token by cross-attention from a learned query "
       "(per-level, docs/science.md §5)."));

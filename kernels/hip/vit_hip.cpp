@@ -221,10 +221,12 @@ void VitForwardHip::Impl::forward_device(const float* d_in, float* d_out, int ba
 }
 
 VitForwardHip::VitForwardHip(Vit& vit) : impl_(std::make_unique<Impl>()) {
-  if (vit.config().embedding != "joint") {
-    throw std::invalid_argument("VitForwardHip: surrogate.embedding = \"" + vit.config().embedding +
-                                "\" is not on the HIP backend yet (only \"joint\"); run this "
-                                "model on the CPU (--device cpu)");
+  if (vit.config().embedding != surrogate::PatchEmbedding::kJoint) {
+    throw std::invalid_argument(
+        "VitForwardHip: surrogate.embedding = \"" +
+        std::string(surrogate::kPatchEmbeddingNames.name(vit.config().embedding)) +
+        "\" is not on the HIP backend yet (only \"joint\"); run this model on the CPU "
+        "(--device cpu)");
   }
   std::string why;
   if (device::gpu_device_count(&why) == 0) {

@@ -46,7 +46,7 @@ std::map<std::string, std::string> architecture_of(const VitConfig& c) {
           {"mlp_ratio", std::to_string(c.mlp_ratio)},
           {"predict_increment", c.predict_increment ? "true" : "false"},
           {"seed", std::to_string(c.seed)},
-          {"embedding", c.embedding}};
+          {"embedding", std::string(kPatchEmbeddingNames.name(c.embedding))}};
 }
 
 VitConfig vit_config_from(const std::map<std::string, std::string>& a) {
@@ -69,7 +69,9 @@ VitConfig vit_config_from(const std::map<std::string, std::string>& a) {
   c.seed = std::stoull(get("seed"));
   // Checkpoints from before the per-level embedding have no "embedding": they are joint.
   const auto embedding = a.find("embedding");
-  c.embedding = embedding == a.end() ? "joint" : embedding->second;
+  c.embedding = embedding == a.end()
+                    ? PatchEmbedding::kJoint
+                    : kPatchEmbeddingNames.parse(embedding->second, "surrogate.embedding");
   c.validate();
   return c;
 }

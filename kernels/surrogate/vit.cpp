@@ -53,9 +53,6 @@ void VitConfig::validate() const {
   }
   if (depth < 0) fail("depth", depth, "a non-negative number of blocks");
   if (mlp_ratio <= 0) fail("mlp_ratio", mlp_ratio, "a positive MLP width ratio");
-  if (embedding != "joint" && embedding != "per-level") {
-    fail("embedding", "\"" + embedding + "\"", "\"joint\" or \"per-level\"");
-  }
 }
 
 Vit::Vit(VitConfig config)
@@ -63,7 +60,7 @@ Vit::Vit(VitConfig config)
       tokens_(static_cast<Eigen::Index>(config.grid_n / config.patch) *
               (config.grid_n / config.patch)),
       patch_dim_(2 * static_cast<Eigen::Index>(config.patch) * config.patch),
-      per_level_(config.embedding == "per-level"),
+      per_level_(config.embedding == PatchEmbedding::kPerLevel),
       pos_embed_(sincos_position_embedding(config.grid_n / config.patch, config.dim)),
       norm_("norm", config.dim),
       // Zero head: the untrained increment model is exactly persistence.

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "surrogate/embedding.hpp"
 #include "surrogate/layers.hpp"
 
 namespace rtda::surrogate {
@@ -29,9 +30,8 @@ struct VitConfig {
   int mlp_ratio = 4;              // MLP hidden width = mlp_ratio * dim
   bool predict_increment = true;  // output = x + network(x)
   std::uint64_t seed = 1;         // parameter initialisation
-  // Patch embedding: "joint" (one Linear on the 2 p^2 values of both levels) or "per-level"
-  // (a Linear p^2 -> dim per level, the two tokens merged by LevelAggregation).
-  std::string embedding = "joint";
+  // Patch embedding (embedding.hpp); per level, LevelAggregation merges the two tokens.
+  PatchEmbedding embedding = PatchEmbedding::kJoint;
 
   // Throws std::invalid_argument naming `surrogate.<key>` and the offending value.
   void validate() const;

@@ -52,7 +52,7 @@ std::vector<rtda::config::Config> configs;
 WindowSettings settings_of(const rtda::config::Config& c) {
   return WindowSettings{c.window.t0_seconds,
                         c.experiment.cycle_hours * 3600.0,
-                        c.window.late_policy == "next",
+                        c.window.late_policy == rtda::config::LatePolicy::kNext,
                         c.window.deadline_seconds,
                         c.window.grace_seconds,
                         c.window.max_windows_ahead};

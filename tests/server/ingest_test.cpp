@@ -25,7 +25,7 @@ config::Config test_config(const std::vector<std::string>& extra = {}) {
 WindowSettings windows_of(const config::Config& c) {
   return {c.window.t0_seconds,
           c.experiment.cycle_hours * 3600.0,
-          c.window.late_policy == "next",
+          c.window.late_policy == rtda::config::LatePolicy::kNext,
           c.window.deadline_seconds,
           c.window.grace_seconds,
           c.window.max_windows_ahead};

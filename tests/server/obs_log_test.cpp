@@ -210,15 +210,16 @@ TEST(Crc32c, HardwareAndSoftwareAgreeOnRandomBuffersOfAnyLengthAndAlignment) {
 // ---------------------------------------------------------------- sync policy
 
 TEST(SyncPolicy, ParsesTheConfigurationStringsAndPrintsThemBack) {
+  using rtda::config::kLogSyncNames;
   for (const char* s : {"always", "interval", "never"}) {
-    EXPECT_EQ(rtda::server::to_string(rtda::server::sync_policy_from_string(s)), s);
+    EXPECT_EQ(kLogSyncNames.name(kLogSyncNames.parse(s, "server.log_sync")), s);
   }
-  EXPECT_EQ(rtda::server::sync_policy_from_string("interval"), SyncPolicy::kInterval);
+  EXPECT_EQ(kLogSyncNames.parse("interval", "server.log_sync"), SyncPolicy::kInterval);
 }
 
 TEST(SyncPolicy, RejectsAnUnknownValueNamingItAndTheChoices) {
   try {
-    rtda::server::sync_policy_from_string("sometimes");
+    rtda::config::kLogSyncNames.parse("sometimes", "server.log_sync");
     FAIL() << "\"sometimes\" was accepted";
   } catch (const std::invalid_argument& e) {
     const std::string msg = e.what();
